@@ -1,0 +1,63 @@
+"""A vectorised MLP ensemble: many independent networks trained as one batched model.
+
+One tiny MLP per process leaves a GPU (and even a CPU core) idle, so all members of a training
+job live in stacked weight tensors of shape ``(members, fan_in, fan_out)`` and run with batched
+matmuls. Each member has its own initialisation, seeded by its own seed alone, so member ``m``
+of a batched model is the same network as a single-member model with the same seed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def member_generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed) % (2**63))
+
+
+class MLPEnsemble(torch.nn.Module):
+    """``members`` MLPs ``n_in -> hidden... -> 1`` with ReLU, outputting logits of shape (M, B)."""
+
+    def __init__(self, n_in: int, hidden: list[int], member_seeds: list[int]):
+        super().__init__()
+        self.member_seeds = [int(s) for s in member_seeds]
+        self.sizes = [n_in, *hidden, 1]
+        self.weights = torch.nn.ParameterList()
+        self.biases = torch.nn.ParameterList()
+        per_member = [self._init_member(seed) for seed in self.member_seeds]
+        for layer in range(len(self.sizes) - 1):
+            self.weights.append(torch.nn.Parameter(torch.stack([p[layer][0] for p in per_member])))
+            self.biases.append(torch.nn.Parameter(torch.stack([p[layer][1] for p in per_member])))
+
+    def _init_member(self, seed: int):
+        """PyTorch's default Linear initialisation, drawn from the member's own generator."""
+        gen = member_generator(seed)
+        params = []
+        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
+            bound = 1.0 / math.sqrt(fan_in)
+            w = (torch.rand(fan_in, fan_out, generator=gen) * 2 - 1) * bound
+            b = (torch.rand(1, fan_out, generator=gen) * 2 - 1) * bound
+            params.append((w, b))
+        return params
+
+    @property
+    def n_members(self) -> int:
+        return len(self.member_seeds)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (M, B, n_in), one batch per member, or (B, n_in) shared by all members."""
+        return apply_mlp(list(self.weights), list(self.biases), x)
+
+
+def apply_mlp(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The ensemble's forward pass for any stacked parameters (e.g. a saved best-epoch snapshot)."""
+    if x.dim() == 2:
+        x = x.unsqueeze(0).expand(weights[0].shape[0], -1, -1)
+    last = len(weights) - 1
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        x = torch.baddbmm(b, x, w)
+        if i < last:
+            x = torch.relu(x)
+    return x.squeeze(-1)

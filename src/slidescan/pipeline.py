@@ -1,0 +1,164 @@
+"""The workflow's stages as plain functions: each reads files, computes, writes files atomically.
+
+Heavy libraries (torch, pyhf) are imported inside the stage that needs them: a workflow runs
+hundreds of short jobs and each pays its own imports.
+
+The Snakemake scripts in ``workflow/scripts`` only unpack ``snakemake.input/output/params`` and
+call these, so every stage can also be run and tested without Snakemake.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import data as data_mod
+from .io import read_attrs, read_table, write_csv, write_tables
+from .methods import parse_method, training_set
+from .seeds import derive_seed, rng
+from .windows import REGION_SR, assign_folds, window_by_name, window_grid
+
+FAULT_ENV = "SLIDESCAN_FAIL_JOBS"
+
+
+def prepare_data(config: dict, out: str | os.PathLike) -> None:
+    """Background, signal pool and truth-level reference samples for the whole scan."""
+    dcfg = config["data"]
+    seed = dcfg["seed"]
+    k = config["folds"]["k"]
+    source = dcfg["source"]
+    if source == "synthetic":
+        scfg = dcfg["synthetic"]
+        model = data_mod.SyntheticModel.from_config(scfg.get("model"))
+        background = data_mod.generate_background(scfg["n_background"], model, rng(seed, "background"))
+        pool = data_mod.generate_signal(scfg["signal_pool"], model, rng(seed, "signal_pool"))
+        ref_bkg = data_mod.generate_background(scfg["reference_background"], model, rng(seed, "reference_background"))
+        ref_sig = data_mod.generate_signal(scfg["reference_signal"], model, rng(seed, "reference_signal"))
+    elif source == "lhco_h5":
+        hcfg = dcfg["lhco_h5"]
+        events = data_mod.read_lhco_h5(hcfg["path"])
+        background, ref_bkg = _split(events[events["label"] == 0], hcfg["reference_fraction"], rng(seed, "split_bkg"))
+        pool, ref_sig = _split(events[events["label"] == 1], 0.5, rng(seed, "split_sig"))
+    else:
+        raise ValueError(f"data.source: expected 'synthetic' or 'lhco_h5', got {source!r}")
+    ref_bkg = ref_bkg.assign(fold=assign_folds(len(ref_bkg), k, rng(seed, "folds", "reference_background")))
+    ref_sig = ref_sig.assign(fold=assign_folds(len(ref_sig), k, rng(seed, "folds", "reference_signal")))
+    write_tables(out, {"background": background, "signal_pool": pool,
+                       "reference_background": ref_bkg, "reference_signal": ref_sig}, attrs={"source": source})
+
+
+def _split(df: pd.DataFrame, fraction: float, generator: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    mask = generator.random(len(df)) < fraction
+    return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
+
+
+def make_injection(config: dict, events: str | os.PathLike, injection: int, seed: int, out: str | os.PathLike) -> None:
+    """One pseudo-experiment: all background plus ``injection`` signal events, with folds."""
+    background = read_table(events, "background")
+    pool = read_table(events, "signal_pool")
+    base = config["data"]["seed"]
+    df = data_mod.inject(background, pool, int(injection), rng(base, "inject", injection, seed))
+    df["fold"] = assign_folds(len(df), config["folds"]["k"], rng(base, "folds", injection, seed))
+    write_tables(out, {"events": df}, attrs={"injection": int(injection), "seed": int(seed)})
+
+
+def split_window(config: dict, injected: str | os.PathLike, events: str | os.PathLike, window: str,
+                 out: str | os.PathLike) -> None:
+    """The events of one window with their region, and the truth references restricted to its SR."""
+    w = window_by_name(window_grid(config["windows"]), window)
+    df = read_table(injected, "events")
+    df["region"] = w.region(df["mjj"].to_numpy())
+    df = df[df["region"] != 2].reset_index(drop=True)
+    ref_bkg = read_table(events, "reference_background")
+    ref_bkg = ref_bkg[w.region(ref_bkg["mjj"].to_numpy()) == REGION_SR].reset_index(drop=True)
+    write_tables(out, {"data": df, "background_sr": ref_bkg, "signal": read_table(events, "reference_signal")},
+                 attrs={**read_attrs(injected), "window": window})
+
+
+def check_forced_failure(path: str | os.PathLike) -> None:
+    """Fail on purpose when ``$SLIDESCAN_FAIL_JOBS`` (comma-separated globs) matches ``path``.
+
+    This is how the tests (and users rehearsing a rerun) make one fold fail for real.
+    """
+    for pattern in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        if fnmatch.fnmatch(str(path), pattern.strip()):
+            raise RuntimeError(f"forced failure of {path}: it matches {pattern!r} in ${FAULT_ENV}")
+
+
+def train_fold(config: dict, split: str | os.PathLike, method: str, fold: int, out: str | os.PathLike,
+               checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> None:
+    """Train the ensemble of one fold and write the out-of-fold scores of that fold's data events."""
+    check_forced_failure(out)
+    from .train import NNSettings, train_ensemble  # torch is imported by training jobs only
+
+    _, backend = parse_method(method)
+    fold = int(fold)
+    window_data = read_table(split, "data")
+    references = {"background_sr": read_table(split, "background_sr"), "signal": read_table(split, "signal")}
+    attrs = read_attrs(split)
+    ts = training_set(method, window_data, references, fold)
+    settings = NNSettings.from_config(config["classifier"]["nn"])
+    member_seeds = [
+        derive_seed(config["data"]["seed"], "member", attrs["window"], method, attrs["injection"], attrs["seed"], fold, m)
+        for m in range(settings.members)
+    ]
+    log(f"{attrs['window']} {method} injection {attrs['injection']} seed {attrs['seed']} fold {fold}: "
+        f"{int(ts.y.sum())} label-1 vs {int((1 - ts.y).sum())} reference events, {settings.members} members ({backend})")
+    model = train_ensemble(ts.x, ts.y, ts.weight, settings, member_seeds, checkpoint=checkpoint, log=log)
+    scored = window_data[window_data["fold"] == fold]
+    scores = model.predict(scored[data_mod.FEATURES].to_numpy())
+    table = pd.DataFrame({
+        "event_id": scored["event_id"].to_numpy(), "mjj": scored["mjj"].to_numpy(),
+        "region": scored["region"].to_numpy(), "label": scored["label"].to_numpy(), "score": scores,
+    })
+    history = pd.DataFrame({
+        "epoch": np.arange(1, len(model.history["val_loss"]) + 1),
+        "train_loss": np.mean(model.history["train_loss"], axis=1),
+        "val_loss": np.mean(model.history["val_loss"], axis=1),
+    })
+    write_tables(out, {"scores": table, "history": history}, attrs={**attrs, "method": method, "fold": fold})
+
+
+def merge_folds(fold_files: list[str], out: str | os.PathLike) -> None:
+    """Every window event once, with the score of the model that did not see it."""
+    tables = [read_table(f, "scores") for f in fold_files]
+    merged = pd.concat(tables, ignore_index=True).sort_values("event_id", kind="stable").reset_index(drop=True)
+    if merged["event_id"].duplicated().any():
+        raise ValueError(f"{out}: an event was scored by more than one fold; fold files: {fold_files}")
+    attrs = read_attrs(fold_files[0])
+    attrs.pop("fold", None)
+    write_tables(out, {"scores": merged}, attrs=attrs)
+
+
+def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike) -> None:
+    """The bump hunt of one window, method and pseudo-experiment, one row per efficiency."""
+    from .stats import bump_hunt  # pyhf and iminuit are imported by bump-hunt jobs only
+
+    attrs = read_attrs(scores)
+    df = read_table(scores, "scores")
+    w = window_by_name(window_grid(config["windows"]), attrs["window"])
+    bcfg = config["bumphunt"]
+    rows = [r.as_dict() for r in bump_hunt(df["mjj"].to_numpy(), df["score"].to_numpy(), w,
+                                           bcfg["efficiencies"], bcfg["bin_width"], bcfg["fit_parameters"])]
+    table = pd.DataFrame(rows)
+    table.insert(0, "window", w.name)
+    table.insert(1, "sr_lo", w.sr_lo)
+    table.insert(2, "sr_hi", w.sr_hi)
+    table.insert(3, "method", attrs["method"])
+    table.insert(4, "injection", int(attrs["injection"]))
+    table.insert(5, "seed", int(attrs["seed"]))
+    table["n_signal_sr"] = int(((df["label"] == 1) & (df["region"] == REGION_SR)).sum())
+    write_csv(out, table)
+
+
+def gather(csv_files: list[str], out: str | os.PathLike) -> pd.DataFrame:
+    table = pd.concat([pd.read_csv(f) for f in csv_files], ignore_index=True)
+    table = table.sort_values(["method", "injection", "seed", "window", "efficiency"],
+                              ascending=[True, True, True, True, False]).reset_index(drop=True)
+    write_csv(out, table)
+    return table

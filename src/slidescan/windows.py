@@ -1,0 +1,91 @@
+"""The sliding-window grid in mjj and the k-fold assignment of events.
+
+A window is a signal region (SR) with a sideband (SB) on each side. Windows may overlap; each is
+analysed on its own. Folds are assigned once per pseudo-dataset, so an event has the same fold in
+every window, and every event belongs to exactly one fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+REGION_SB_LOW, REGION_SR, REGION_SB_HIGH = -1, 0, 1
+
+
+@dataclass(frozen=True)
+class Window:
+    index: int
+    sb_lo: float
+    sr_lo: float
+    sr_hi: float
+    sb_hi: float
+
+    @property
+    def name(self) -> str:
+        return f"w{self.index:02d}"
+
+    @property
+    def sr_centre(self) -> float:
+        return 0.5 * (self.sr_lo + self.sr_hi)
+
+    def region(self, mjj: np.ndarray) -> np.ndarray:
+        """-1 low sideband, 0 signal region, 1 high sideband; events outside get 2 (not in window)."""
+        mjj = np.asarray(mjj)
+        region = np.full(mjj.shape, 2, dtype=np.int8)
+        region[(mjj >= self.sb_lo) & (mjj < self.sr_lo)] = REGION_SB_LOW
+        region[(mjj >= self.sr_lo) & (mjj < self.sr_hi)] = REGION_SR
+        region[(mjj >= self.sr_hi) & (mjj < self.sb_hi)] = REGION_SB_HIGH
+        return region
+
+
+def window_grid(config: dict) -> list[Window]:
+    """Windows from the ``windows`` config: SR width, step and sideband width, linear or log in mjj.
+
+    ``first_sr_lo`` .. ``last_sr_lo`` bound the SR lower edges. In ``log`` spacing the widths and
+    step are relative (fractions of the SR lower edge), which keeps the SR width proportional to
+    the mjj resolution.
+    """
+    spacing = config.get("spacing", "linear")
+    first, last = float(config["first_sr_lo"]), float(config["last_sr_lo"])
+    width, step, sb = float(config["sr_width"]), float(config["step"]), float(config["sb_width"])
+    if min(width, step, sb) <= 0 or last < first:
+        raise ValueError(f"windows: need sr_width, step, sb_width > 0 and last_sr_lo >= first_sr_lo, got {config}")
+    windows = []
+    lo = first
+    while lo <= last + 1e-9:
+        if spacing == "linear":
+            sr_lo, sr_hi = lo, lo + width
+            sb_lo, sb_hi = sr_lo - sb, sr_hi + sb
+            nxt = lo + step
+        elif spacing == "log":
+            sr_lo, sr_hi = lo, lo * (1 + width)
+            sb_lo, sb_hi = sr_lo / (1 + sb), sr_hi * (1 + sb)
+            nxt = lo * (1 + step)
+        else:
+            raise ValueError(f"windows.spacing: expected 'linear' or 'log', got {spacing!r}")
+        windows.append(Window(len(windows), round(sb_lo, 6), round(sr_lo, 6), round(sr_hi, 6), round(sb_hi, 6)))
+        lo = nxt
+    return windows
+
+
+def window_table(windows: list[Window]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [dict(window=w.name, sb_lo=w.sb_lo, sr_lo=w.sr_lo, sr_hi=w.sr_hi, sb_hi=w.sb_hi) for w in windows]
+    )
+
+
+def window_by_name(windows: list[Window], name: str) -> Window:
+    for w in windows:
+        if w.name == name:
+            return w
+    raise KeyError(f"no window named {name!r}; the grid has {[w.name for w in windows]}")
+
+
+def assign_folds(n_events: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Balanced random fold labels 0..k-1: fold sizes differ by at most one."""
+    if k < 2:
+        raise ValueError(f"folds.k must be at least 2 for out-of-fold scores, got {k}")
+    return (rng.permutation(n_events) % k).astype(np.int8)

@@ -1,0 +1,116 @@
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from slidescan.train import NNSettings, balanced_weights, train_ensemble
+
+
+def _toy(n=6000, seed=0):
+    gen = np.random.default_rng(seed)
+    x = gen.normal(size=(n, 4))
+    y = (gen.random(n) < 0.3).astype(float)
+    x[y == 1, 0] += 1.5
+    x[y == 1, 1] -= 1.0
+    return x, y
+
+
+def quiet(_):
+    pass
+
+
+def test_balanced_weights():
+    y = np.array([1, 0, 0, 0])
+    w = balanced_weights(y)
+    assert w[y == 1].sum() == pytest.approx(w[y == 0].sum())
+    assert w.mean() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no events of class 1"):
+        balanced_weights(np.zeros(5))
+
+
+def test_ensemble_learns():
+    x, y = _toy()
+    model = train_ensemble(x, y, None, NNSettings(members=3, epochs=5, batch_size=128, n_best=2), [1, 2, 3], log=quiet)
+    xt, yt = _toy(seed=1)
+    assert roc_auc_score(yt, model.predict(xt)) > 0.9
+    assert model.predict(xt, per_member=True).shape == (3, len(xt))
+
+
+def test_batched_member_equals_member_trained_alone():
+    x, y = _toy(3000)
+    settings = NNSettings(members=4, epochs=2, batch_size=64, n_best=0)
+    batched = train_ensemble(x, y, None, settings, [11, 12, 13, 14], log=quiet)
+    alone = train_ensemble(x, y, None, NNSettings(members=1, epochs=2, batch_size=64, n_best=0), [13], log=quiet)
+    xt, _ = _toy(500, seed=5)
+    p_batched = batched.predict(xt, per_member=True)[2]
+    p_alone = alone.predict(xt, per_member=True)[0]
+    np.testing.assert_allclose(p_batched, p_alone, atol=2e-4)
+    # and a different member is a different network
+    assert np.abs(batched.predict(xt, per_member=True)[0] - p_alone).max() > 1e-2
+
+
+def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
+    x, y = _toy(3000)
+    settings = NNSettings(members=2, epochs=4, batch_size=128, n_best=2)
+    full = train_ensemble(x, y, None, settings, [1, 2], log=quiet)
+    ckpt = tmp_path / "fold.pt"
+    part = NNSettings(**{**settings.__dict__, "epochs": 2})
+    train_ensemble(x, y, None, part, [1, 2], checkpoint=ckpt, log=quiet)
+    messages = []
+    resumed = train_ensemble(x, y, None, settings, [1, 2], checkpoint=ckpt, log=messages.append)
+    assert any("resumed from checkpoint" in m and "after epoch 2" in m for m in messages)
+    assert sum(m.startswith("epoch ") for m in messages) == 2
+    xt, _ = _toy(500, seed=9)
+    np.testing.assert_allclose(resumed.predict(xt), full.predict(xt), atol=1e-6)
+
+
+def test_checkpoint_of_other_data_is_not_resumed(tmp_path):
+    x, y = _toy(2000)
+    ckpt = tmp_path / "fold.pt"
+    settings = NNSettings(members=1, epochs=1, batch_size=128, n_best=1)
+    train_ensemble(x, y, None, settings, [1], checkpoint=ckpt, log=quiet)
+    messages = []
+    train_ensemble(x + 1, y, None, settings, [1], checkpoint=ckpt, log=messages.append)
+    assert any("belongs to other data" in m for m in messages)
+
+
+KILL_SCRIPT = """
+import sys, numpy as np
+from slidescan.train import NNSettings, train_ensemble
+gen = np.random.default_rng(0)
+x = gen.normal(size=(20000, 4)); y = (gen.random(20000) < 0.5).astype(float); x[y == 1, 0] += 1
+m = train_ensemble(x, y, None, NNSettings(members=2, epochs=int(sys.argv[2]), batch_size=64, n_best=3), [5, 6],
+                   checkpoint=sys.argv[1] if sys.argv[1] != "-" else None, log=lambda s: print(s, flush=True))
+np.save(sys.argv[3], m.predict(x[:2000]))
+"""
+
+
+def test_sigkill_mid_training_then_rerun_gives_same_scores(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(KILL_SCRIPT)
+    ckpt = tmp_path / "ck.pt"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(script), str(ckpt), "6", str(tmp_path / "a.npy")],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    epochs_before = 0
+    for line in proc.stdout:
+        if line.startswith("epoch "):
+            epochs_before += 1
+        if epochs_before == 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and ckpt.exists()
+    rerun = subprocess.run([sys.executable, str(script), str(ckpt), "6", str(tmp_path / "a.npy")],
+                           capture_output=True, text=True, env=env, check=True)
+    resumed_after = int(re.search(r"resumed from checkpoint .* after epoch (\d+)", rerun.stdout).group(1))
+    redone = sum(line.startswith("epoch ") for line in rerun.stdout.splitlines())
+    assert resumed_after >= 1 and redone == 6 - resumed_after
+    subprocess.run([sys.executable, str(script), "-", "6", str(tmp_path / "b.npy")], env=env, check=True,
+                   capture_output=True)
+    np.testing.assert_allclose(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"), atol=1e-6)

@@ -1,0 +1,141 @@
+"""Real snakemake runs of a tiny scan, in a copy of the workflow under tmp_path."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from slidescan.io import read_table
+
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+TINY = {
+    "scan": "tiny",
+    "data": {"source": "synthetic", "seed": 3,
+             "synthetic": {"n_background": 40000, "signal_pool": 2000, "reference_background": 60000,
+                           "reference_signal": 4000}},
+    "injections": [0, 400],
+    "seeds": [1],
+    "windows": {"spacing": "linear", "first_sr_lo": 3.1, "last_sr_lo": 3.3, "sr_width": 0.4, "step": 0.2,
+                "sb_width": 0.6},
+    "folds": {"k": 2},
+    "methods": ["cwola-nn", "supervised-nn"],
+    "classifier": {"nn": {"members": 2, "epochs": 2, "batch_size": 512, "n_best": 1}},
+    "bumphunt": {"efficiencies": [1.0, 0.1, 0.01]},
+}
+COLUMNS = ["window", "sr_lo", "sr_hi", "method", "injection", "seed", "efficiency", "n_obs", "n_bkg",
+           "n_bkg_err", "p0", "z"]
+
+
+def make_workdir(path: Path, config: dict) -> Path:
+    for item in ("Snakefile", "workflow", "profiles"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / item)
+    (path / "config").mkdir()
+    (path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local", "--cores", "2", *args],
+                          cwd=workdir, capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    table = dry_run_output.split("Job stats:")[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("tiny"), TINY)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_dry_run_fans_out_over_every_fold(tmp_path):
+    workdir = make_workdir(tmp_path, TINY)
+    result = snakemake(workdir, "-n")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout + result.stderr)
+    # windows x methods x injections x seeds x folds
+    assert counts["train"] == 2 * 2 * 2 * 1 * 2
+    assert counts["merge_folds"] == counts["bumphunt"] == 2 * 2 * 2
+    assert counts["split"] == 2 * 2 and counts["inject"] == 2
+
+
+def test_tiny_scan_end_to_end(tiny_run):
+    results = tiny_run / "results" / "tiny"
+    table = pd.read_csv(results / "pvalue_scan.csv")
+    assert COLUMNS == list(table.columns[: len(COLUMNS)])
+    assert len(table) == 2 * 2 * 2 * 1 * 3
+    assert table["fit_ok"].all()
+    assert table["p0"].between(0, 0.5).all()
+    assert set(table["efficiency"]) == {1.0, 0.1, 0.01}
+    for method in TINY["methods"]:
+        for injection in TINY["injections"]:
+            png = results / "plots" / f"pvalue_scan_{method}_inj{injection}.png"
+            assert png.stat().st_size > 10_000
+    # every window event got exactly one out-of-fold score
+    merged = read_table(results / "scores" / "w01" / "cwola-nn" / "inj400_seed1.h5", "scores")
+    split = read_table(results / "split" / "w01" / "inj400_seed1.h5", "data")
+    assert sorted(merged["event_id"]) == sorted(split["event_id"])
+    assert (tiny_run / "results/tiny/logs/train/w00/cwola-nn/inj0_seed1/fold1.log").read_text().count("epoch ") == 2
+
+
+def test_report_is_written(tiny_run):
+    report = tiny_run / "results" / "tiny" / "report.html"
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--report", str(report)],
+                            cwd=tiny_run, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = report.read_text()
+    assert report.stat().st_size > 100_000
+    assert "pvalue_scan_cwola-nn_inj400.png" in html and "Local p-value scan" in html
+
+
+def test_invalid_config_names_the_key(tmp_path):
+    workdir = make_workdir(tmp_path, {**TINY, "methods": ["cwola-nn", "magic-nn"]})
+    result = snakemake(workdir, "-n")
+    assert result.returncode != 0
+    assert "magic-nn" in result.stderr and "methods" in result.stderr
+
+
+def test_rerun_only_the_failed_fold(tmp_path):
+    workdir = make_workdir(tmp_path, TINY)
+    failing = "*/train/w01/cwola-nn/inj400_seed1/fold1.h5"
+    first = snakemake(workdir, env={"SLIDESCAN_FAIL_JOBS": failing})
+    assert first.returncode != 0
+    results = workdir / "results" / "tiny"
+    failed_output = results / "train/w01/cwola-nn/inj400_seed1/fold1.h5"
+    assert not failed_output.exists()
+    log = (results / "logs/train/w01/cwola-nn/inj400_seed1/fold1.log").read_text()
+    assert "forced failure" in log
+    # everything that does not depend on the failed fold is there
+    others = sorted(p for p in (results / "train").rglob("*.h5"))
+    assert len(others) == 2 * 2 * 2 * 2 - 1
+    assert (results / "bumphunt/w01/cwola-nn/inj0_seed1.csv").exists()
+    assert (results / "bumphunt/w00/cwola-nn/inj400_seed1.csv").exists()
+    assert not (results / "bumphunt/w01/cwola-nn/inj400_seed1.csv").exists()
+    assert not (results / "pvalue_scan.csv").exists()
+
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file() and "logs" not in p.parts
+              and "checkpoints" not in p.parts}
+    dry = snakemake(workdir, "-n")
+    counts = job_counts(dry.stdout + dry.stderr)
+    n_plots = len(TINY["methods"]) * len(TINY["injections"])
+    assert counts == {"train": 1, "merge_folds": 1, "bumphunt": 1, "scan": 1, "plot_scan": n_plots, "all": 1}
+
+    second = snakemake(workdir)
+    assert second.returncode == 0, second.stderr[-3000:]
+    changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
+    assert changed == set(), f"finished outputs were rewritten: {changed}"
+    assert failed_output.exists() and (results / "pvalue_scan.csv").exists()
