@@ -106,7 +106,8 @@ def test_invalid_config_names_the_key(tmp_path):
     workdir = make_workdir(tmp_path, {**TINY, "methods": ["cwola-nn", "magic-nn"]})
     result = snakemake(workdir, "-n")
     assert result.returncode != 0
-    assert "magic-nn" in result.stderr and "methods" in result.stderr
+    output = result.stdout + result.stderr
+    assert "magic-nn" in output and "methods" in output
 
 
 def test_rerun_only_the_failed_fold(tmp_path):

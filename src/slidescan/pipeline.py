@@ -24,6 +24,8 @@ from .seeds import derive_seed, rng
 from .windows import REGION_SR, assign_folds, window_by_name, window_grid
 
 FAULT_ENV = "SLIDESCAN_FAIL_JOBS"
+SCAN_COLUMNS = ["window", "sr_lo", "sr_hi", "method", "injection", "seed", "efficiency", "n_obs", "n_bkg",
+                "n_bkg_err", "p0", "z"]
 
 
 def prepare_data(config: dict, out: str | os.PathLike) -> None:
@@ -153,7 +155,7 @@ def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike
     table.insert(4, "injection", int(attrs["injection"]))
     table.insert(5, "seed", int(attrs["seed"]))
     table["n_signal_sr"] = int(((df["label"] == 1) & (df["region"] == REGION_SR)).sum())
-    write_csv(out, table)
+    write_csv(out, table[SCAN_COLUMNS + [c for c in table.columns if c not in SCAN_COLUMNS]])
 
 
 def gather(csv_files: list[str], out: str | os.PathLike) -> pd.DataFrame:

@@ -109,6 +109,10 @@ def discovery_p0(n_obs: float, b: float, b_err: float) -> float:
     """Asymptotic discovery p-value (q0) of ``n_obs`` over background ``b`` +- ``b_err`` with pyhf."""
     if b <= 0 or not np.isfinite(b):
         raise ValueError(f"background prediction must be positive and finite, got {b}")
+    if n_obs <= b:
+        # with mu >= 0 the best fit of a deficit is mu = 0, so q0 = 0 exactly; the numerical
+        # minimum would leave q0 ~ 1e-8 and a p0 a hair below 0.5
+        return 0.5
     s_template = max(b, 1.0)
     background = {"name": "background", "data": [b], "modifiers": []}
     if b_err > 0:
