@@ -27,8 +27,9 @@ TINY = {
     "windows": {"spacing": "linear", "first_sr_lo": 3.1, "last_sr_lo": 3.3, "sr_width": 0.4, "step": 0.2,
                 "sb_width": 0.6},
     "folds": {"k": 2},
-    "methods": ["cwola-nn", "supervised-nn"],
-    "classifier": {"nn": {"members": 2, "epochs": 2, "batch_size": 512, "n_best": 1}},
+    "methods": ["cwola-nn", "idealized-bdt"],
+    "classifier": {"nn": {"members": 2, "epochs": 2, "batch_size": 512, "n_best": 1},
+                   "bdt": {"members": 2, "max_iter": 30}},
     "bumphunt": {"efficiencies": [1.0, 0.1, 0.01]},
 }
 COLUMNS = ["window", "sr_lo", "sr_hi", "method", "injection", "seed", "efficiency", "n_obs", "n_bkg",

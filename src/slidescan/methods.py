@@ -53,7 +53,10 @@ REFERENCES = {
     "idealized": Reference("idealized", True, "SR data vs true SR background (simulation only)", _idealized),
     "supervised": Reference("supervised", True, "signal vs SR background with truth (simulation only)", _supervised),
 }
-BACKENDS = {"nn": "vectorised MLP ensemble (PyTorch)"}
+BACKENDS = {
+    "nn": "vectorised MLP ensemble (PyTorch)",
+    "bdt": "HistGradientBoosting ensemble (scikit-learn, as in arXiv:2309.13111)",
+}
 
 
 def parse_method(name: str) -> tuple[Reference, str]:

@@ -96,34 +96,44 @@ def train_fold(config: dict, split: str | os.PathLike, method: str, fold: int, o
                checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> None:
     """Train the ensemble of one fold and write the out-of-fold scores of that fold's data events."""
     check_forced_failure(out)
-    from .train import NNSettings, train_ensemble  # torch is imported by training jobs only
-
     _, backend = parse_method(method)
     fold = int(fold)
     window_data = read_table(split, "data")
     references = {"background_sr": read_table(split, "background_sr"), "signal": read_table(split, "signal")}
     attrs = read_attrs(split)
     ts = training_set(method, window_data, references, fold)
-    settings = NNSettings.from_config(config["classifier"]["nn"])
+    model, history = _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log)
+    scored = window_data[window_data["fold"] == fold]
+    table = pd.DataFrame({
+        "event_id": scored["event_id"].to_numpy(), "mjj": scored["mjj"].to_numpy(),
+        "region": scored["region"].to_numpy(), "label": scored["label"].to_numpy(),
+        "score": model.predict(scored[data_mod.FEATURES].to_numpy()),
+    })
+    write_tables(out, {"scores": table, "history": history}, attrs={**attrs, "method": method, "fold": fold})
+
+
+def _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log):
+    """Train the classifier ensemble of one fold; torch and scikit-learn are imported only here."""
+    settings_config = config["classifier"].get(backend)
+    if backend == "nn":
+        from .train import NNSettings as Settings, train_ensemble as fit
+    else:
+        from .trees import BDTSettings as Settings, train_bdt_ensemble as fit
+    settings = Settings.from_config(settings_config)
     member_seeds = [
         derive_seed(config["data"]["seed"], "member", attrs["window"], method, attrs["injection"], attrs["seed"], fold, m)
         for m in range(settings.members)
     ]
     log(f"{attrs['window']} {method} injection {attrs['injection']} seed {attrs['seed']} fold {fold}: "
         f"{int(ts.y.sum())} label-1 vs {int((1 - ts.y).sum())} reference events, {settings.members} members ({backend})")
-    model = train_ensemble(ts.x, ts.y, ts.weight, settings, member_seeds, checkpoint=checkpoint, log=log)
-    scored = window_data[window_data["fold"] == fold]
-    scores = model.predict(scored[data_mod.FEATURES].to_numpy())
-    table = pd.DataFrame({
-        "event_id": scored["event_id"].to_numpy(), "mjj": scored["mjj"].to_numpy(),
-        "region": scored["region"].to_numpy(), "label": scored["label"].to_numpy(), "score": scores,
-    })
+    model = fit(ts.x, ts.y, ts.weight, settings, member_seeds, checkpoint=checkpoint, log=log)
+    losses = getattr(model, "history", None) or {"train_loss": [], "val_loss": []}
     history = pd.DataFrame({
-        "epoch": np.arange(1, len(model.history["val_loss"]) + 1),
-        "train_loss": np.mean(model.history["train_loss"], axis=1),
-        "val_loss": np.mean(model.history["val_loss"], axis=1),
+        "epoch": np.arange(1, len(losses["val_loss"]) + 1),
+        "train_loss": np.mean(losses["train_loss"], axis=1) if losses["train_loss"] else [],
+        "val_loss": np.mean(losses["val_loss"], axis=1) if losses["val_loss"] else [],
     })
-    write_tables(out, {"scores": table, "history": history}, attrs={**attrs, "method": method, "fold": fold})
+    return model, history
 
 
 def merge_folds(fold_files: list[str], out: str | os.PathLike) -> None:

@@ -7,7 +7,7 @@ rule train:
         f"{RESULTS}/logs/train/{{window}}/{{method}}/{EXPERIMENT}/fold{{fold}}.log",
     params:
         # checkpoints live outside the declared outputs, so a failed or killed job keeps them
-        checkpoint=f"{RESULTS}/checkpoints/{{window}}/{{method}}/{EXPERIMENT}/fold{{fold}}.pt",
+        checkpoint=f"{RESULTS}/checkpoints/{{window}}/{{method}}/{EXPERIMENT}/fold{{fold}}.ckpt",
         data=config["data"],
         classifier=config["classifier"],
     threads: config["classifier"]["nn"]["threads"]
