@@ -22,5 +22,6 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
+        f"{RESULTS}/windows.csv",
         f"{RESULTS}/pvalue_scan.csv",
         scan_plots(),

@@ -14,6 +14,7 @@ Each case runs for about ``--seconds`` of steps; network-epochs/s = members x sa
 from __future__ import annotations
 
 import argparse
+import functools
 import platform
 import time
 import warnings
@@ -24,6 +25,7 @@ import torch
 from slidescan.ensemble import MLPEnsemble
 
 HIDDEN = [64, 64, 64]
+print = functools.partial(print, flush=True)  # noqa: A001 (progress while it runs)
 
 
 def data(n: int, device):

@@ -67,6 +67,12 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
     assert sum(m.startswith("epoch ") for m in messages) == 2
     xt, _ = _toy(500, seed=9)
     np.testing.assert_allclose(resumed.predict(xt), full.predict(xt), atol=1e-6)
+    # Lightning's checkpoint layout
+    import torch
+    state = torch.load(ckpt, weights_only=False)
+    assert {"state_dict", "optimizer_states", "epoch", "global_step"} <= set(state)
+    n_train = 3000 - round(0.2 * 3000)
+    assert state["epoch"] == 4 and state["global_step"] == 4 * -(-n_train // 128)
 
 
 def test_checkpoint_of_other_data_is_not_resumed(tmp_path):

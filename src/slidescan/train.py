@@ -145,13 +145,14 @@ def train_ensemble(
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state.get("fingerprint") == ident:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            best_loss = state["best_loss"]
-            best = ([[t.to(device) for t in s] for s in state["best_weights"]],
-                    [[t.to(device) for t in s] for s in state["best_biases"]])
-            history = state["history"]
+        own = state.get("slidescan", {})
+        if own.get("fingerprint") == ident:
+            model.load_state_dict(state["state_dict"])
+            optimizer.load_state_dict(state["optimizer_states"][0])
+            best_loss = own["best_loss"]
+            best = ([[t.to(device) for t in s] for s in own["best_weights"]],
+                    [[t.to(device) for t in s] for s in own["best_biases"]])
+            history = own["history"]
             start_epoch = min(state["epoch"], settings.epochs)
             log(f"resumed from checkpoint {ckpt_path} after epoch {start_epoch}")
         else:
@@ -215,9 +216,12 @@ def _keep_best(model: MLPEnsemble, best, best_loss: torch.Tensor, val: torch.Ten
 
 
 def _save_checkpoint(path: Path, ident, epoch, model, optimizer, best, best_loss, history) -> None:
+    """Lightning's checkpoint layout (state_dict, optimizer_states, epoch, global_step), plus our own state."""
     state = {
-        "fingerprint": ident, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "best_weights": best[0], "best_biases": best[1], "best_loss": best_loss, "history": history,
+        "epoch": epoch, "global_step": int(optimizer.state[model.weights[0]].get("step", 0)) if optimizer.state else 0,
+        "state_dict": model.state_dict(), "optimizer_states": [optimizer.state_dict()], "lr_schedulers": [],
+        "slidescan": {"fingerprint": ident, "best_weights": best[0], "best_biases": best[1], "best_loss": best_loss,
+                      "history": history},
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -1,0 +1,68 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from slidescan import pipeline
+from slidescan.io import read_table, write_tables
+from test_data import _lhco_table
+
+
+def _config(tmp_path, **data):
+    return {"data": {"seed": 5, **data}, "folds": {"k": 3}}
+
+
+def test_prepare_from_lhco_file_splits_background_and_signal(tmp_path):
+    table = _lhco_table(n=2000)
+    path = tmp_path / "events_anomalydetection_v2.features.h5"
+    table.to_hdf(path, key="df", format="table")
+    config = _config(tmp_path, source="lhco_h5", lhco_h5={"path": str(path), "reference_fraction": 0.5})
+    out = tmp_path / "events.h5"
+    pipeline.prepare_data(config, out)
+    bkg, ref = read_table(out, "background"), read_table(out, "reference_background")
+    pool, ref_sig = read_table(out, "signal_pool"), read_table(out, "reference_signal")
+    n_sig = int(table["label"].sum())
+    assert len(bkg) + len(ref) == len(table) - n_sig
+    assert len(pool) + len(ref_sig) == n_sig
+    assert (bkg["label"] == 0).all() and (pool["label"] == 1).all()
+    assert 0.4 < len(ref) / (len(bkg) + len(ref)) < 0.6
+    assert set(ref["fold"]) == {0, 1, 2}
+
+
+def test_prepare_names_a_missing_input_file(tmp_path):
+    config = _config(tmp_path, source="lhco_h5", lhco_h5={"path": str(tmp_path / "missing.h5"), "reference_fraction": 0.5})
+    with pytest.raises(FileNotFoundError, match="missing.h5: LHCO features file does not exist"):
+        pipeline.prepare_data(config, tmp_path / "events.h5")
+    assert not (tmp_path / "events.h5").exists()
+
+
+def test_merge_refuses_an_event_scored_twice(tmp_path):
+    scores = pd.DataFrame({"event_id": [1, 2], "mjj": [3.0, 3.1], "region": [0, 0], "label": [0, 0], "score": [0.1, 0.2]})
+    for k in (0, 1):
+        write_tables(tmp_path / f"fold{k}.h5", {"scores": scores}, attrs={"fold": k})
+    with pytest.raises(ValueError, match="scored by more than one fold"):
+        pipeline.merge_folds([str(tmp_path / "fold0.h5"), str(tmp_path / "fold1.h5")], tmp_path / "merged.h5")
+    assert not (tmp_path / "merged.h5").exists()
+
+
+def test_read_table_errors_name_file_and_key(tmp_path):
+    write_tables(tmp_path / "a.h5", {"events": pd.DataFrame({"x": np.arange(3)})})
+    with pytest.raises(KeyError, match=r"a\.h5: no table 'scores' \(found: \['events'\]\)"):
+        read_table(tmp_path / "a.h5", "scores")
+    with pytest.raises(FileNotFoundError, match="b.h5: file does not exist"):
+        read_table(tmp_path / "b.h5", "events")
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    class Boom(Exception):
+        pass
+
+    df = pd.DataFrame({"x": np.arange(3)})
+    write_tables(tmp_path / "done.h5", {"events": df})
+    before = (tmp_path / "done.h5").read_bytes()
+    from slidescan.io import atomic_path
+    with pytest.raises(Boom):
+        with atomic_path(tmp_path / "done.h5") as tmp:
+            tmp.write_bytes(b"half")
+            raise Boom
+    assert (tmp_path / "done.h5").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done.h5"]
