@@ -52,7 +52,7 @@ def engine(x, y, members: int, batch: int, seconds: float) -> float:
         loss.backward()
         opt.step()
         steps += 1
-        if steps == 3:  # warm-up done
+        if t0 is None and steps == 3:  # warm-up done
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0, steps = time.perf_counter(), 0

@@ -76,3 +76,20 @@ def test_failed_fit_is_flagged_not_used():
         bump_hunt(mjj, np.ones(3), WINDOW, [0.1], 0.05)
     res = bump_hunt(mjj, np.ones(3), WINDOW, [1.0], 0.05)[0]
     assert not res.fit_ok and np.isnan(res.p0) and "no selected events" in res.fit_message
+
+
+def test_ftest_keeps_three_parameters_for_a_dijet_spectrum_and_takes_four_when_needed():
+    from slidescan.stats import fit_dijet_ftest
+
+    low, _, high = window_edges(WINDOW, 0.05)
+    mjj = _background_mjj(200_000, 3)
+    counts = [np.histogram(mjj, low)[0], np.histogram(mjj, high)[0]]
+    assert fit_dijet_ftest([low, high], counts).n_params == 3
+    # a spectrum with a strong ln(x)^2 term needs the fourth parameter
+    from slidescan.stats import bin_integrals
+    gen = np.random.default_rng(0)
+    curved = [gen.poisson(bin_integrals(e, np.array([-2.0, 5.0, 8.0, 3.0])) * 5e5) for e in (low, high)]
+    chosen = fit_dijet_ftest([low, high], curved)
+    assert chosen.ok and chosen.n_params == 4
+    results = bump_hunt(mjj, np.zeros_like(mjj), WINDOW, [1.0], 0.05, n_params="ftest")
+    assert results[0].fit_parameters == 3 and results[0].fit_bins == 24 and results[0].fit_deviance > 0

@@ -129,6 +129,15 @@ def test_rerun_only_the_failed_fold(tmp_path):
     assert not (results / "bumphunt/w01/cwola-nn/inj400_seed1.csv").exists()
     assert not (results / "pvalue_scan.csv").exists()
 
+    status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],
+                            capture_output=True, text=True)
+    assert status.returncode == 1, status.stderr
+    assert "16 training folds: 15 done, 1 failed, 0 interrupted, 0 missing" in status.stdout
+    assert ("failed      window w01 method cwola-nn injection 400 seed 1 fold 1: RuntimeError: forced failure"
+            in status.stdout)
+    assert "logs/train/w01/cwola-nn/inj400_seed1/fold1.log" in status.stdout
+    assert "results/tiny/train/w01/cwola-nn/inj400_seed1/fold1.h5" in status.stdout
+
     before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file() and "logs" not in p.parts
               and "checkpoints" not in p.parts}
     dry = snakemake(workdir, "-n")
@@ -141,3 +150,6 @@ def test_rerun_only_the_failed_fold(tmp_path):
     changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
     assert changed == set(), f"finished outputs were rewritten: {changed}"
     assert failed_output.exists() and (results / "pvalue_scan.csv").exists()
+    status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],
+                            capture_output=True, text=True)
+    assert status.returncode == 0 and "16 done, 0 failed" in status.stdout

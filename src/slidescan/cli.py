@@ -38,7 +38,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(ns: argparse.Namespace, extra: list[str]) -> int:
-    scan = _scan_name(ns.workdir / ns.configfile)
+    _scan_name(ns.workdir / ns.configfile)
     base = ["--profile", ns.profile, "--configfile", str(ns.configfile)]
     rc = _snakemake([*base, *extra], ns.workdir)
     if rc != 0 or "-n" in extra or "--dry-run" in extra or ns.no_report:
@@ -55,6 +55,14 @@ def cmd_report(ns: argparse.Namespace, extra: list[str]) -> int:
     return rc
 
 
+def cmd_status(ns: argparse.Namespace, extra: list[str]) -> int:
+    from .status import report
+
+    text, counts = report(ns.workdir, ns.configfile, ns.profile)
+    print(text)
+    return 1 if counts["failed"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -68,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
     report = sub.add_parser("report", help="write results/<scan>/report.html from a finished scan")
     _common(report)
+    status = sub.add_parser("status", help="list failed, interrupted and missing training folds, with logs and "
+                                           "the command that reruns exactly them (exit 1 if any failed)")
+    _common(status)
     ns = parser.parse_args(argv)
-    return {"run": cmd_run, "report": cmd_report}[ns.command](ns, extra)
+    return {"run": cmd_run, "report": cmd_report, "status": cmd_status}[ns.command](ns, extra)
 
 
 if __name__ == "__main__":

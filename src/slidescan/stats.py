@@ -42,6 +42,12 @@ class FitResult:
     params: np.ndarray
     covariance: np.ndarray | None
     message: str = ""
+    deviance: float = float("nan")  # Poisson deviance of the fitted bins (chi2-like goodness of fit)
+    n_bins: int = 0
+
+    @property
+    def n_params(self) -> int:
+        return len(self.params)
 
 
 def fit_dijet(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], n_params: int = 3) -> FitResult:
@@ -68,9 +74,14 @@ def fit_dijet(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], n_param
             return 1e30
         return float(np.sum(mu - counts * np.log(mu)))
 
-    # start from a typical dijet shape with the normalisation matched to the counts
+    # start from a typical dijet shape with the normalisation matched to the counts; the
+    # 4-parameter fit starts from the 3-parameter solution (it has no other good starting point)
     start = np.array([0.0, 8.0, 4.0, 0.0][:n_params])
     start[0] = np.log(counts.sum() / expected(start).sum())
+    if n_params == 4:
+        three = fit_dijet(edge_sets, count_sets, 3)
+        if three.ok:
+            start = np.append(three.params, 0.0)
     minuit = Minuit(nll, *(r @ start))
     minuit.errordef = Minuit.LIKELIHOOD
     minuit.strategy = 1
@@ -83,7 +94,30 @@ def fit_dijet(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], n_param
     minuit.hesse()
     if not minuit.accurate:
         return FitResult(False, params, None, "fit covariance not accurate")
-    return FitResult(True, params, r_inv @ np.array(minuit.covariance) @ r_inv.T, "")
+    mu = expected(params)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(counts > 0, counts * np.log(counts / mu), 0.0)
+    deviance = float(2 * np.sum(mu - counts + terms))
+    return FitResult(True, params, r_inv @ np.array(minuit.covariance) @ r_inv.T, "", deviance, len(counts))
+
+
+def fit_dijet_ftest(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], alpha: float = 0.05) -> FitResult:
+    """Fit with 3 and 4 parameters; keep 4 only if an F-test prefers it at level ``alpha``.
+
+    F = (D3 - D4) / (D4 / (n - 4)) with the Poisson deviances D; a 4-parameter fit that failed is
+    never chosen, and the 3-parameter fit is returned (flagged if it failed itself).
+    """
+    three = fit_dijet(edge_sets, count_sets, 3)
+    four = fit_dijet(edge_sets, count_sets, 4)
+    if not four.ok or not three.ok:
+        return three if three.ok or not four.ok else four
+    ndf = four.n_bins - 4
+    if ndf <= 0:
+        return three
+    if four.deviance <= 0:
+        return four if three.deviance > 0 else three
+    f = (three.deviance - four.deviance) / (four.deviance / ndf)
+    return four if sps.f.sf(f, 1, ndf) < alpha else three
 
 
 def _basis(m: np.ndarray, n_params: int) -> np.ndarray:
@@ -159,6 +193,9 @@ class BumpHuntResult:
     z: float
     fit_ok: bool
     fit_message: str
+    fit_parameters: int = 0
+    fit_deviance: float = float("nan")
+    fit_bins: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -166,7 +203,7 @@ class BumpHuntResult:
 
 def bump_hunt(
     mjj: np.ndarray, scores: np.ndarray, window: Window, efficiencies: list[float], bin_width: float,
-    n_params: int = 3,
+    n_params: int | str = 3,
 ) -> list[BumpHuntResult]:
     """For each efficiency: keep the top-scoring fraction of the window's events, fit, test the SR.
 
@@ -187,11 +224,15 @@ def bump_hunt(
         counts_low = np.histogram(sel, low)[0]
         counts_high = np.histogram(sel, high)[0]
         n_obs = int(np.histogram(sel, sr)[0].sum())
-        fit = fit_dijet([low, high], [counts_low, counts_high], n_params)
+        if n_params == "ftest":
+            fit = fit_dijet_ftest([low, high], [counts_low, counts_high])
+        else:
+            fit = fit_dijet([low, high], [counts_low, counts_high], int(n_params))
         if fit.ok:
             b, b_err = predict(sr, fit)
             p0 = discovery_p0(n_obs, b, b_err) if b > 0 else float("nan")
         else:
             b, b_err, p0 = float("nan"), float("nan"), float("nan")
-        results.append(BumpHuntResult(eff, threshold, len(sel), n_obs, b, b_err, p0, z_from_p(p0), fit.ok, fit.message))
+        results.append(BumpHuntResult(eff, threshold, len(sel), n_obs, b, b_err, p0, z_from_p(p0), fit.ok, fit.message,
+                                      fit.n_params, fit.deviance, fit.n_bins))
     return results

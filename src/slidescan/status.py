@@ -1,0 +1,111 @@
+"""State of a scan from its files: which training folds are done, failed, interrupted or not started.
+
+Works without Snakemake's own records, from the files every job leaves: its declared output, its
+log, and its checkpoint. So it answers on a login node while a scan is still running.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .windows import window_grid
+
+DEFAULT_CONFIG = Path("config/config.yaml")
+SCHEMA = Path("workflow/schemas/config.schema.yaml")
+
+
+def load_config(workdir: Path, configfile: Path) -> dict:
+    """The config as the workflow sees it: the default file, overlaid by ``configfile``, with schema defaults."""
+    def read(path: Path) -> dict:
+        full = workdir / path
+        if not full.exists():
+            raise FileNotFoundError(f"config file {full} does not exist")
+        return yaml.safe_load(full.read_text()) or {}
+
+    config = read(DEFAULT_CONFIG) if (workdir / DEFAULT_CONFIG).exists() else {}
+    if Path(configfile) != DEFAULT_CONFIG:
+        _deep_update(config, read(configfile))
+    from snakemake.utils import validate
+
+    validate(config, str(workdir / SCHEMA), set_default=True)
+    return config
+
+
+def _deep_update(base: dict, new: dict) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+@dataclass
+class FoldState:
+    window: str
+    method: str
+    injection: int
+    seed: int
+    fold: int
+    state: str  # done | failed | interrupted | missing
+    reason: str
+    output: Path
+    log: Path
+
+
+def fold_states(workdir: Path, config: dict) -> list[FoldState]:
+    results = workdir / "results" / str(config["scan"])
+    states = []
+    for window in (w.name for w in window_grid(config["windows"])):
+        for method in config["methods"]:
+            for injection in config["injections"]:
+                for seed in config["seeds"]:
+                    for fold in range(int(config["folds"]["k"])):
+                        rel = f"{window}/{method}/inj{injection}_seed{seed}/fold{fold}"
+                        output = results / "train" / f"{rel}.h5"
+                        log = results / "logs" / "train" / f"{rel}.log"
+                        state, reason = _classify(output, log, results / "checkpoints" / f"{rel}.ckpt")
+                        states.append(FoldState(window, method, int(injection), int(seed), fold, state, reason,
+                                                output, log))
+    return states
+
+
+def _classify(output: Path, log: Path, checkpoint: Path) -> tuple[str, str]:
+    if output.exists():
+        return "done", ""
+    if not log.exists():
+        return "missing", "not started"
+    text = log.read_text(errors="replace").strip().splitlines()
+    if any(line.startswith("Traceback") for line in text):
+        errors = [line for line in text if line and not line.startswith(" ") and ":" in line
+                  and not line.startswith(("Traceback", "epoch "))]
+        return "failed", errors[-1] if errors else "see log"
+    epochs = sum(line.startswith("epoch ") for line in text)
+    saved = " (checkpoint saved)" if checkpoint.exists() else ""
+    return "interrupted", f"stopped after {epochs} logged epochs{saved}: running, killed or timed out"
+
+
+def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
+    """Human-readable status and the count of folds in each state."""
+    config = load_config(workdir, configfile)
+    states = fold_states(workdir, config)
+    counts = {s: sum(f.state == s for f in states) for s in ("done", "failed", "interrupted", "missing")}
+    lines = [f"scan {config['scan']}: {len(states)} training folds: "
+             + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    pending = [f for f in states if f.state != "done"]
+    for f in pending:
+        if f.state == "missing" and counts["missing"] > 20:
+            continue  # a scan not yet run: the count says it
+        lines.append(f"  {f.state:11s} window {f.window} method {f.method} injection {f.injection} seed {f.seed} "
+                     f"fold {f.fold}: {f.reason}\n              log: {f.log}")
+    if pending:
+        targets = " ".join(str(f.output.relative_to(workdir)) for f in pending
+                           if f.state in ("failed", "interrupted")) or "(all of them)"
+        lines.append("rerun exactly these folds and what depends on them (finished results are kept):")
+        lines.append(f"  slidescan run --configfile {configfile} --profile {profile}")
+        lines.append(f"only the training folds, nothing downstream:\n  snakemake --profile {profile} "
+                     f"--configfile {configfile} {targets}")
+    return "\n".join(lines), counts
