@@ -25,3 +25,5 @@ rule all:
         f"{RESULTS}/windows.csv",
         f"{RESULTS}/pvalue_scan.csv",
         scan_plots(),
+        f"{RESULTS}/calibration.csv",
+        f"{RESULTS}/plots/sensitivity.png",

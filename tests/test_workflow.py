@@ -86,6 +86,15 @@ def test_tiny_scan_end_to_end(tiny_run):
         for injection in TINY["injections"]:
             png = results / "plots" / f"pvalue_scan_{method}_inj{injection}.png"
             assert png.stat().st_size > 10_000
+    assert (results / "plots/spectra/w01/idealized-bdt/inj400_seed1.png").stat().st_size > 10_000
+    assert (results / "plots/sensitivity.png").stat().st_size > 10_000
+    calibration = pd.read_csv(results / "calibration.csv")
+    assert sorted(calibration["method"]) == sorted(TINY["methods"])
+    null = table[table["injection"] == 0]
+    for _, row in calibration.iterrows():
+        rows = null[null["method"] == row["method"]]
+        assert row["n"] == len(rows) and row["max_z"] == pytest.approx(rows["z"].max())
+        assert 0 <= row["ks_pvalue"] <= 1
     # every window event got exactly one out-of-fold score
     merged = read_table(results / "scores" / "w01" / "cwola-nn" / "inj400_seed1.h5", "scores")
     split = read_table(results / "split" / "w01" / "inj400_seed1.h5", "data")
@@ -101,6 +110,9 @@ def test_report_is_written(tiny_run):
     html = report.read_text()
     assert report.stat().st_size > 100_000
     assert "pvalue_scan_cwola-nn_inj400.png" in html and "Local p-value scan" in html
+    for caption in ("Calibration from the background-only", "Sensitivity: the local significance",
+                    "Selected dijet-mass spectrum of window"):
+        assert caption in html
 
 
 def test_invalid_config_names_the_key(tmp_path):
@@ -143,7 +155,8 @@ def test_rerun_only_the_failed_fold(tmp_path):
     dry = snakemake(workdir, "-n")
     counts = job_counts(dry.stdout + dry.stderr)
     n_plots = len(TINY["methods"]) * len(TINY["injections"])
-    assert counts == {"train": 1, "merge_folds": 1, "bumphunt": 1, "scan": 1, "plot_scan": n_plots, "all": 1}
+    assert counts == {"train": 1, "merge_folds": 1, "bumphunt": 1, "scan": 1, "plot_scan": n_plots,
+                      "calibration": 1, "sensitivity": 1, "all": 1}
 
     second = snakemake(workdir)
     assert second.returncode == 0, second.stderr[-3000:]

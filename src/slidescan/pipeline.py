@@ -147,7 +147,8 @@ def merge_folds(fold_files: list[str], out: str | os.PathLike) -> None:
     write_tables(out, {"scores": merged}, attrs=attrs)
 
 
-def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike) -> None:
+def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike,
+                 spectra_plot: str | os.PathLike | None = None) -> None:
     """The bump hunt of one window, method and pseudo-experiment, one row per efficiency."""
     from .stats import bump_hunt  # pyhf and iminuit are imported by bump-hunt jobs only
 
@@ -155,8 +156,9 @@ def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike
     df = read_table(scores, "scores")
     w = window_by_name(window_grid(config["windows"]), attrs["window"])
     bcfg = config["bumphunt"]
-    rows = [r.as_dict() for r in bump_hunt(df["mjj"].to_numpy(), df["score"].to_numpy(), w,
-                                           bcfg["efficiencies"], bcfg["bin_width"], bcfg["fit_parameters"])]
+    results = bump_hunt(df["mjj"].to_numpy(), df["score"].to_numpy(), w, bcfg["efficiencies"], bcfg["bin_width"],
+                        bcfg["fit_parameters"])
+    rows = [r.as_dict() for r in results]
     table = pd.DataFrame(rows)
     table.insert(0, "window", w.name)
     table.insert(1, "sr_lo", w.sr_lo)
@@ -166,6 +168,13 @@ def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike
     table.insert(5, "seed", int(attrs["seed"]))
     table["n_signal_sr"] = int(((df["label"] == 1) & (df["region"] == REGION_SR)).sum())
     write_csv(out, table[SCAN_COLUMNS + [c for c in table.columns if c not in SCAN_COLUMNS]])
+    if spectra_plot:
+        from .plots import selected_spectra
+
+        title = (f"{w.name} (SR {w.sr_lo:g}-{w.sr_hi:g} TeV), {attrs['method']}, "
+                 f"injection {attrs['injection']}, seed {attrs['seed']}")
+        selected_spectra(df["mjj"].to_numpy(), df["score"].to_numpy(), w, results, bcfg["bin_width"], title,
+                         spectra_plot)
 
 
 def gather(csv_files: list[str], out: str | os.PathLike) -> pd.DataFrame:
@@ -174,3 +183,29 @@ def gather(csv_files: list[str], out: str | os.PathLike) -> pd.DataFrame:
                               ascending=[True, True, True, True, False]).reset_index(drop=True)
     write_csv(out, table)
     return table
+
+
+def calibration(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method, the injection-0 local p0 against uniform (KS on the excess half, p0 < 0.5).
+
+    Windows overlap and efficiencies are nested, so the p0 are correlated: the KS p-value is a guide,
+    not an exact test.
+    """
+    from scipy import stats as sps
+
+    rows = []
+    for method, grp in table[table["injection"] == 0].groupby("method"):
+        p0 = grp["p0"].dropna().to_numpy()
+        excess = 2 * p0[p0 < 0.5]
+        rows.append({"method": method, "n": len(p0), "n_deficit": int(np.sum(p0 >= 0.5)),
+                     "ks_pvalue": float(sps.kstest(excess, "uniform").pvalue) if len(excess) else float("nan"),
+                     "min_p0": float(p0.min()) if len(p0) else float("nan"),
+                     "max_z": float(grp["z"].max())})
+    return pd.DataFrame(rows, columns=["method", "n", "n_deficit", "ks_pvalue", "min_p0", "max_z"])
+
+
+def signal_window_rows(table: pd.DataFrame, truth_mass: float) -> pd.DataFrame:
+    """Rows of the window whose SR centre is closest to the true signal mass."""
+    centre = 0.5 * (table["sr_lo"] + table["sr_hi"])
+    nearest = table.loc[(centre - truth_mass).abs().idxmin(), "window"]
+    return table[table["window"] == nearest]

@@ -56,3 +56,78 @@ def _save(fig, out) -> None:
     with atomic_path(out) as tmp:
         fig.savefig(tmp, bbox_inches="tight", dpi=90, format=os.path.splitext(str(out))[1][1:] or "png")
     plt.close(fig)
+
+
+def selected_spectra(mjj: np.ndarray, scores: np.ndarray, window, results: list, bin_width: float, title: str,
+                     out: str | os.PathLike) -> None:
+    """Selected mjj spectrum, sideband fit and pulls per efficiency: the sculpting check.
+
+    Points are the selected events, the line the dijet fit to the sidebands (dashed across the SR,
+    where it is the prediction), and the lower panels (data - fit) / sqrt(fit) per bin.
+    """
+    from .stats import bin_integrals, window_edges
+
+    low, sr, high = window_edges(window, bin_width)
+    edges = np.unique(np.concatenate([low, sr, high]))
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    in_sr = (centres >= window.sr_lo) & (centres < window.sr_hi)
+    fig, axes = plt.subplots(2, len(results), figsize=(6 * len(results), 7), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1]}, squeeze=False)
+    for i, res in enumerate(results):
+        top, bottom = axes[0, i], axes[1, i]
+        counts = np.histogram(mjj[scores > res.threshold], edges)[0]
+        top.errorbar(centres, counts, yerr=np.sqrt(counts), fmt="o", color="black", ms=4, label="selected")
+        top.axvspan(window.sr_lo, window.sr_hi, color="gold", alpha=0.25, label="SR")
+        if res.fit is not None and res.fit.ok:
+            pred = bin_integrals(edges, res.fit.params)
+            top.step(edges, np.append(pred, pred[-1]), where="post", color="C0", label="sideband fit")
+            pull = (counts - pred) / np.sqrt(np.maximum(pred, 1e-9))
+            bottom.bar(centres, pull, width=np.diff(edges), color=np.where(in_sr, "gold", "C0"), edgecolor="none")
+        else:
+            top.text(0.5, 0.5, f"fit failed: {res.fit_message}", transform=top.transAxes, ha="center")
+        label = "no cut" if res.efficiency >= 1 else f"top {res.efficiency:g} of SB"
+        top.set_title(f"{label}: Z = {res.z:.2f}", fontsize=14)
+        top.set_yscale("log" if counts.max() > 100 else "linear")
+        bottom.axhline(0, color="grey", lw=0.8)
+        bottom.set_ylim(-4, 4)
+        bottom.set_xlabel(r"$m_{jj}$ [TeV]", fontsize=14)
+    axes[0, 0].set_ylabel("events / bin", fontsize=14)
+    axes[1, 0].set_ylabel("pull", fontsize=14)
+    axes[0, 0].legend(fontsize=10)
+    fig.suptitle(title, fontsize=16)
+    _save(fig, out)
+
+
+def calibration(table: pd.DataFrame, ks: pd.DataFrame, out: str | os.PathLike) -> None:
+    """Local p0 of the background-only (injection 0) scans, per method: should be uniform below 0.5."""
+    null = table[table["injection"] == 0]
+    methods = sorted(null["method"].unique())
+    fig, axes = plt.subplots(1, max(1, len(methods)), figsize=(6 * max(1, len(methods)), 5), squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        p0 = null[null["method"] == method]["p0"].dropna()
+        ax.hist(p0, bins=np.linspace(0, 0.5, 11), histtype="stepfilled", alpha=0.6, label="p0 < 0.5 (excess)")
+        expected = len(p0) * 0.5 / 10  # half the p0 uniform on (0, 0.5), 10 bins
+        ax.axhline(expected, color="red", ls="--", label="uniform (half the fits)")
+        row = ks[ks["method"] == method].iloc[0]
+        ax.set_title(f"{method}: {int(row['n'])} p0, KS p = {row['ks_pvalue']:.2f}\n"
+                     f"{int(row['n_deficit'])} deficits (p0 = 0.5), min p0 = {row['min_p0']:.2g}", fontsize=13)
+        ax.set_xlabel("local $p_0$ (injection 0)", fontsize=14)
+    axes[0, 0].set_ylabel("windows x efficiencies x seeds", fontsize=13)
+    axes[0, 0].legend(fontsize=11)
+    _save(fig, out)
+
+
+def sensitivity(table: pd.DataFrame, out: str | os.PathLike) -> None:
+    """Local Z in the window that holds the signal against injected signal, per method (median, band over seeds)."""
+    fig, ax = plt.subplots(figsize=(9, 7))
+    for method, grp in table.groupby("method"):
+        best = grp.groupby(["injection", "seed"])["z"].max().groupby("injection")
+        stats = best.agg(["median", "min", "max"]).reset_index()
+        line, = ax.plot(stats["injection"], stats["median"], "o-", label=method)
+        ax.fill_between(stats["injection"], stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
+    for n_sigma in (3, 5):
+        ax.axhline(n_sigma, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("injected signal events")
+    ax.set_ylabel("local Z, signal window, best efficiency")
+    ax.legend(fontsize=12)
+    _save(fig, out)

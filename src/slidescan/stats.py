@@ -7,7 +7,7 @@ model as a constrained nuisance (``shapesys``). p0 comes from the asymptotic q0 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pyhf
@@ -196,9 +196,11 @@ class BumpHuntResult:
     fit_parameters: int = 0
     fit_deviance: float = float("nan")
     fit_bins: int = 0
+    fit: FitResult | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The table row: every field but the fit object itself."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "fit"}
 
 
 def bump_hunt(
@@ -234,5 +236,5 @@ def bump_hunt(
         else:
             b, b_err, p0 = float("nan"), float("nan"), float("nan")
         results.append(BumpHuntResult(eff, threshold, len(sel), n_obs, b, b_err, p0, z_from_p(p0), fit.ok, fit.message,
-                                      fit.n_params, fit.deviance, fit.n_bins))
+                                      fit.n_params, fit.deviance, fit.n_bins, fit))
     return results

@@ -9,6 +9,8 @@ INJECTIONS = [int(i) for i in config["injections"]]
 SEEDS = [int(s) for s in config["seeds"]]
 FOLDS = list(range(int(config["folds"]["k"])))
 EXPERIMENT = "inj{injection}_seed{seed}"
+# where the injected signal sits (for the sensitivity curve and the plots' marker)
+TRUTH_MASS = float(config.get("truth_mass", config["data"].get("synthetic", {}).get("model", {}).get("m_wprime", 3.5)))
 
 
 wildcard_constraints:

@@ -12,6 +12,6 @@ rule plot_scan:
     log:
         f"{RESULTS}/logs/plot_scan/{{method}}_inj{{injection}}.log",
     params:
-        truth_mass=config["data"].get("synthetic", {}).get("model", {}).get("m_wprime", 3.5),
+        truth_mass=TRUTH_MASS,
     script:
         "../scripts/plot_scan.py"

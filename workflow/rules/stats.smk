@@ -2,7 +2,14 @@ rule bumphunt:
     input:
         rules.merge_folds.output,
     output:
-        f"{RESULTS}/bumphunt/{{window}}/{{method}}/{EXPERIMENT}.csv",
+        table=f"{RESULTS}/bumphunt/{{window}}/{{method}}/{EXPERIMENT}.csv",
+        spectra=report(
+            f"{RESULTS}/plots/spectra/{{window}}/{{method}}/{EXPERIMENT}.png",
+            category="Diagnostics",
+            subcategory="selected spectra: {method}",
+            labels={"window": "{window}", "method": "{method}", "injection": "{injection}", "seed": "{seed}"},
+            caption="../report/spectra.rst",
+        ),
     log:
         f"{RESULTS}/logs/bumphunt/{{window}}/{{method}}/{EXPERIMENT}.log",
     params:
@@ -25,3 +32,28 @@ rule scan:
         f"{RESULTS}/logs/scan.log",
     script:
         "../scripts/scan.py"
+
+
+rule calibration:
+    input:
+        rules.scan.output,
+    output:
+        table=report(f"{RESULTS}/calibration.csv", category="Calibration", caption="../report/calibration.rst"),
+        plot=report(f"{RESULTS}/plots/calibration_p0.png", category="Calibration", caption="../report/calibration.rst"),
+    log:
+        f"{RESULTS}/logs/calibration.log",
+    script:
+        "../scripts/calibration.py"
+
+
+rule sensitivity:
+    input:
+        rules.scan.output,
+    output:
+        report(f"{RESULTS}/plots/sensitivity.png", category="Sensitivity", caption="../report/sensitivity.rst"),
+    log:
+        f"{RESULTS}/logs/sensitivity.log",
+    params:
+        truth_mass=TRUTH_MASS,
+    script:
+        "../scripts/sensitivity.py"

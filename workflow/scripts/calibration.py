@@ -1,0 +1,12 @@
+import pandas as pd
+
+from slidescan.io import write_csv
+from slidescan.pipeline import calibration
+from slidescan.plots import calibration as plot_calibration
+from slidescan.smk import job_log
+
+with job_log(snakemake):
+    table = pd.read_csv(snakemake.input[0])
+    ks = calibration(table)
+    write_csv(snakemake.output.table, ks)
+    plot_calibration(table, ks, snakemake.output.plot)
