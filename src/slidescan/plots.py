@@ -105,7 +105,7 @@ def calibration(table: pd.DataFrame, ks: pd.DataFrame, out: str | os.PathLike) -
     fig, axes = plt.subplots(1, max(1, len(methods)), figsize=(6 * max(1, len(methods)), 5), squeeze=False)
     for ax, method in zip(axes[0], methods):
         p0 = null[null["method"] == method]["p0"].dropna()
-        ax.hist(p0, bins=np.linspace(0, 0.5, 11), histtype="stepfilled", alpha=0.6, label="p0 < 0.5 (excess)")
+        ax.hist(p0[p0 < 0.5], bins=np.linspace(0, 0.5, 11), histtype="stepfilled", alpha=0.6, label="p0 < 0.5 (excess)")
         expected = len(p0) * 0.5 / 10  # half the p0 uniform on (0, 0.5), 10 bins
         ax.axhline(expected, color="red", ls="--", label="uniform (half the fits)")
         row = ks[ks["method"] == method].iloc[0]
