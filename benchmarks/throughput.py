@@ -19,7 +19,6 @@ import platform
 import time
 import warnings
 
-import numpy as np
 import torch
 
 from slidescan.ensemble import MLPEnsemble

@@ -53,7 +53,7 @@ def test_signal_shapes():
 
 
 def test_model_rejects_unknown_parameter():
-    with pytest.raises(ValueError, match="unknown parameter.*m_zprime"):
+    with pytest.raises(ValueError, match=r"data.synthetic.model: unknown setting\(s\) \[.m_zprime.\]"):
         data.SyntheticModel.from_config({"m_zprime": 3.0})
 
 

@@ -8,11 +8,13 @@ The synthetic model is documented in ``docs/synthetic.md``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from .settings import from_config
 
 FEATURES = ["mj1", "delta_mj", "tau21_j1", "tau21_j2"]
 COLUMNS = ["mjj", *FEATURES, "label"]
@@ -46,12 +48,7 @@ class SyntheticModel:
 
     @classmethod
     def from_config(cls, config: dict | None) -> "SyntheticModel":
-        config = dict(config or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"synthetic model: unknown parameter(s) {unknown}; known: {sorted(known)}")
-        return cls(**config)
+        return from_config(cls, config, "data.synthetic.model")
 
 
 def _sample_dijet_mjj(n: int, model: SyntheticModel, rng: np.random.Generator) -> np.ndarray:

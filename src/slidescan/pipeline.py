@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from pathlib import Path
 from typing import Callable
 
 import numpy as np

@@ -20,6 +20,7 @@ import torch
 
 from .ensemble import MLPEnsemble, apply_mlp, member_generator
 from .io import atomic_path
+from .settings import from_config
 
 
 @dataclass
@@ -39,12 +40,7 @@ class NNSettings:
 
     @classmethod
     def from_config(cls, config: dict | None) -> "NNSettings":
-        config = dict(config or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ValueError(f"classifier.nn: unknown setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**config)
+        return from_config(cls, config, "classifier.nn")
 
 
 def resolve_device(name: str) -> torch.device:

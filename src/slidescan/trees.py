@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from .io import atomic_path
+from .settings import from_config
 from .train import balanced_weights, fingerprint
 
 
@@ -35,11 +36,7 @@ class BDTSettings:
 
     @classmethod
     def from_config(cls, config: dict | None) -> "BDTSettings":
-        config = dict(config or {})
-        unknown = sorted(set(config) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"classifier.bdt: unknown setting(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**config)
+        return from_config(cls, config, "classifier.bdt")
 
 
 class TreeEnsemble:
