@@ -1,4 +1,6 @@
 # slidescan: sliding-window weakly supervised resonance search. Logic lives in src/slidescan.
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -10,7 +12,11 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
-report: "workflow/report/workflow.rst"
+# the landing page: the summary `slidescan report` writes from the results, else the static description
+_SUMMARY = f"results/{config['scan']}/summary.rst"
+
+
+report: _SUMMARY if os.path.exists(_SUMMARY) else "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

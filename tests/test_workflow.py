@@ -104,10 +104,16 @@ def test_tiny_scan_end_to_end(tiny_run):
 
 def test_report_is_written(tiny_run):
     report = tiny_run / "results" / "tiny" / "report.html"
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--report", str(report)],
-                            cwd=tiny_run, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = subprocess.run([sys.executable, "-m", "slidescan.cli", "report", "--workdir", str(tiny_run)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     html = report.read_text()
+    # the summary on the landing page, from the results
+    table = pd.read_csv(tiny_run / "results" / "tiny" / "pvalue_scan.csv")
+    best = table[table["injection"] == 400].sort_values("z").iloc[-1]
+    assert "Most significant windows at injection 400" in html
+    assert f"{best.z:.2f}" in html and "Calibration (background-only pseudo-experiments)" in html
+    assert "Jobs: 16 of 16 training folds done" in html
     assert report.stat().st_size > 100_000
     assert "pvalue_scan_cwola-nn_inj400.png" in html and "Local p-value scan" in html
     for caption in ("Calibration from the background-only", "Sensitivity: the local significance",

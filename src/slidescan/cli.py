@@ -47,8 +47,11 @@ def cmd_run(ns: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_report(ns: argparse.Namespace, extra: list[str]) -> int:
+    from .summary import write_summary
+
     scan = _scan_name(ns.workdir / ns.configfile)
     report = f"results/{scan}/report.html"
+    print(f"summary written to {write_summary(ns.workdir, ns.configfile)}")
     rc = _snakemake(["--configfile", str(ns.configfile), "--cores", "1", "--report", report, *extra], ns.workdir)
     if rc == 0:
         print(f"report written to {ns.workdir / report}")
