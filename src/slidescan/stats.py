@@ -50,10 +50,12 @@ class FitResult:
         return len(self.params)
 
 
-def fit_dijet(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], n_params: int = 3) -> FitResult:
+def fit_dijet(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], n_params: int = 3,
+              start: np.ndarray | None = None) -> FitResult:
     """Binned Poisson maximum-likelihood fit of the dijet function.
 
     ``edge_sets`` are disjoint bin ranges fitted together (the two sidebands around an SR).
+    ``start`` overrides the starting parameters.
     """
     counts = np.concatenate(count_sets).astype(float)
     if counts.sum() <= 0:
@@ -76,12 +78,13 @@ def fit_dijet(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], n_param
 
     # start from a typical dijet shape with the normalisation matched to the counts; the
     # 4-parameter fit starts from the 3-parameter solution (it has no other good starting point)
-    start = np.array([0.0, 8.0, 4.0, 0.0][:n_params])
-    start[0] = np.log(counts.sum() / expected(start).sum())
-    if n_params == 4:
+    if start is None and n_params == 4:
         three = fit_dijet(edge_sets, count_sets, 3)
         if three.ok:
             start = np.append(three.params, 0.0)
+    if start is None:
+        start = np.array([0.0, 8.0, 4.0, 0.0][:n_params])
+        start[0] = np.log(counts.sum() / expected(start).sum())
     minuit = Minuit(nll, *(r @ start))
     minuit.errordef = Minuit.LIKELIHOOD
     minuit.strategy = 1
@@ -108,7 +111,7 @@ def fit_dijet_ftest(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], a
     never chosen, and the 3-parameter fit is returned (flagged if it failed itself).
     """
     three = fit_dijet(edge_sets, count_sets, 3)
-    four = fit_dijet(edge_sets, count_sets, 4)
+    four = fit_dijet(edge_sets, count_sets, 4, start=np.append(three.params, 0.0) if three.ok else None)
     if not four.ok or not three.ok:
         return three if three.ok or not four.ok else four
     ndf = four.n_bins - 4

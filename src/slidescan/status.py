@@ -73,6 +73,10 @@ def fold_states(workdir: Path, config: dict) -> list[FoldState]:
     return states
 
 
+def count_states(states: list[FoldState]) -> dict[str, int]:
+    return {s: sum(f.state == s for f in states) for s in ("done", "failed", "interrupted", "missing")}
+
+
 def _classify(output: Path, log: Path, checkpoint: Path) -> tuple[str, str]:
     if output.exists():
         return "done", ""
@@ -92,7 +96,7 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
     """Human-readable status and the count of folds in each state."""
     config = load_config(workdir, configfile)
     states = fold_states(workdir, config)
-    counts = {s: sum(f.state == s for f in states) for s in ("done", "failed", "interrupted", "missing")}
+    counts = count_states(states)
     lines = [f"scan {config['scan']}: {len(states)} training folds: "
              + ", ".join(f"{n} {s}" for s, n in counts.items())]
     pending = [f for f in states if f.state != "done"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import atomic_path
-from .status import fold_states, load_config
+from .status import count_states, fold_states, load_config
 
 STATIC_DESCRIPTION = Path("workflow/report/workflow.rst")
 
@@ -65,7 +65,7 @@ def summary_text(workdir: Path, configfile: Path) -> str:
         parts.append("Calibration (background-only pseudo-experiments): " + "; ".join(verdicts) + ".")
         parts.append("")
     states = fold_states(workdir, config)
-    counts = {s: sum(f.state == s for f in states) for s in ("done", "failed", "interrupted", "missing")}
+    counts = count_states(states)
     jobs = f"Jobs: {counts['done']} of {len(states)} training folds done"
     if counts["done"] < len(states):
         jobs += (f"; {counts['failed']} failed, {counts['interrupted']} interrupted, {counts['missing']} not run. "
