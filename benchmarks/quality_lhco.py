@@ -15,22 +15,8 @@ import json
 import time
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
-
 from slidescan.data import FEATURES, read_cathode_npy
-
-
-def sic_figures(labels: np.ndarray, scores: np.ndarray) -> dict:
-    fpr, tpr, _ = roc_curve(labels, scores)
-    n_bkg = int((labels == 0).sum())
-    out = {"auc": float(roc_auc_score(labels, scores))}
-    for floor in (20, 50):
-        ok = fpr * n_bkg >= floor
-        out[f"max_sic_{floor}"] = float(np.max(tpr[ok] / np.sqrt(fpr[ok])))
-    for eff in (0.2, 0.3):
-        b = float(np.interp(eff, tpr, fpr))
-        out[f"sic_at_{eff}"] = eff / np.sqrt(b) if b > 0 else float("inf")
-    return out
+from slidescan.metrics import sic_figures
 
 
 def main() -> None:

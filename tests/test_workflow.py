@@ -27,9 +27,11 @@ TINY = {
     "windows": {"spacing": "linear", "first_sr_lo": 3.1, "last_sr_lo": 3.3, "sr_width": 0.4, "step": 0.2,
                 "sb_width": 0.6},
     "folds": {"k": 2},
-    "methods": ["cwola-nn", "idealized-bdt"],
+    "methods": ["cwola-nn", "cathode-nn", "idealized-bdt"],
     "classifier": {"nn": {"members": 2, "epochs": 2, "batch_size": 512, "n_best": 1},
                    "bdt": {"members": 2, "max_iter": 30}},
+    "flow": {"transforms": 2, "hidden": [32], "epochs": 3, "batch_size": 512, "learning_rate": 0.003, "n_best": 2,
+             "max_train_events": 8000, "oversampling": 2},
     "bumphunt": {"efficiencies": [1.0, 0.1, 0.01]},
 }
 COLUMNS = ["window", "sr_lo", "sr_hi", "method", "injection", "seed", "efficiency", "n_obs", "n_bkg",
@@ -69,16 +71,17 @@ def test_dry_run_fans_out_over_every_fold(tmp_path):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
     # windows x methods x injections x seeds x folds
-    assert counts["train"] == 2 * 2 * 2 * 1 * 2
-    assert counts["merge_folds"] == counts["bumphunt"] == 2 * 2 * 2
-    assert counts["split"] == 2 * 2 and counts["inject"] == 2
+    assert counts["train"] == 2 * 3 * 2 * 1 * 2
+    assert counts["merge_folds"] == counts["bumphunt"] == 2 * 3 * 2
+    # one CATHODE flow per window x injection x seed, shared by its folds
+    assert counts["flow"] == counts["split"] == 2 * 2 and counts["inject"] == 2
 
 
 def test_tiny_scan_end_to_end(tiny_run):
     results = tiny_run / "results" / "tiny"
     table = pd.read_csv(results / "pvalue_scan.csv")
     assert COLUMNS == list(table.columns[: len(COLUMNS)])
-    assert len(table) == 2 * 2 * 2 * 1 * 3
+    assert len(table) == 2 * 3 * 2 * 1 * 3
     assert table["fit_ok"].all()
     assert table["p0"].between(0, 0.5).all()
     assert set(table["efficiency"]) == {1.0, 0.1, 0.01}
@@ -113,7 +116,7 @@ def test_report_is_written(tiny_run):
     best = table[table["injection"] == 400].sort_values("z").iloc[-1]
     assert "Most significant windows at injection 400" in html
     assert f"{best.z:.2f}" in html and "Calibration (background-only pseudo-experiments)" in html
-    assert "Jobs: 16 of 16 training folds done" in html
+    assert "Jobs: 24 of 24 training folds done" in html
     assert report.stat().st_size > 100_000
     assert "pvalue_scan_cwola-nn_inj400.png" in html and "Local p-value scan" in html
     for caption in ("Calibration from the background-only", "Sensitivity: the local significance",
@@ -141,7 +144,7 @@ def test_rerun_only_the_failed_fold(tmp_path):
     assert "forced failure" in log
     # everything that does not depend on the failed fold is there
     others = sorted(p for p in (results / "train").rglob("*.h5"))
-    assert len(others) == 2 * 2 * 2 * 2 - 1
+    assert len(others) == 2 * 3 * 2 * 2 - 1
     assert (results / "bumphunt/w01/cwola-nn/inj0_seed1.csv").exists()
     assert (results / "bumphunt/w00/cwola-nn/inj400_seed1.csv").exists()
     assert not (results / "bumphunt/w01/cwola-nn/inj400_seed1.csv").exists()
@@ -150,7 +153,7 @@ def test_rerun_only_the_failed_fold(tmp_path):
     status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],
                             capture_output=True, text=True)
     assert status.returncode == 1, status.stderr
-    assert "16 training folds: 15 done, 1 failed, 0 interrupted, 0 missing" in status.stdout
+    assert "24 training folds: 23 done, 1 failed, 0 interrupted, 0 missing" in status.stdout
     assert ("failed      window w01 method cwola-nn injection 400 seed 1 fold 1: RuntimeError: forced failure"
             in status.stdout)
     assert "logs/train/w01/cwola-nn/inj400_seed1/fold1.log" in status.stdout
@@ -171,4 +174,4 @@ def test_rerun_only_the_failed_fold(tmp_path):
     assert failed_output.exists() and (results / "pvalue_scan.csv").exists()
     status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],
                             capture_output=True, text=True)
-    assert status.returncode == 0 and "16 done, 0 failed" in status.stdout
+    assert status.returncode == 0 and "24 done, 0 failed" in status.stdout

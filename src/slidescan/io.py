@@ -60,6 +60,11 @@ def read_table(path: str | os.PathLike, name: str) -> pd.DataFrame:
         return pd.DataFrame({c: group[c][()] for c in columns})
 
 
+def has_table(path: str | os.PathLike, name: str) -> bool:
+    with h5py.File(path, "r") as f:
+        return name in f
+
+
 def read_attrs(path: str | os.PathLike) -> dict:
     with h5py.File(path, "r") as f:
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}

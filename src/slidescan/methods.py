@@ -29,6 +29,9 @@ class Reference:
     needs_truth: bool
     description: str
     build: Callable[[pd.DataFrame, dict[str, pd.DataFrame], int], tuple[pd.DataFrame, pd.DataFrame]]
+    # the table of SR reference events, when the reference is not the data itself; its events of the
+    # scored fold are held out and scored too, so "SR data vs reference" can be checked (AUC 0.5 without signal)
+    reference_table: str | None = None
 
 
 def _cwola(window_data, references, fold):
@@ -48,15 +51,38 @@ def _supervised(window_data, references, fold):
     return sig[sig["fold"] != fold], ref[ref["fold"] != fold]
 
 
+def _cathode(window_data, references, fold):
+    train = window_data[(window_data["fold"] != fold) & (window_data["region"] == REGION_SR)]
+    samples = references["flow_samples"]
+    return train, samples[samples["fold"] != fold]
+
+
 REFERENCES = {
     "cwola": Reference("cwola", False, "SR data vs sideband data (CWoLa hunting)", _cwola),
-    "idealized": Reference("idealized", True, "SR data vs true SR background (simulation only)", _idealized),
-    "supervised": Reference("supervised", True, "signal vs SR background with truth (simulation only)", _supervised),
+    "cathode": Reference("cathode", False, "SR data vs samples of a sideband-trained flow (CATHODE)", _cathode,
+                         reference_table="flow_samples"),
+    "idealized": Reference("idealized", True, "SR data vs true SR background (simulation only)", _idealized,
+                           reference_table="background_sr"),
+    "supervised": Reference("supervised", True, "signal vs SR background with truth (simulation only)", _supervised,
+                            reference_table="background_sr"),
 }
 BACKENDS = {
     "nn": "vectorised MLP ensemble (PyTorch)",
     "bdt": "HistGradientBoosting ensemble (scikit-learn, as in arXiv:2309.13111)",
 }
+
+
+def needs_flow(method: str) -> bool:
+    return parse_method(method)[0].name == "cathode"
+
+
+def held_out_reference(method: str, references: dict[str, pd.DataFrame], fold: int) -> pd.DataFrame | None:
+    """Reference events of ``fold``: never trained on by the model that scores that fold."""
+    table = parse_method(method)[0].reference_table
+    if table is None:
+        return None
+    ref = references[table]
+    return ref[ref["fold"] == fold]
 
 
 def parse_method(name: str) -> tuple[Reference, str]:

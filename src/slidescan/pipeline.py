@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from . import data as data_mod
-from .io import read_attrs, read_table, write_csv, write_tables
-from .methods import parse_method, training_set
+from .io import has_table, read_attrs, read_table, write_csv, write_tables
+from .methods import held_out_reference, needs_flow, parse_method, training_set
 from .seeds import derive_seed, rng
 from .windows import REGION_SR, assign_folds, window_by_name, window_grid
 
@@ -91,24 +91,108 @@ def check_forced_failure(path: str | os.PathLike) -> None:
             raise RuntimeError(f"forced failure of {path}: it matches {pattern!r} in ${FAULT_ENV}")
 
 
+def fit_flow(config: dict, split: str | os.PathLike, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+             closure_plot: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> None:
+    """CATHODE's background model of one window: a flow fitted in the sidebands, sampled in the SR.
+
+    Writes the SR samples (with folds and weight 1/oversampling), the loss history, and the
+    sideband closure test: a classifier separating held-out sideband events from flow samples at
+    the same mjj (AUC 0.5 when the flow is right).
+    """
+    from .flows import FlowSettings, sample_sr_mjj, train_flow
+
+    check_forced_failure(out)
+    settings = FlowSettings.from_config(config.get("flow"))
+    attrs = read_attrs(split)
+    w = window_by_name(window_grid(config["windows"]), attrs["window"])
+    window_data = read_table(split, "data")
+    sb = window_data[window_data["region"] != REGION_SR]
+    sr = window_data[window_data["region"] == REGION_SR]
+    base = config["data"]["seed"]
+    key = ("flow", attrs["window"], attrs["injection"], attrs["seed"])
+    if settings.max_train_events and len(sb) > settings.max_train_events:
+        sb = sb.iloc[np.sort(rng(base, *key, "subset").choice(len(sb), settings.max_train_events, replace=False))]
+    log(f"{attrs['window']} injection {attrs['injection']} seed {attrs['seed']}: flow on {len(sb)} sideband events, "
+        f"sampling {settings.oversampling:g} x {len(sr)} SR events")
+    flow = train_flow(sb[data_mod.FEATURES].to_numpy(), sb["mjj"].to_numpy(), settings, derive_seed(base, *key),
+                      checkpoint=checkpoint, log=log)
+    n = int(round(settings.oversampling * len(sr)))
+    mjj = sample_sr_mjj(sr["mjj"].to_numpy(), n, w.sr_lo, w.sr_hi, derive_seed(base, *key, "mjj"))
+    samples = pd.DataFrame(flow.sample(mjj, derive_seed(base, *key, "sr")), columns=data_mod.FEATURES)
+    samples.insert(0, "mjj", mjj)
+    samples["label"] = np.zeros(n, dtype=np.int8)
+    samples["weight"] = np.full(n, 1.0 / settings.oversampling)
+    samples["fold"] = assign_folds(n, config["folds"]["k"], rng(base, *key, "folds"))
+    samples["region"] = np.zeros(n, dtype=np.int8)
+    samples["event_id"] = -1 - np.arange(n, dtype=np.int64)
+
+    held = sb.iloc[flow.validation_index]
+    closure = pd.DataFrame(flow.sample(held["mjj"].to_numpy(), derive_seed(base, *key, "sb")), columns=data_mod.FEATURES)
+    closure.insert(0, "mjj", held["mjj"].to_numpy())
+    sb_auc = closure_auc(held[["mjj", *data_mod.FEATURES]].to_numpy(), closure.to_numpy(), derive_seed(base, *key, "auc"))
+    log(f"sideband closure: classifier AUC of held-out sideband data vs flow samples = {sb_auc:.4f}")
+    history = pd.DataFrame({"epoch": np.arange(1, len(flow.history["val_loss"]) + 1),
+                            "train_loss": flow.history["train_loss"], "val_loss": flow.history["val_loss"]})
+    write_tables(out, {"samples": samples, "history": history, "sb_data": held[["mjj", *data_mod.FEATURES]],
+                       "sb_samples": closure},
+                 attrs={**attrs, "sb_auc": sb_auc, "best_val_nll": flow.best_val_loss, "n_train": len(sb),
+                        "best_epochs": ",".join(map(str, flow.best_epochs))})
+    if closure_plot:
+        from .plots import flow_closure
+
+        flow_closure(held, closure, sr, samples, f"{w.name} (SR {w.sr_lo:g}-{w.sr_hi:g} TeV), injection "
+                     f"{attrs['injection']}, seed {attrs['seed']}: SB classifier AUC {sb_auc:.3f}", closure_plot)
+
+
+def closure_auc(data: np.ndarray, samples: np.ndarray, seed: int) -> float:
+    """Test AUC of a boosted-tree classifier trained to tell ``data`` from ``samples`` (half for training)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import roc_auc_score
+
+    x = np.concatenate([data, samples])
+    y = np.concatenate([np.ones(len(data)), np.zeros(len(samples))])
+    test = np.random.default_rng(seed).random(len(x)) < 0.5
+    clf = HistGradientBoostingClassifier(max_iter=200, early_stopping=True, random_state=seed % (2**32))
+    clf.fit(x[~test], y[~test])
+    return float(roc_auc_score(y[test], clf.predict_proba(x[test])[:, 1]))
+
+
 def train_fold(config: dict, split: str | os.PathLike, method: str, fold: int, out: str | os.PathLike,
-               checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print) -> None:
-    """Train the ensemble of one fold and write the out-of-fold scores of that fold's data events."""
+               checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print,
+               flow_samples: str | os.PathLike | None = None) -> None:
+    """Train the ensemble of one fold and write the out-of-fold scores of that fold's data events.
+
+    Methods with a separate SR reference (cathode, idealized, supervised) also score that
+    reference's held-out events of the fold, for the "data vs reference" AUC.
+    """
     check_forced_failure(out)
     _, backend = parse_method(method)
     fold = int(fold)
     window_data = read_table(split, "data")
     references = {"background_sr": read_table(split, "background_sr"), "signal": read_table(split, "signal")}
+    if needs_flow(method):
+        if flow_samples is None:
+            raise ValueError(f"method {method} needs the flow samples of its window (rule flow); none were given")
+        references["flow_samples"] = read_table(flow_samples, "samples")
     attrs = read_attrs(split)
     ts = training_set(method, window_data, references, fold)
     model, history = _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log)
     scored = window_data[window_data["fold"] == fold]
-    table = pd.DataFrame({
-        "event_id": scored["event_id"].to_numpy(), "mjj": scored["mjj"].to_numpy(),
-        "region": scored["region"].to_numpy(), "label": scored["label"].to_numpy(),
-        "score": model.predict(scored[data_mod.FEATURES].to_numpy()),
+    tables = {"scores": _score_table(model, scored), "history": history}
+    held = held_out_reference(method, references, fold)
+    if held is not None:
+        tables["reference_scores"] = _score_table(model, held)
+    write_tables(out, tables, attrs={**attrs, "method": method, "fold": fold})
+
+
+def _score_table(model, events: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "event_id": events["event_id"].to_numpy() if "event_id" in events else np.full(len(events), -1),
+        "mjj": events["mjj"].to_numpy(),
+        "region": events["region"].to_numpy() if "region" in events else np.zeros(len(events), np.int8),
+        "label": events["label"].to_numpy(),
+        "score": model.predict(events[data_mod.FEATURES].to_numpy()),
     })
-    write_tables(out, {"scores": table, "history": history}, attrs={**attrs, "method": method, "fold": fold})
 
 
 def _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log):
@@ -141,9 +225,13 @@ def merge_folds(fold_files: list[str], out: str | os.PathLike) -> None:
     merged = pd.concat(tables, ignore_index=True).sort_values("event_id", kind="stable").reset_index(drop=True)
     if merged["event_id"].duplicated().any():
         raise ValueError(f"{out}: an event was scored by more than one fold; fold files: {fold_files}")
+    tables = {"scores": merged}
+    if all(has_table(f, "reference_scores") for f in fold_files):
+        tables["reference_scores"] = pd.concat([read_table(f, "reference_scores") for f in fold_files],
+                                               ignore_index=True)
     attrs = read_attrs(fold_files[0])
     attrs.pop("fold", None)
-    write_tables(out, {"scores": merged}, attrs=attrs)
+    write_tables(out, tables, attrs=attrs)
 
 
 def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike,
@@ -166,6 +254,7 @@ def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike
     table.insert(4, "injection", int(attrs["injection"]))
     table.insert(5, "seed", int(attrs["seed"]))
     table["n_signal_sr"] = int(((df["label"] == 1) & (df["region"] == REGION_SR)).sum())
+    table["sr_auc_vs_reference"] = reference_auc(scores, df)
     write_csv(out, table[SCAN_COLUMNS + [c for c in table.columns if c not in SCAN_COLUMNS]])
     if spectra_plot:
         from .plots import selected_spectra
@@ -176,10 +265,33 @@ def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike
                          spectra_plot)
 
 
-def gather(csv_files: list[str], out: str | os.PathLike) -> pd.DataFrame:
+def reference_auc(scores: str | os.PathLike, df: pd.DataFrame) -> float:
+    """Out-of-fold AUC of SR data against the method's held-out SR reference; NaN without one.
+
+    Without signal the reference is the SR background, so anything but 0.5 is a mismodelled reference.
+    """
+    if not has_table(scores, "reference_scores"):
+        return float("nan")
+    from sklearn.metrics import roc_auc_score
+
+    ref = read_table(scores, "reference_scores")
+    sr = df.loc[df["region"] == REGION_SR, "score"].to_numpy()
+    y = np.concatenate([np.ones(len(sr)), np.zeros(len(ref))])
+    return float(roc_auc_score(y, np.concatenate([sr, ref["score"].to_numpy()])))
+
+
+def gather(csv_files: list[str], out: str | os.PathLike, n_toys: int = 20000) -> pd.DataFrame:
+    """All bump-hunt rows, with each scan's look-elsewhere-corrected (global) p-value.
+
+    The global columns (``min_p0``, ``global_p0``, ``global_z``, ``global_p0_seeds``,
+    ``n_null_seeds``) are the same on every row of one scan (method, injection, seed).
+    """
+    from .lookelsewhere import SCAN_KEYS, global_pvalues
+
     table = pd.concat([pd.read_csv(f) for f in csv_files], ignore_index=True)
     table = table.sort_values(["method", "injection", "seed", "window", "efficiency"],
                               ascending=[True, True, True, True, False]).reset_index(drop=True)
+    table = table.merge(global_pvalues(table, n_toys=n_toys), on=SCAN_KEYS, how="left")
     write_csv(out, table)
     return table
 

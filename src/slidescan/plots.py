@@ -31,12 +31,12 @@ def pvalue_scan(table: pd.DataFrame, method: str, injection: int, out: str | os.
     for color, (eff, grp) in zip(colors, sorted(sub.groupby("efficiency"), key=lambda kv: -kv[0])):
         stats = grp.groupby("centre")["p0"].agg(["median", "min", "max"]).reset_index()
         label = "no cut" if eff >= 1 else f"top {eff:g}"
-        ax.plot(stats["centre"], stats["median"].clip(lower=1e-12), "o-", color=color, label=label)
+        ax.plot(stats["centre"], stats["median"].clip(lower=1e-40), "o-", color=color, label=label)
         if grp["seed"].nunique() > 1:
-            ax.fill_between(stats["centre"], stats["min"].clip(lower=1e-12), stats["max"].clip(lower=1e-12),
+            ax.fill_between(stats["centre"], stats["min"].clip(lower=1e-40), stats["max"].clip(lower=1e-40),
                             color=color, alpha=0.2)
     ax.set_yscale("log")
-    lowest = np.nanmin(sub["p0"].clip(lower=1e-12)) if sub["p0"].notna().any() else 1e-3
+    lowest = np.nanmin(sub["p0"].clip(lower=1e-40)) if sub["p0"].notna().any() else 1e-3
     ax.set_ylim(min(lowest / 5, 1e-4), 1.5)
     for n_sigma in range(1, 8):
         p = sps.norm.sf(n_sigma)
@@ -48,6 +48,15 @@ def pvalue_scan(table: pd.DataFrame, method: str, injection: int, out: str | os.
     ax.set_xlabel(r"signal region centre $m_{jj}$ [TeV]")
     ax.set_ylabel(r"local $p_0$")
     ax.set_title(f"{method}, injection {injection}", fontsize=16, loc="right")
+    if "global_z" in sub and sub["global_z"].notna().any():
+        per_seed = sub.groupby("seed")[["min_p0", "global_p0", "global_z"]].first()
+        median = per_seed.median()
+        text = (f"smallest local $p_0$ = {median['min_p0']:.2g} (Z = {sps.norm.isf(median['min_p0']):.2f})\n"
+                f"global Z = {median['global_z']:.2f} (look-elsewhere, toys)")
+        if len(per_seed) > 1:
+            text += f"; median of {len(per_seed)} seeds"
+        ax.text(0.98, 0.03, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=12,
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "grey"})
     ax.legend(fontsize=12, loc="lower left")
     _save(fig, out)
 
@@ -130,4 +139,30 @@ def sensitivity(table: pd.DataFrame, out: str | os.PathLike) -> None:
     ax.set_xlabel("injected signal events")
     ax.set_ylabel("local Z, signal window, best efficiency")
     ax.legend(fontsize=12)
+    _save(fig, out)
+
+
+def flow_closure(sb_data: pd.DataFrame, sb_samples: pd.DataFrame, sr_data: pd.DataFrame, sr_samples: pd.DataFrame,
+                 title: str, out: str | os.PathLike) -> None:
+    """Per-feature histograms: flow samples against held-out sideband data (top) and against SR data (bottom).
+
+    The top row is the closure test: the flow must reproduce the sidebands it was trained on. In the
+    bottom row data and samples agree without signal; a signal shows as an excess in a narrow range.
+    """
+    from .data import FEATURES
+
+    fig, axes = plt.subplots(2, len(FEATURES), figsize=(5 * len(FEATURES), 9), squeeze=False)
+    for row, (data, samples, where) in enumerate([(sb_data, sb_samples, "sideband (held out)"),
+                                                   (sr_data, sr_samples, "signal region")]):
+        for ax, feature in zip(axes[row], FEATURES):
+            lo, hi = np.percentile(np.concatenate([data[feature], samples[feature]]), [0.1, 99.9])
+            bins = np.linspace(lo, hi, 41)
+            ax.hist(samples[feature], bins, density=True, histtype="stepfilled", alpha=0.4, color="C0",
+                    label="flow samples")
+            ax.hist(data[feature], bins, density=True, histtype="step", color="black", lw=1.5, label="data")
+            ax.set_xlabel(feature, fontsize=14)
+            ax.set_yscale("log")
+        axes[row, 0].set_ylabel(f"{where}\nnormalised", fontsize=14)
+    axes[0, 0].legend(fontsize=11)
+    fig.suptitle(title, fontsize=16)
     _save(fig, out)

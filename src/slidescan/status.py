@@ -49,7 +49,7 @@ class FoldState:
     method: str
     injection: int
     seed: int
-    fold: int
+    fold: int | None  # None for a CATHODE flow job (one per window, injection and seed)
     state: str  # done | failed | interrupted | missing
     reason: str
     output: Path
@@ -73,6 +73,23 @@ def fold_states(workdir: Path, config: dict) -> list[FoldState]:
     return states
 
 
+def flow_states(workdir: Path, config: dict) -> list[FoldState]:
+    """The CATHODE flow jobs; empty when no cathode method is configured."""
+    if not any(m.startswith("cathode-") for m in config["methods"]):
+        return []
+    results = workdir / "results" / str(config["scan"])
+    states = []
+    for window in (w.name for w in window_grid(config["windows"])):
+        for injection in config["injections"]:
+            for seed in config["seeds"]:
+                rel = f"{window}/inj{injection}_seed{seed}"
+                output = results / "flows" / f"{rel}.h5"
+                log = results / "logs" / "flow" / f"{rel}.log"
+                state, reason = _classify(output, log, results / "checkpoints" / window / "flow" / f"inj{injection}_seed{seed}.ckpt")
+                states.append(FoldState(window, "flow", int(injection), int(seed), None, state, reason, output, log))
+    return states
+
+
 def count_states(states: list[FoldState]) -> dict[str, int]:
     return {s: sum(f.state == s for f in states) for s in ("done", "failed", "interrupted", "missing")}
 
@@ -85,9 +102,9 @@ def _classify(output: Path, log: Path, checkpoint: Path) -> tuple[str, str]:
     text = log.read_text(errors="replace").strip().splitlines()
     if any(line.startswith("Traceback") for line in text):
         errors = [line for line in text if line and not line.startswith(" ") and ":" in line
-                  and not line.startswith(("Traceback", "epoch "))]
+                  and not line.startswith(("Traceback", "epoch ", "flow epoch "))]
         return "failed", errors[-1] if errors else "see log"
-    epochs = sum(line.startswith("epoch ") for line in text)
+    epochs = sum(line.startswith(("epoch ", "flow epoch ")) for line in text)
     saved = " (checkpoint saved)" if checkpoint.exists() else ""
     return "interrupted", f"stopped after {epochs} logged epochs{saved}: running, killed or timed out"
 
@@ -96,15 +113,21 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
     """Human-readable status and the count of folds in each state."""
     config = load_config(workdir, configfile)
     states = fold_states(workdir, config)
+    flows = flow_states(workdir, config)
     counts = count_states(states)
     lines = [f"scan {config['scan']}: {len(states)} training folds: "
              + ", ".join(f"{n} {s}" for s, n in counts.items())]
-    pending = [f for f in states if f.state != "done"]
+    if flows:
+        flow_counts = count_states(flows)
+        lines.append(f"{len(flows)} CATHODE flows: " + ", ".join(f"{n} {s}" for s, n in flow_counts.items()))
+        counts = {s: counts[s] + flow_counts[s] for s in counts}
+    pending = [f for f in flows + states if f.state != "done"]
     for f in pending:
         if f.state == "missing" and counts["missing"] > 20:
             continue  # a scan not yet run: the count says it
-        lines.append(f"  {f.state:11s} window {f.window} method {f.method} injection {f.injection} seed {f.seed} "
-                     f"fold {f.fold}: {f.reason}\n              log: {f.log}")
+        what = (f"flow injection {f.injection} seed {f.seed}" if f.fold is None
+                else f"method {f.method} injection {f.injection} seed {f.seed} fold {f.fold}")
+        lines.append(f"  {f.state:11s} window {f.window} {what}: {f.reason}\n              log: {f.log}")
     if pending:
         targets = " ".join(str(f.output.relative_to(workdir)) for f in pending
                            if f.state in ("failed", "interrupted")) or "(all of them)"

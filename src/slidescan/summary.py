@@ -35,14 +35,17 @@ def summary_text(workdir: Path, configfile: Path) -> str:
         table = pd.read_csv(scan_csv)
         for injection, grp in table.groupby("injection"):
             top = grp.dropna(subset=["z"]).sort_values("z", ascending=False).head(5)
-            parts.append(f"Most significant windows at injection {injection} (local significance; "
-                         "no look-elsewhere correction):")
+            parts.append(f"Most significant windows at injection {injection}. Global Z is the significance of the "
+                         "scan's smallest local p0 after the look-elsewhere effect over all its windows and "
+                         "efficiencies (background-only toys):")
             parts.append("")
             parts.append(_table(
-                [[f"{r.z:.2f}", f"{r.p0:.2g}", f"{r.window} ({r.sr_lo:g}-{r.sr_hi:g} TeV)", r.method,
+                [[f"{r.z:.2f}", f"{getattr(r, 'global_z', float('nan')):.2f}", f"{r.p0:.2g}",
+                  f"{r.window} ({r.sr_lo:g}-{r.sr_hi:g} TeV)", r.method,
                   f"{r.efficiency:g}", f"{r.n_obs} / {r.n_bkg:.1f} +- {r.n_bkg_err:.1f}", str(r.seed)]
                  for r in top.itertuples()],
-                ["local Z", "p0", "window (SR)", "method", "efficiency", "observed / expected in SR", "seed"]))
+                ["local Z", "global Z", "p0", "window (SR)", "method", "efficiency", "observed / expected in SR",
+                 "seed"]))
             if injection > 0:
                 best = grp.loc[grp.groupby("method")["z"].idxmax()]
                 windows = sorted(set(best["window"]))

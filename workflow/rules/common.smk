@@ -1,5 +1,6 @@
 # Names and helpers shared by the rules. Only cheap config arithmetic here: every cluster job
 # re-parses the Snakefile.
+from slidescan.methods import needs_flow
 from slidescan.windows import window_grid
 
 RESULTS = f"results/{config['scan']}"

@@ -30,6 +30,8 @@ rule scan:
         ),
     log:
         f"{RESULTS}/logs/scan.log",
+    params:
+        bumphunt=config["bumphunt"],
     script:
         "../scripts/scan.py"
 

@@ -1,6 +1,38 @@
-rule train:
+rule flow:
     input:
         rules.split.output,
+    output:
+        samples=f"{RESULTS}/flows/{{window}}/{EXPERIMENT}.h5",
+        closure=report(
+            f"{RESULTS}/plots/flows/{{window}}/{EXPERIMENT}.png",
+            category="Diagnostics",
+            subcategory="flow closure (CATHODE)",
+            labels={"window": "{window}", "injection": "{injection}", "seed": "{seed}"},
+            caption="../report/flow_closure.rst",
+        ),
+    log:
+        f"{RESULTS}/logs/flow/{{window}}/{EXPERIMENT}.log",
+    params:
+        checkpoint=f"{RESULTS}/checkpoints/{{window}}/flow/{EXPERIMENT}.ckpt",
+        flow=config["flow"],
+        windows=config["windows"],
+        folds=config["folds"],
+    threads: config["flow"]["threads"]
+    script:
+        "../scripts/flow.py"
+
+
+def train_inputs(wildcards):
+    """The window's events, plus the flow samples for CATHODE methods."""
+    inputs = {"split": rules.split.output[0].format(**wildcards)}
+    if needs_flow(wildcards.method):
+        inputs["flow"] = rules.flow.output.samples.format(**wildcards)
+    return inputs
+
+
+rule train:
+    input:
+        unpack(train_inputs),
     output:
         f"{RESULTS}/train/{{window}}/{{method}}/{EXPERIMENT}/fold{{fold}}.h5",
     log:

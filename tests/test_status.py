@@ -1,0 +1,36 @@
+"""`slidescan status` from the files a scan leaves, including CATHODE flow jobs."""
+
+from pathlib import Path
+
+from slidescan.status import report
+
+from test_workflow import TINY, make_workdir
+
+
+def test_failed_flow_is_listed_with_its_reason_and_log(tmp_path):
+    workdir = make_workdir(tmp_path, TINY)
+    results = workdir / "results" / "tiny"
+    log = results / "logs/flow/w01/inj400_seed1.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("w01 injection 400 seed 1: flow on 8000 sideband events\nflow epoch 1/3: train nll 5.6\n"
+                   "Traceback (most recent call last):\n  File x\nFloatingPointError: flow training: validation "
+                   "loss is nan at epoch 2; lower flow.learning_rate\n")
+    done = results / "flows/w00/inj0_seed1.h5"
+    done.parent.mkdir(parents=True)
+    done.write_bytes(b"")
+    running = results / "logs/flow/w00/inj400_seed1.log"
+    running.parent.mkdir(parents=True, exist_ok=True)
+    running.write_text("flow epoch 1/3: ...\nflow epoch 2/3: ...\n")
+    text, counts = report(workdir, Path("config/config.yaml"), "profiles/local")
+    assert "4 CATHODE flows: 1 done, 1 failed, 1 interrupted, 1 missing" in text
+    assert ("failed      window w01 flow injection 400 seed 1: FloatingPointError: flow training: validation loss "
+            "is nan at epoch 2; lower flow.learning_rate") in text
+    assert str(log) in text
+    assert "interrupted window w00 flow injection 400 seed 1: stopped after 2 logged epochs" in text
+    assert counts["failed"] == 1
+
+
+def test_scan_without_cathode_lists_no_flows(tmp_path):
+    workdir = make_workdir(tmp_path, {**TINY, "methods": ["cwola-nn"]})
+    text, _ = report(workdir, Path("config/config.yaml"), "profiles/local")
+    assert "CATHODE flows" not in text and "8 training folds: 0 done" in text
