@@ -4,7 +4,7 @@ from scipy import stats as sps
 
 from slidescan import data
 from slidescan.seeds import rng
-from slidescan.stats import asimov_z, bump_hunt, discovery_p0, fit_dijet, window_edges, z_from_p
+from slidescan.stats import asimov_z, asimov_z_uncertain, bump_hunt, discovery_p0, fit_dijet, window_edges, z_from_p
 from slidescan.windows import Window
 
 WINDOW = Window(0, 2.7, 3.3, 3.7, 4.3)
@@ -93,3 +93,50 @@ def test_ftest_keeps_three_parameters_for_a_dijet_spectrum_and_takes_four_when_n
     assert chosen.ok and chosen.n_params == 4
     results = bump_hunt(mjj, np.zeros_like(mjj), WINDOW, [1.0], 0.05, n_params="ftest")
     assert results[0].fit_parameters == 3 and results[0].fit_bins == 24 and results[0].fit_deviance > 0
+
+
+def test_toy_p0_is_the_exact_poisson_tail_for_a_known_background():
+    from scipy import stats as sps
+
+    for n, b in [(3, 0.3), (6, 2.0), (12, 5.0)]:
+        exact = sps.poisson.sf(n - 1, b)
+        assert discovery_p0(n, b, 0.0, "toys", ntoys=400_000, seed=1) == pytest.approx(exact, rel=0.05)
+    # where the asymptotic formula is off by a factor of 2 at small counts
+    assert discovery_p0(3, 0.3, 0.0) < 0.6 * sps.poisson.sf(2, 0.3)
+
+
+def test_toy_p0_agrees_with_asymptotic_at_large_counts():
+    for n, b, err in [(1080, 1000, 20), (120, 100, 5)]:
+        toys = discovery_p0(n, b, err, "toys", ntoys=400_000, seed=2)
+        assert toys == pytest.approx(discovery_p0(n, b, err), rel=0.08)
+    assert discovery_p0(90, 100, 5, "toys") == 0.5
+    with pytest.raises(ValueError, match="bumphunt.p0_calculator: expected one of"):
+        discovery_p0(130, 100, 5, "bayes")
+
+
+def test_auto_calculator_uses_toys_only_for_few_events_and_truth_gives_expected_z():
+    g = np.random.default_rng(8)
+    w = WINDOW
+    mjj = _background_mjj(200_000, 8)
+    scores = g.random(len(mjj))
+    labels = np.zeros(len(mjj), dtype=int)
+    results = bump_hunt(mjj, scores, w, [1.0, 0.0001], 0.05, labels=labels, calculator="auto", ntoys=2000)
+    by_eff = {r.efficiency: r for r in results}
+    assert by_eff[1.0].p0_calculator == "asymptotic" and by_eff[1.0].n_bkg > 10
+    assert by_eff[0.0001].p0_calculator == "toys" and by_eff[0.0001].n_bkg < 10
+    assert by_eff[1.0].n_signal_selected == 0 and by_eff[1.0].z_expected == 0.0
+    # a planted signal: its expected Z is the Asimov Z of the selected true signal over the prediction
+    sig = g.normal(3.5, 0.05, 400)
+    mjj2 = np.concatenate([mjj, sig])
+    labels2 = np.concatenate([labels, np.ones(400, int)])
+    r = bump_hunt(mjj2, np.concatenate([scores, np.ones(400)]), w, [1.0], 0.05, labels=labels2)[0]
+    n_sig = int(np.sum((sig >= 3.3) & (sig < 3.7)))
+    assert r.n_signal_selected == n_sig
+    assert r.z_expected == pytest.approx(asimov_z_uncertain(n_sig, r.n_bkg, r.n_bkg_err))
+    assert 0 < r.z_expected < asimov_z(n_sig, r.n_bkg)
+
+
+def test_asimov_with_uncertainty_reduces_to_known_background():
+    assert asimov_z_uncertain(50, 1000, 0.0) == pytest.approx(asimov_z(50, 1000))
+    assert asimov_z_uncertain(50, 1000, 1e-3) == pytest.approx(asimov_z(50, 1000), rel=1e-4)
+    assert asimov_z_uncertain(50, 1000, 30) < asimov_z(50, 1000)

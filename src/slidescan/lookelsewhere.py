@@ -25,24 +25,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .stats import on_off, q0_on_off
+
 SCAN_KEYS = ["method", "injection", "seed"]
 
 
 def asymptotic_p0(n_obs, b, b_err) -> np.ndarray:
-    """One-sided p0 of n_obs over b +- b_err (vectorised); 0.5 for deficits."""
-    n_obs, b, b_err = np.broadcast_arrays(*(np.asarray(v, float) for v in (n_obs, b, b_err)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        # an uncertainty far below the Poisson one is no uncertainty (and would cost precision)
-        tau = np.where(b_err > 1e-4 * np.sqrt(b), b / np.square(b_err), np.inf)
-        n_off = tau * b
-        # known background (no uncertainty): q0 = 2 (n ln(n/b) - (n - b))
-        known = 2 * (np.where(n_obs > 0, n_obs * np.log(n_obs / b), 0.0) - (n_obs - b))
-        total = n_obs + n_off
-        on = np.where(n_obs > 0, n_obs * np.log((1 + tau) * n_obs / total), 0.0)
-        off = n_off * np.log((1 + tau) / tau * n_off / total)
-        q0 = np.where(np.isfinite(tau), 2 * (on + off), known)
-    z = np.sqrt(np.clip(q0, 0, None))
-    return np.where(n_obs > b, sps.norm.sf(z), 0.5)
+    """One-sided asymptotic p0 of n_obs over b +- b_err (vectorised); 0.5 for deficits."""
+    n_off, tau = on_off(b, b_err)
+    p0 = sps.norm.sf(np.sqrt(q0_on_off(n_obs, n_off, tau)))
+    return np.where(np.asarray(n_obs) > np.asarray(b), p0, 0.5)
 
 
 def toy_min_p0(rows: pd.DataFrame, n_toys: int, seed: int) -> np.ndarray:

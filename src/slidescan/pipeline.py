@@ -244,7 +244,10 @@ def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike
     w = window_by_name(window_grid(config["windows"]), attrs["window"])
     bcfg = config["bumphunt"]
     results = bump_hunt(df["mjj"].to_numpy(), df["score"].to_numpy(), w, bcfg["efficiencies"], bcfg["bin_width"],
-                        bcfg["fit_parameters"])
+                        bcfg["fit_parameters"], labels=df["label"].to_numpy(),
+                        calculator=bcfg.get("p0_calculator", "asymptotic"), ntoys=bcfg.get("p0_toys", 20000),
+                        seed=derive_seed(config["data"]["seed"], "p0", w.name, attrs["method"], attrs["injection"],
+                                         attrs["seed"]) % (2**32))
     rows = [r.as_dict() for r in results]
     table = pd.DataFrame(rows)
     table.insert(0, "window", w.name)

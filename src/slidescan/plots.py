@@ -127,17 +127,32 @@ def calibration(table: pd.DataFrame, ks: pd.DataFrame, out: str | os.PathLike) -
 
 
 def sensitivity(table: pd.DataFrame, out: str | os.PathLike) -> None:
-    """Local Z in the window that holds the signal against injected signal, per method (median, band over seeds)."""
+    """Local Z in the signal window against injected signal, per method (median, band over seeds).
+
+    Dashed: the expected Z of the same selection, from the true signal it keeps (simulation). The top
+    axis gives the signal-to-background ratio in the SR before any cut.
+    """
     fig, ax = plt.subplots(figsize=(9, 7))
     for method, grp in table.groupby("method"):
         best = grp.groupby(["injection", "seed"])["z"].max().groupby("injection")
         stats = best.agg(["median", "min", "max"]).reset_index()
         line, = ax.plot(stats["injection"], stats["median"], "o-", label=method)
         ax.fill_between(stats["injection"], stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
+        if "z_expected" in grp and grp["z_expected"].notna().any():
+            expected = grp.groupby(["injection", "seed"])["z_expected"].max().groupby("injection").median()
+            ax.plot(expected.index, expected.to_numpy(), "--", color=line.get_color(), lw=1.2)
+    ax.plot([], [], "k--", lw=1.2, label="expected from the selected true signal")
     for n_sigma in (3, 5):
         ax.axhline(n_sigma, color="grey", ls="--", lw=0.8)
     ax.set_xlabel("injected signal events")
     ax.set_ylabel("local Z, signal window, best efficiency")
+    uncut = table[(table["efficiency"] >= 1) & (table["injection"] > 0)]
+    if len(uncut) and "n_signal_sr" in uncut:
+        # S/B in the SR is proportional to the injection: one factor from the uncut rows
+        per_event = float(np.median(uncut["n_signal_sr"] / uncut["n_bkg"] / uncut["injection"]))
+        if per_event > 0:
+            top = ax.secondary_xaxis("top", functions=(lambda x: 100 * x * per_event, lambda y: y / (100 * per_event)))
+            top.set_xlabel("S/B in the signal region [%]", fontsize=14)
     ax.legend(fontsize=12)
     _save(fig, out)
 
