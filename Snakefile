@@ -33,3 +33,4 @@ rule all:
         scan_plots(),
         f"{RESULTS}/calibration.csv",
         f"{RESULTS}/plots/sensitivity.png",
+        report_figures(),

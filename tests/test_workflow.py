@@ -120,7 +120,10 @@ def test_report_is_written(tiny_run):
     assert report.stat().st_size > 100_000
     assert "pvalue_scan_cwola-nn_inj400.png" in html and "Local p-value scan" in html
     for caption in ("Calibration from the background-only", "Sensitivity: the local significance",
-                    "Selected dijet-mass spectrum of window"):
+                    "Selected dijet-mass spectrum of window", "The sliding windows over the dijet-mass spectrum",
+                    "ROC and significance-improvement (SIC) curves", "Max SIC (at least 20 background events",
+                    "Training (solid) and validation (dashed) loss", "CATHODE background model of window",
+                    "Every training fold and CATHODE flow"):
         assert caption in html
 
 
@@ -164,8 +167,9 @@ def test_rerun_only_the_failed_fold(tmp_path):
     dry = snakemake(workdir, "-n")
     counts = job_counts(dry.stdout + dry.stderr)
     n_plots = len(TINY["methods"]) * len(TINY["injections"])
+    # the failed fold is in the signal window: its performance and loss figures wait for it too
     assert counts == {"train": 1, "merge_folds": 1, "bumphunt": 1, "scan": 1, "plot_scan": n_plots,
-                      "calibration": 1, "sensitivity": 1, "all": 1}
+                      "calibration": 1, "sensitivity": 1, "performance": 1, "loss_curves": 1, "jobs": 1, "all": 1}
 
     second = snakemake(workdir)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -175,3 +179,44 @@ def test_rerun_only_the_failed_fold(tmp_path):
     status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],
                             capture_output=True, text=True)
     assert status.returncode == 0 and "24 done, 0 failed" in status.stdout
+
+
+# --- the report in a real browser (headless Chromium) ---
+
+
+def chromium() -> str:
+    """Chromium's path; as root on Debian it is installed on first use (Debian package ``chromium``)."""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, capture_output=True)
+        return shutil.which("chromium")
+    if os.environ.get("CI"):
+        pytest.fail("headless Chromium is required in CI (Debian package 'chromium') and could not be installed")
+    pytest.skip("no chromium and no root to install it: apt-get install chromium to run the browser test")
+
+
+def test_report_renders_summary_and_scan_figures_in_a_browser(tiny_run, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "slidescan.cli", "report", "--workdir", str(tiny_run)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = tiny_run / "results" / "tiny" / "report.html"
+    browser = chromium()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    # rendered by the report's JavaScript: the summary and the result categories
+    assert "Most significant windows at injection 400" in dom
+    assert "Global Z is the significance" in dom and "Jobs: 24 of 24 training folds done" in dom
+    for category in ("Scan", "Sensitivity", "Calibration", "Methods", "Diagnostics", "Jobs"):
+        assert f">{category}<" in dom, category
+    for figure in ("pvalue_scan_cathode-nn_inj400.png", "pvalue_scan_cwola-nn_inj0.png", "window_map.png",
+                   "roc_sic.png", "max_sic_vs_sb.png", "sensitivity.png"):
+        assert figure in dom, figure
+    shot = tmp_path / "summary.png"
+    subprocess.run([browser, *flags, "--window-size=1400,1800", f"--screenshot={shot}", report.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 50_000  # a rendered page, not a blank one

@@ -181,3 +181,88 @@ def flow_closure(sb_data: pd.DataFrame, sb_samples: pd.DataFrame, sr_data: pd.Da
     axes[0, 0].legend(fontsize=11)
     fig.suptitle(title, fontsize=16)
     _save(fig, out)
+
+
+def roc_sic(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, out: str | os.PathLike,
+            floor: int = 20) -> None:
+    """ROC (background rejection against signal efficiency) and SIC curves, one line per method.
+
+    ``curves`` maps a method to (truth labels, scores) of SR events. Points with fewer than
+    ``floor`` background events passing are not drawn: there the ratios are noise.
+    """
+    from sklearn.metrics import roc_curve
+
+    fig, (ax_roc, ax_sic) = plt.subplots(1, 2, figsize=(15, 6.5))
+    for method, (labels, scores) in sorted(curves.items()):
+        fpr, tpr, _ = roc_curve(labels, scores)
+        ok = fpr * np.sum(labels == 0) >= floor
+        ax_roc.plot(tpr[ok], 1 / fpr[ok], label=method)
+        ax_sic.plot(tpr[ok], tpr[ok] / np.sqrt(fpr[ok]), label=method)
+    grid = np.linspace(0.01, 1, 100)
+    ax_roc.plot(grid, 1 / grid, "k:", lw=1, label="random")
+    ax_sic.plot(grid, np.sqrt(grid), "k:", lw=1, label="random")
+    ax_roc.set_yscale("log")
+    ax_roc.set_xlabel("signal efficiency")
+    ax_roc.set_ylabel("background rejection 1/$\\epsilon_B$")
+    ax_sic.set_xlabel("signal efficiency")
+    ax_sic.set_ylabel("SIC = $\\epsilon_S/\\sqrt{\\epsilon_B}$")
+    ax_roc.legend(fontsize=11)
+    fig.suptitle(title, fontsize=15)
+    _save(fig, out)
+
+
+def max_sic_vs_sb(table: pd.DataFrame, out: str | os.PathLike) -> None:
+    """Max SIC (at least 20 background events passing) against S/B in the SR, per method: median and range over seeds."""
+    fig, ax = plt.subplots(figsize=(9, 7))
+    for method, grp in table.groupby("method"):
+        stats = grp.groupby("injection").agg(sb=("s_over_b", "median"), med=("max_sic_20", "median"),
+                                              lo=("max_sic_20", "min"), hi=("max_sic_20", "max")).reset_index()
+        line, = ax.plot(100 * stats["sb"], stats["med"], "o-", label=method)
+        ax.fill_between(100 * stats["sb"], stats["lo"], stats["hi"], color=line.get_color(), alpha=0.2)
+    ax.axhline(1, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("S/B in the signal region [%]")
+    ax.set_ylabel("max SIC ($\\geq$ 20 background events)")
+    ax.legend(fontsize=12)
+    _save(fig, out)
+
+
+def loss_curves(histories: dict[str, pd.DataFrame], title: str, out: str | os.PathLike,
+                ylabel: str = "loss (weighted binary cross-entropy)") -> None:
+    """Training (solid) and validation (dashed) loss per epoch; one colour per job."""
+    fig, ax = plt.subplots(figsize=(10, 7))
+    for i, (label, history) in enumerate(sorted(histories.items())):
+        color = plt.cm.tab20(i % 20)
+        ax.plot(history["epoch"], history["train_loss"], "-", color=color, label=label)
+        ax.plot(history["epoch"], history["val_loss"], "--", color=color)
+    ax.plot([], [], "k-", label="training")
+    ax.plot([], [], "k--", label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title(title, fontsize=14, loc="right")
+    _save(fig, out)
+
+
+def window_map(mjj: np.ndarray, windows: list, out: str | os.PathLike, truth_mass: float | None = None) -> None:
+    """The sliding windows over the mjj spectrum: sidebands (blue) and signal regions (gold), one row each."""
+    fig, (ax, ax_w) = plt.subplots(2, 1, figsize=(10, 4 + 0.35 * len(windows)), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, max(1, 0.35 * len(windows))]})
+    lo, hi = min(w.sb_lo for w in windows) - 0.2, max(w.sb_hi for w in windows) + 0.2
+    ax.hist(mjj, bins=np.arange(lo, hi, 0.02), histtype="stepfilled", color="grey", alpha=0.6, label="events")
+    ax.set_yscale("log")
+    ax.set_ylabel("events / 20 GeV")
+    for i, w in enumerate(windows):
+        ax_w.barh(i, w.sr_lo - w.sb_lo, left=w.sb_lo, color="C0", alpha=0.5)
+        ax_w.barh(i, w.sr_hi - w.sr_lo, left=w.sr_lo, color="gold")
+        ax_w.barh(i, w.sb_hi - w.sr_hi, left=w.sr_hi, color="C0", alpha=0.5)
+        ax_w.text(w.sb_hi + 0.02, i, w.name, va="center", fontsize=10)
+    ax_w.set_yticks([])
+    ax_w.invert_yaxis()
+    ax_w.set_xlabel(r"$m_{jj}$ [TeV]")
+    if truth_mass is not None:
+        for a in (ax, ax_w):
+            a.axvline(truth_mass, color="red", ls=":", lw=1.2)
+    ax.plot([], [], color="gold", lw=8, label="signal region")
+    ax.plot([], [], color="C0", alpha=0.5, lw=8, label="sidebands")
+    ax.legend(fontsize=11)
+    _save(fig, out)

@@ -90,6 +90,23 @@ def flow_states(workdir: Path, config: dict) -> list[FoldState]:
     return states
 
 
+def jobs_table(workdir: Path, config: dict):
+    """Every training fold and flow with its state, epochs logged, training seconds, reason and log."""
+    import re
+
+    import pandas as pd
+
+    rows = []
+    for f in flow_states(workdir, config) + fold_states(workdir, config):
+        text = f.log.read_text(errors="replace") if f.log.exists() else ""
+        seconds = [float(x) for x in re.findall(r"^(?:flow )?epoch \d+/\d+:.*\(([\d.]+) s\)$", text, re.M)]
+        rows.append({"job": "flow" if f.fold is None else "train", "window": f.window, "method": f.method,
+                     "injection": f.injection, "seed": f.seed, "fold": "" if f.fold is None else f.fold,
+                     "state": f.state, "epochs": len(seconds), "train_seconds": round(sum(seconds), 2),
+                     "reason": f.reason, "log": str(f.log.relative_to(workdir))})
+    return pd.DataFrame(rows)
+
+
 def count_states(states: list[FoldState]) -> dict[str, int]:
     return {s: sum(f.state == s for f in states) for s in ("done", "failed", "interrupted", "missing")}
 
