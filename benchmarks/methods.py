@@ -24,6 +24,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import pandas as pd
 
 from slidescan.data import FEATURES, SyntheticModel, generate_background, generate_signal
 from slidescan.metrics import sic_figures
@@ -51,7 +52,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     noise_rng = rng(seed, "noise")
     bkg = generate_background(args.n_background, model, rng(seed, "background"))
     sig = generate_signal(args.injection, model, rng(seed, "signal"))
-    data = bkg if args.injection == 0 else __import__("pandas").concat([bkg, sig], ignore_index=True)
+    data = bkg if args.injection == 0 else pd.concat([bkg, sig], ignore_index=True)
     region = WINDOW.region(data["mjj"].to_numpy())
     sr, sb = data[region == REGION_SR], data[(region == -1) | (region == 1)]
     n_sig_sr = int(sr["label"].sum())
