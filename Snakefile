@@ -26,6 +26,21 @@ include: "workflow/rules/stats.smk"
 include: "workflow/rules/report.smk"
 
 
+# cheap aggregation and plotting: on a cluster they run in the head process instead of waiting in the queue
+localrules:
+    all,
+    window_table,
+    scan,
+    calibration,
+    sensitivity,
+    plot_scan,
+    window_map,
+    performance,
+    loss_curves,
+    flow_loss_curves,
+    jobs,
+
+
 rule all:
     input:
         f"{RESULTS}/windows.csv",

@@ -1,7 +1,8 @@
 """``slidescan``: a thin command line over Snakemake for the common tasks.
 
 ``slidescan run`` runs the scan with the local profile and then writes the HTML report; any
-argument after ``--`` goes to snakemake unchanged (e.g. ``-- -n`` for a dry run).
+argument after ``--`` goes to snakemake unchanged (e.g. ``-- -n`` for a dry run). ``slidescan launch``
+submits that same run, with the SLURM profile, as a long CPU job on the cluster.
 """
 
 from __future__ import annotations
@@ -26,13 +27,20 @@ def _scan_name(configfile: Path) -> str:
 def _snakemake(args: list[str], workdir: Path) -> int:
     command = [sys.executable, "-m", "snakemake", *args]
     print("+ " + " ".join(command), flush=True)
-    return subprocess.call(command, cwd=workdir)
+    process = subprocess.Popen(command, cwd=workdir)
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            # Snakemake got the same SIGINT (Ctrl-C, or `scancel --signal=INT` of a launched head job) and is
+            # cancelling its jobs: wait for it instead of killing it halfway (subprocess.call would)
+            continue
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, profile: str = "profiles/local") -> None:
     parser.add_argument("--configfile", type=Path, default=Path("config/config.yaml"),
                         help="scan configuration (default: config/config.yaml, the embedded default)")
-    parser.add_argument("--profile", default="profiles/local", help="snakemake profile (default: profiles/local)")
+    parser.add_argument("--profile", default=profile, help=f"snakemake profile (default: {profile})")
     parser.add_argument("--workdir", type=Path, default=Path.cwd(),
                         help="the slidescan checkout holding the Snakefile (default: current directory)")
 
@@ -58,11 +66,39 @@ def cmd_report(ns: argparse.Namespace, extra: list[str]) -> int:
     return rc
 
 
+def cmd_launch(ns: argparse.Namespace, extra: list[str]) -> int:
+    from .launch import submit_head
+    from .status import load_config
+
+    scan = _scan_name(ns.workdir / ns.configfile)
+    config = load_config(ns.workdir, ns.configfile)
+    run_argv = ["--configfile", str(ns.configfile), "--profile", ns.profile]
+    if ns.no_report:
+        run_argv.append("--no-report")
+    if extra:
+        run_argv += ["--", *extra]
+    try:
+        head = submit_head(ns.workdir.resolve(), scan, config, run_argv, hours=ns.hours, cpus=ns.cpus,
+                           mem_gb=ns.mem_gb, partition=ns.partition, account=ns.account, qos=ns.qos)
+    except ImportError:
+        raise SystemExit("slidescan launch needs submitit and the SLURM plugin: pip install -e '.[slurm]'")
+    except Exception as err:  # submitit reports sbatch failures as FailedJobError etc.
+        raise SystemExit(f"slidescan launch: sbatch refused the head job: {err}")
+    print(f"submitted the head job of scan {scan}: SLURM job {head.job_id}")
+    print(f"  its log:        {head.stderr}  (Snakemake's progress; {head.stdout.name} beside it)")
+    print(f"  follow it:      tail -f {head.stderr}")
+    print(f"  progress:       slidescan status --configfile {ns.configfile}")
+    print(f"  stop the scan:  scancel --signal=INT {head.job_id}   (Snakemake then cancels its jobs)")
+    return 0
+
+
 def cmd_status(ns: argparse.Namespace, extra: list[str]) -> int:
+    from .launch import head_status
     from .status import report
 
     text, counts = report(ns.workdir, ns.configfile, ns.profile)
-    print(text)
+    head = head_status(ns.workdir, _scan_name(ns.workdir / ns.configfile))
+    print(text if head is None else f"{head}\n{text}")
     return 1 if counts["failed"] else 0
 
 
@@ -79,11 +115,24 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
     report = sub.add_parser("report", help="write results/<scan>/report.html from a finished scan")
     _common(report)
+    launch = sub.add_parser("launch", help="submit the whole scan (the Snakemake head process with "
+                                           "profiles/slurm) as a long CPU job on SLURM; prints its job id and log")
+    _common(launch, profile="profiles/slurm")
+    launch.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    launch.add_argument("--hours", type=float, default=72.0, help="time limit of the head job (default: 72)")
+    launch.add_argument("--cpus", type=int, default=2, help="cores of the head job, which runs the cheap "
+                                                             "aggregation and plotting rules (default: 2)")
+    launch.add_argument("--mem-gb", type=int, default=8, help="memory of the head job in GB (default: 8)")
+    launch.add_argument("--partition", help="partition of the head job (default: config cluster.partition "
+                                             "or $SLIDESCAN_SLURM_PARTITION, else the cluster default)")
+    launch.add_argument("--account", help="account (default: cluster.account or $SLIDESCAN_SLURM_ACCOUNT)")
+    launch.add_argument("--qos", help="QoS (default: cluster.qos or $SLIDESCAN_SLURM_QOS)")
     status = sub.add_parser("status", help="list failed, interrupted and missing training folds, with logs and "
                                            "the command that reruns exactly them (exit 1 if any failed)")
     _common(status)
     ns = parser.parse_args(argv)
-    return {"run": cmd_run, "report": cmd_report, "status": cmd_status}[ns.command](ns, extra)
+    commands = {"run": cmd_run, "launch": cmd_launch, "report": cmd_report, "status": cmd_status}
+    return commands[ns.command](ns, extra)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 # Names and helpers shared by the rules. Only cheap config arithmetic here: every cluster job
 # re-parses the Snakefile.
+from slidescan.cluster import slurm_resources
 from slidescan.methods import needs_flow
 from slidescan.windows import window_grid
 
@@ -17,6 +18,9 @@ TRUTH_MASS = float(config.get("truth_mass", config["data"].get("synthetic", {}).
 TRUTH_WINDOW = min(WINDOW_GRID, key=lambda w: abs(w.sr_centre - TRUTH_MASS)).name
 SIGNAL_INJECTIONS = [i for i in INJECTIONS if i > 0]
 CATHODE = any(needs_flow(m) for m in METHODS)
+# sbatch account / partition / QoS of the submitted rules (config `cluster` or SLIDESCAN_SLURM_*); empty locally
+SLURM = slurm_resources(config)
+SLURM_GPU = slurm_resources(config, gpu=True)
 
 
 wildcard_constraints:

@@ -1,6 +1,8 @@
 rule prepare_data:
     output:
         f"{RESULTS}/data/events.h5",
+    resources:
+        **SLURM,
     log:
         f"{RESULTS}/logs/prepare_data.log",
     params:
@@ -15,6 +17,8 @@ rule inject:
         rules.prepare_data.output,
     output:
         f"{RESULTS}/data/{EXPERIMENT}.h5",
+    resources:
+        **SLURM,
     log:
         f"{RESULTS}/logs/inject/{EXPERIMENT}.log",
     params:
@@ -39,6 +43,8 @@ rule split:
         events=rules.prepare_data.output,
     output:
         f"{RESULTS}/split/{{window}}/{EXPERIMENT}.h5",
+    resources:
+        **SLURM,
     log:
         f"{RESULTS}/logs/split/{{window}}/{EXPERIMENT}.log",
     params:

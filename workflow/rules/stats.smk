@@ -10,6 +10,8 @@ rule bumphunt:
             labels={"window": "{window}", "method": "{method}", "injection": "{injection}", "seed": "{seed}"},
             caption="../report/spectra.rst",
         ),
+    resources:
+        **SLURM,
     log:
         f"{RESULTS}/logs/bumphunt/{{window}}/{{method}}/{EXPERIMENT}.log",
     params:

@@ -10,6 +10,8 @@ rule flow:
             labels={"window": "{window}", "injection": "{injection}", "seed": "{seed}"},
             caption="../report/flow_closure.rst",
         ),
+    resources:
+        **SLURM_GPU,
     log:
         f"{RESULTS}/logs/flow/{{window}}/{EXPERIMENT}.log",
     params:
@@ -35,6 +37,8 @@ rule train:
         unpack(train_inputs),
     output:
         f"{RESULTS}/train/{{window}}/{{method}}/{EXPERIMENT}/fold{{fold}}.h5",
+    resources:
+        **SLURM_GPU,
     log:
         f"{RESULTS}/logs/train/{{window}}/{{method}}/{EXPERIMENT}/fold{{fold}}.log",
     params:
@@ -52,6 +56,8 @@ rule merge_folds:
         lambda wc: expand(rules.train.output[0], fold=FOLDS, **wc),
     output:
         f"{RESULTS}/scores/{{window}}/{{method}}/{EXPERIMENT}.h5",
+    resources:
+        **SLURM,
     log:
         f"{RESULTS}/logs/merge_folds/{{window}}/{{method}}/{EXPERIMENT}.log",
     script:

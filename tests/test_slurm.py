@@ -1,0 +1,197 @@
+"""The cluster path against a real SLURM controller: a one-node Slurm cluster with accounting and two
+fake GPUs, started by tools/local_slurm.py (root on Debian; the CI machine is one). No mocks: the
+scans go through profiles/slurm and snakemake-executor-plugin-slurm, with sbatch, sacct and scancel.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from test_workflow import TINY, make_workdir
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
+
+SCAN = {**TINY, "scan": "slurm", "injections": [400], "methods": ["cwola-nn"]}
+# short status checks, so the test does not wait 40 s before the first sacct
+FAST_POLL = ["--slurm-init-seconds-before-status-checks", "1"]
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: .*?/slurm_logs/rule_(\w+?)/(?:([^/]+)/)?\d+\.log\)")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        reason = ("the real-SLURM tests need root on Debian: tools/local_slurm.py installs slurm-wlm, munge, "
+                  "slurmdbd and MariaDB and starts a one-node cluster")
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    started = subprocess.run([sys.executable, str(REPO / "tools" / "local_slurm.py"), "start"],
+                             capture_output=True, text=True, timeout=900)
+    assert started.returncode == 0, started.stdout + started.stderr
+    return started.stdout
+
+
+def snakemake_slurm(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", *FAST_POLL, *args],
+                          cwd=workdir, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
+
+
+def submitted_jobs(output: str) -> list[tuple[str, str, str]]:
+    """(rule, wildcards, SLURM job id) of every job the run submitted to SLURM."""
+    return [(m.group(2), m.group(3) or "", m.group(1)) for m in SUBMITTED.finditer(output)]
+
+
+def local_jobs(output: str) -> list[str]:
+    return re.findall(r"^localrule (\w+):$", output, re.M)
+
+
+def sacct_states(job_ids: list[str]) -> dict[str, str]:
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobID,State", "-j", ",".join(job_ids)],
+                         capture_output=True, text=True, check=True).stdout
+    return dict(line.split("|")[:2] for line in out.splitlines() if line)
+
+
+def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
+    workdir = make_workdir(tmp_path, SCAN)
+    results = workdir / "results" / "slurm"
+    failing = "*/train/w01/cwola-nn/inj400_seed1/fold1.h5"
+    started = time.monotonic()
+    # no retries here: the forced failure is permanent (the retry path is the preemption test's)
+    first = snakemake_slurm(workdir, "--retries", "0", env={"SLIDESCAN_FAIL_JOBS": failing})
+    first_seconds = time.monotonic() - started
+    output = first.stdout + first.stderr
+    assert first.returncode != 0, output[-3000:]
+    jobs = submitted_jobs(output)
+    # prepare_data, inject, 2 splits, 4 folds, the merge and bump hunt of the window without the failure
+    assert sorted(rule for rule, _, _ in jobs) == sorted(["prepare_data", "inject", "split", "split", "train", "train",
+                                                          "train", "train", "merge_folds", "bumphunt"]), jobs
+    states = sacct_states([job_id for _, _, job_id in jobs])
+    failed = [(rule, wc) for rule, wc, job_id in jobs if states[job_id] != "COMPLETED"]
+    assert failed == [("train", "w01_cwola-nn_400_1_1")], states
+    assert not (results / "train/w01/cwola-nn/inj400_seed1/fold1.h5").exists()
+    for done in ("train/w01/cwola-nn/inj400_seed1/fold0.h5", "train/w00/cwola-nn/inj400_seed1/fold1.h5",
+                 "bumphunt/w00/cwola-nn/inj400_seed1.csv"):
+        assert (results / done).exists(), done
+
+    status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir),
+                             "--profile", "profiles/slurm"], capture_output=True, text=True)
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "4 training folds: 3 done, 1 failed, 0 interrupted, 0 missing" in status.stdout
+    assert "failed      window w01 method cwola-nn injection 400 seed 1 fold 1: RuntimeError: forced failure" \
+        in status.stdout
+    assert "slidescan run --configfile config/config.yaml --profile profiles/slurm" in status.stdout
+
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()
+              and not {"logs", "checkpoints"} & set(p.parts)}
+    started = time.monotonic()
+    second = snakemake_slurm(workdir)
+    rerun_seconds = time.monotonic() - started
+    output = second.stdout + second.stderr
+    assert second.returncode == 0, output[-3000:]
+    rerun = submitted_jobs(output)
+    # exactly the failed fold and what depends on it went to SLURM; the rest of its dependents are local
+    assert sorted((rule, wc) for rule, wc, _ in rerun) == [("bumphunt", "w01_cwola-nn_400_1"),
+                                                          ("merge_folds", "w01_cwola-nn_400_1"),
+                                                          ("train", "w01_cwola-nn_400_1_1")]
+    assert set(sacct_states([job_id for _, _, job_id in rerun]).values()) == {"COMPLETED"}
+    assert sorted(local_jobs(output)) == sorted(["scan", "plot_scan", "calibration", "sensitivity", "performance",
+                                                 "loss_curves", "jobs", "all"])
+    changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
+    assert changed == set(), f"finished outputs were rewritten: {changed}"
+    assert (results / "pvalue_scan.csv").exists()
+    print(f"SLURM rerun test: first run {len(jobs)} SLURM jobs in {first_seconds:.0f} s (1 failed); "
+          f"rerun {len(rerun)} SLURM jobs + {len(local_jobs(output))} local in {rerun_seconds:.0f} s")
+
+
+PREEMPT = {**SCAN, "scan": "preempt", "windows": {**TINY["windows"], "last_sr_lo": 3.1},
+           "classifier": {"nn": {"members": 4, "epochs": 60, "batch_size": 32, "n_best": 1}}}
+
+
+def wait_for(what: str, test, seconds: float, process: subprocess.Popen | None = None):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        value = test()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"snakemake exited with {process.returncode} while waiting for {what}")
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {seconds} s waiting for {what}")
+
+
+def test_slurm_preempted_fold_resumes_from_its_checkpoint(cluster, tmp_path):
+    """scancel a training job in the middle of its epochs: the retry continues from the last checkpoint."""
+    workdir = make_workdir(tmp_path, PREEMPT)
+    results = workdir / "results" / "preempt"
+    fold_log = results / "logs/train/w00/cwola-nn/inj400_seed1/fold0.log"
+    output_path = tmp_path / "snakemake.out"
+    with open(output_path, "w") as out:
+        run = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", *FAST_POLL],
+                               cwd=workdir, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            def training_job():
+                found = [j for r, wc, j in submitted_jobs(output_path.read_text())
+                         if r == "train" and wc == "w00_cwola-nn_400_1_0"]
+                return found[0] if found else None
+
+            job_id = wait_for("the fold's SLURM job", training_job, 300, run)
+
+            def epochs_logged():
+                n = len(re.findall(r"^epoch \d+/60", fold_log.read_text(), re.M)) if fold_log.exists() else 0
+                return n if n >= 5 else None
+
+            epochs_seen = wait_for("5 finished epochs", epochs_logged, 300, run)
+            subprocess.run(["scancel", job_id], check=True)
+            rc = run.wait(timeout=600)
+        finally:
+            if run.poll() is None:
+                run.send_signal(2)  # SIGINT: snakemake cancels its SLURM jobs
+                run.wait(timeout=120)
+    output = output_path.read_text()
+    assert rc == 0, output[-3000:]
+    attempts = [j for r, wc, j in submitted_jobs(output) if r == "train" and wc == "w00_cwola-nn_400_1_0"]
+    assert len(attempts) == 2, attempts
+    states = sacct_states(attempts)
+    assert states[attempts[0]].startswith("CANCELLED") and states[attempts[1]] == "COMPLETED", states
+    # Snakemake clears a job's log when it starts it again: the retry's log tells where it resumed
+    log = fold_log.read_text()
+    resumed_after = int(re.search(r"^resumed from checkpoint \S+ after epoch (\d+)$", log, re.M).group(1))
+    epochs_after = [int(e) for e in re.findall(r"^epoch (\d+)/60", log, re.M)]
+    # every epoch that had finished at the kill is kept, bar at most the last one (logged, killed before its
+    # checkpoint was written); the retry runs only the remaining epochs
+    assert resumed_after >= epochs_seen - 1
+    assert epochs_after == list(range(resumed_after + 1, 61))
+    assert (results / "pvalue_scan.csv").exists()
+    print(f"preemption test: scancel after {epochs_seen} logged epochs; the retry resumed after epoch "
+          f"{resumed_after} and ran the other {len(epochs_after)} of 60")
+
+
+def test_launch_runs_the_head_as_a_slurm_job_and_status_sees_it(cluster, tmp_path):
+    workdir = make_workdir(tmp_path, {**SCAN, "scan": "launched"})
+    cli = [sys.executable, "-m", "slidescan.cli"]
+    launched = subprocess.run([*cli, "launch", "--cpus", "1", "--mem-gb", "2", "--", *FAST_POLL], cwd=workdir,
+                              capture_output=True, text=True, timeout=120)
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    job_id = re.search(r"SLURM job (\d+)", launched.stdout).group(1)
+    log = Path(re.search(r"its log: +(\S+)", launched.stdout).group(1))
+    assert log.parent == workdir / "results/launched/launch"
+
+    def status():
+        return subprocess.run([*cli, "status"], cwd=workdir, capture_output=True, text=True).stdout
+
+    running = wait_for("the head job to run", lambda: (s := status()) and f"head job {job_id}" in s
+                       and ": RUNNING" in s and s, 120)
+    assert "training folds" in running
+    final = wait_for("the head job to end", lambda: (s := status()) and (": COMPLETED" in s or ": FAILED" in s)
+                     and s, 600)
+    assert f"head job {job_id}" in final and ": COMPLETED" in final, final + log.read_text()[-3000:]
+    assert "4 training folds: 4 done, 0 failed" in final
+    assert "Finished jobid: 0 (Rule: all)" in log.read_text()
+    assert (workdir / "results/launched/report.html").exists()
