@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from slidescan.io import read_table
+from slidescan.windows import window_grid
 
 from conftest import REPO
 
@@ -220,3 +221,49 @@ def test_report_renders_summary_and_scan_figures_in_a_browser(tiny_run, tmp_path
     subprocess.run([browser, *flags, "--window-size=1400,1800", f"--screenshot={shot}", report.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
+
+    # the scan page: a copy of the report that clicks Results > Scan > cwola-nn and opens its first figure,
+    # as a user would (the report is a single-page app without URLs for its pages)
+    clicks = """<script>
+    const nav = (t) => [...document.querySelectorAll('li > a')].find(e => e.textContent.trim() === t)?.click();
+    window.addEventListener('load', () => {
+      setTimeout(() => nav('Scan'), 1000);
+      setTimeout(() => nav('cwola-nn'), 2000);
+      setTimeout(() => document.querySelector('tbody a[iconname=eye]')?.click(), 3000);
+    });
+    </script></body>"""
+    html = report.read_text()
+    cut = html.rfind("</body>")
+    scan_page = tmp_path / "scan_page.html"
+    scan_page.write_text(html[:cut] + clicks + html[cut + len("</body>"):])
+    scan_dom = subprocess.run([browser, *flags, "--dump-dom", scan_page.as_uri()], capture_output=True, text=True,
+                              timeout=120).stdout
+    # the figure is shown: its image is in the page, with the Scan caption (how to read a p-value scan)
+    assert re.search(r'<img src="data:image/png[^"]*filename=pvalue_scan_cwola-nn_inj\d+\.png;base64,', scan_dom)
+    assert "sigma" in scan_dom.lower() or "σ" in scan_dom
+    scan_shot = tmp_path / "scan.png"
+    subprocess.run([browser, *flags, "--window-size=1400,1000", f"--screenshot={scan_shot}", scan_page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert scan_shot.stat().st_size > 50_000
+    if os.environ.get("SLIDESCAN_SCREENSHOTS"):  # refresh the screenshots in docs/
+        shutil.copy(shot, os.environ["SLIDESCAN_SCREENSHOTS"] + "/report_summary.png")
+        shutil.copy(scan_shot, os.environ["SLIDESCAN_SCREENSHOTS"] + "/report_scan.png")
+
+
+@pytest.mark.parametrize("configfile", sorted(p.name for p in (REPO / "config").glob("*.yaml")))
+def test_every_shipped_config_builds_its_dag(tmp_path, configfile):
+    """Each scan config in config/ passes the schema and builds its DAG (one seed, to keep it quick)."""
+    for item in ("Snakefile", "workflow", "config"):
+        src = REPO / item
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
+    (tmp_path / "one_seed.yaml").write_text("seeds: [1]\n")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--quiet", "rules",
+                             "--configfile", f"config/{configfile}", "one_seed.yaml"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = job_counts(result.stdout + result.stderr)
+    config = yaml.safe_load((REPO / "config" / configfile).read_text())
+    merged = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text()), **config}
+    n_windows = len(window_grid(merged["windows"]))
+    assert counts["train"] == n_windows * len(merged["methods"]) * len(merged["injections"]) * \
+        merged.get("folds", {}).get("k", 5)

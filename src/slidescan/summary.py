@@ -65,7 +65,11 @@ def summary_text(workdir: Path, configfile: Path) -> str:
             ok = r.max_z < 3 and not (r.ks_pvalue < 0.01)
             verdicts.append(f"{r.method}: {'calibrated' if ok else 'CHECK'} (largest injection-0 Z {r.max_z:.2f}, "
                             f"KS p {r.ks_pvalue:.2f})")
-        parts.append("Calibration (background-only pseudo-experiments): " + "; ".join(verdicts) + ".")
+        if verdicts:
+            parts.append("Calibration (background-only pseudo-experiments): " + "; ".join(verdicts) + ".")
+        else:
+            parts.append("Calibration: not checked, the scan has no injection-0 (background-only) runs; "
+                         "add 0 to ``injections`` to see whether the bump hunt is calibrated.")
         parts.append("")
     states = fold_states(workdir, config)
     counts = count_states(states)
