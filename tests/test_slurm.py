@@ -64,7 +64,9 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
     failing = "*/train/w01/cwola-nn/inj400_seed1/fold1.h5"
     started = time.monotonic()
     # no retries here: the forced failure is permanent (the retry path is the preemption test's)
-    first = snakemake_slurm(workdir, "--retries", "0", env={"SLIDESCAN_FAIL_JOBS": failing})
+    # site settings from the environment, as a user's shell profile would set them
+    site = {"SLIDESCAN_SLURM_PARTITION": "debug", "SLIDESCAN_SLURM_QOS": "normal"}
+    first = snakemake_slurm(workdir, "--retries", "0", env={"SLIDESCAN_FAIL_JOBS": failing, **site})
     first_seconds = time.monotonic() - started
     output = first.stdout + first.stderr
     assert first.returncode != 0, output[-3000:]
@@ -73,6 +75,9 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
     assert sorted(rule for rule, _, _ in jobs) == sorted(["prepare_data", "inject", "split", "split", "train", "train",
                                                           "train", "train", "merge_folds", "bumphunt"]), jobs
     states = sacct_states([job_id for _, _, job_id in jobs])
+    placed = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Partition,QOS", "-j",
+                             ",".join(job_id for _, _, job_id in jobs)], capture_output=True, text=True).stdout
+    assert set(placed.split()) == {"debug|normal"}, placed
     failed = [(rule, wc) for rule, wc, job_id in jobs if states[job_id] != "COMPLETED"]
     assert failed == [("train", "w01_cwola-nn_400_1_1")], states
     assert not (results / "train/w01/cwola-nn/inj400_seed1/fold1.h5").exists()
