@@ -58,9 +58,13 @@ def main() -> None:
         settings = FlowSettings.from_config(config)
         epoch_seconds = []
         t0 = time.time()
-        flow = train_flow(x, mjj, settings, seed=args.seed,
-                          log=lambda line: epoch_seconds.append(float(line.rsplit("(", 1)[1].split(" s)")[0]))
-                          if line.startswith("flow epoch") else None)
+
+        def log(line: str) -> None:
+            print(f"[{name}] {line}", flush=True)  # progress of a long training
+            if line.startswith("flow epoch"):
+                epoch_seconds.append(float(line.rsplit("(", 1)[1].split(" s)")[0]))
+
+        flow = train_flow(x, mjj, settings, seed=args.seed, log=log)
         total = time.time() - t0
         row = {"setting": name, **config, "n_sideband": len(sb), "seconds_total": round(total, 1),
                "seconds_per_epoch": round(float(np.median(epoch_seconds)), 3),
