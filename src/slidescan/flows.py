@@ -109,7 +109,18 @@ class Preprocessor:
 def build_flow(n_features: int, settings: FlowSettings) -> torch.nn.Module:
     import zuko
 
-    return zuko.flows.MAF(n_features, 1, transforms=settings.transforms, hidden_features=list(settings.hidden))
+    flow = zuko.flows.MAF(n_features, 1, transforms=settings.transforms, hidden_features=list(settings.hidden))
+    # Start every transform with scale 1 (zero the scale outputs of each MADE; the shifts keep their random
+    # init, so gradients flow from the first step). zuko's random init lets each affine layer scale by up
+    # to e^6.9: stacked 15 deep (the published setting), some ordinary events started at an NLL of 1e27
+    # and the training never recovered (benchmark seed 1, docs/benchmarks.md).
+    with torch.no_grad():
+        for transform in flow.transform.transforms:
+            last = transform.hyper[-1]
+            n_params = last.weight.shape[0] // n_features  # (shift, scale) per feature, interleaved
+            last.weight[n_params - 1::n_params].zero_()
+            last.bias[n_params - 1::n_params].zero_()
+    return flow
 
 
 class TrainedFlow:
