@@ -82,7 +82,7 @@ def cmd_launch(ns: argparse.Namespace, extra: list[str]) -> int:
                            mem_gb=ns.mem_gb, partition=ns.partition, account=ns.account, qos=ns.qos)
     except ImportError:
         raise SystemExit("slidescan launch needs submitit and the SLURM plugin: pip install -e '.[slurm]'")
-    except Exception as err:  # submitit reports sbatch failures as FailedJobError etc.
+    except RuntimeError as err:  # submitit's FailedJobError / FailedSubmissionError carry sbatch's message
         raise SystemExit(f"slidescan launch: sbatch refused the head job: {err}")
     print(f"submitted the head job of scan {scan}: SLURM job {head.job_id}")
     print(f"  its log:        {head.stderr}  (Snakemake's progress; {head.stdout.name} beside it)")

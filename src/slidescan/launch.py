@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,6 @@ class HeadJob:
     job_id: str
     stdout: Path
     stderr: Path
-    folder: Path
 
 
 def run_head(workdir: str, argv: list[str]) -> int:
@@ -61,7 +59,7 @@ def submit_head(workdir: Path, scan: str, config: dict, run_argv: list[str], hou
             parameters[key] = value
     executor.update_parameters(**parameters)
     job = executor.submit(run_head, str(workdir), run_argv)
-    head = HeadJob(str(job.job_id), Path(job.paths.stdout), Path(job.paths.stderr), folder)
+    head = HeadJob(str(job.job_id), Path(job.paths.stdout), Path(job.paths.stderr))
     record = {"job_id": head.job_id, "stdout": str(head.stdout), "stderr": str(head.stderr),
               "submitted": time.strftime("%Y-%m-%d %H:%M:%S"), "command": ["slidescan", "run", *run_argv]}
     with atomic_path(folder / RECORD) as tmp:
@@ -94,7 +92,3 @@ def slurm_state(job_id: str) -> str:
         if out:
             return out[0]
     return "unknown (not in squeue or sacct)"
-
-
-if __name__ == "__main__":  # pragma: no cover - manual use
-    print(head_status(Path.cwd(), sys.argv[1]))
