@@ -51,24 +51,69 @@ def test_flow_samples_fill_the_signal_region(cathode_files):
     assert (tmp / "flow.ckpt").exists()
 
 
+def _train_folds(tmp, config, method="cathode-nn", out="scores.h5", log=None, **kw):
+    pipeline.train_folds(config, tmp / "split.h5", method, tmp / out, tmp / "folds", tmp / "logs", tmp / "ckpt",
+                         log=(lambda s: None) if log is None else log, **kw)
+
+
 def test_cathode_classifier_trains_on_samples_and_scores_held_out_ones(cathode_files):
     tmp, _ = cathode_files
-    pipeline.train_fold(CONFIG, tmp / "split.h5", "cathode-nn", 1, tmp / "fold1.h5", log=lambda s: None,
-                        flow_samples=tmp / "flow.h5")
+    _train_folds(tmp, CONFIG, flow_samples=tmp / "flow.h5")
     samples = read_table(tmp / "flow.h5", "samples")
-    ref_scores = read_table(tmp / "fold1.h5", "reference_scores")
+    ref_scores = read_table(tmp / "folds/fold1.h5", "reference_scores")
     # exactly the samples of fold 1: the model trained on the samples of folds 0 and 2
     assert len(ref_scores) == int((samples["fold"] == 1).sum())
     np.testing.assert_allclose(np.sort(ref_scores["mjj"]), np.sort(samples.loc[samples["fold"] == 1, "mjj"]))
-    scores = read_table(tmp / "fold1.h5", "scores")
-    assert scores["score"].between(0, 1).all() and len(scores) > 0
+    # the job's output: every window event once, scored by the fold model that did not train on it
+    merged = read_table(tmp / "scores.h5", "scores")
+    data = read_table(tmp / "split.h5", "data")
+    assert sorted(merged["event_id"]) == sorted(data["event_id"])
+    assert merged["score"].between(0, 1).all()
+    assert len(read_table(tmp / "scores.h5", "reference_scores")) == len(samples)
+    history = read_table(tmp / "scores.h5", "history")
+    assert sorted(history["fold"].unique()) == [0, 1, 2] and len(history) == 3 * 2
 
 
-def test_cathode_without_flow_samples_is_a_clear_error(cathode_files):
+def test_a_failed_fold_keeps_the_others_and_the_rerun_trains_only_it(cathode_files, tmp_path, monkeypatch):
     tmp, _ = cathode_files
+    for name in ("split.h5", "flow.h5"):
+        (tmp_path / name).symlink_to(tmp / name)
+    monkeypatch.setenv(pipeline.FAULT_ENV, "*/folds/fold1.h5")
+    lines = []
+    with pytest.raises(RuntimeError, match=r"1 of 3 folds of w00 cathode-nn injection 300 seed 1 failed "
+                                           r"\(fold 1: RuntimeError: forced failure.*a rerun trains only the failed"):
+        _train_folds(tmp_path, CONFIG, log=lines.append, flow_samples=tmp_path / "flow.h5")
+    assert not (tmp_path / "scores.h5").exists()
+    # fold 2 was still trained after fold 1 failed; fold 1's traceback is in its own log
+    assert (tmp_path / "folds/fold0.h5").exists() and (tmp_path / "folds/fold2.h5").exists()
+    assert not (tmp_path / "folds/fold1.h5").exists()
+    assert "Traceback" in (tmp_path / "logs/fold1.log").read_text()
+    assert any(line.startswith("fold 1: FAILED: RuntimeError: forced failure") for line in lines)
+    finished = {f: (tmp_path / f"folds/fold{f}.h5").stat().st_mtime_ns for f in (0, 2)}
+
+    monkeypatch.delenv(pipeline.FAULT_ENV)
+    lines.clear()
+    _train_folds(tmp_path, CONFIG, log=lines.append, flow_samples=tmp_path / "flow.h5")
+    assert [line.split(" (")[0] for line in lines] == \
+        ["fold 0: kept, finished earlier with the same data and settings", "fold 1: training",
+         "fold 2: kept, finished earlier with the same data and settings"]
+    assert {f: (tmp_path / f"folds/fold{f}.h5").stat().st_mtime_ns for f in (0, 2)} == finished
+    assert len(read_table(tmp_path / "scores.h5", "scores")) == len(read_table(tmp / "split.h5", "data"))
+
+    # changed settings: no finished fold is reused
+    lines.clear()
+    longer = {**CONFIG, "classifier": {"nn": {**CONFIG["classifier"]["nn"], "epochs": 3}}}
+    _train_folds(tmp_path, longer, log=lines.append, flow_samples=tmp_path / "flow.h5")
+    assert [line.split(" (")[0] for line in lines] == ["fold 0: training", "fold 1: training", "fold 2: training"]
+    assert len(read_table(tmp_path / "scores.h5", "history")) == 3 * 3
+
+
+def test_cathode_without_flow_samples_is_a_clear_error(cathode_files, tmp_path):
+    tmp, _ = cathode_files
+    (tmp_path / "split.h5").symlink_to(tmp / "split.h5")
     with pytest.raises(ValueError, match="cathode-nn needs the flow samples of its window"):
-        pipeline.train_fold(CONFIG, tmp / "split.h5", "cathode-nn", 0, tmp / "never.h5", log=lambda s: None)
-    assert not (tmp / "never.h5").exists()
+        _train_folds(tmp_path, CONFIG, out="never.h5")
+    assert not (tmp_path / "never.h5").exists() and not (tmp_path / "folds").exists()
 
 
 def test_unknown_flow_setting_names_the_section(cathode_files):

@@ -71,16 +71,18 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
     output = first.stdout + first.stderr
     assert first.returncode != 0, output[-3000:]
     jobs = submitted_jobs(output)
-    # prepare_data, inject, 2 splits, 4 folds, the merge and bump hunt of the window without the failure
+    # prepare_data, inject, 2 splits, one training job per window (2 folds each), the bump hunt of the
+    # window without the failure
     assert sorted(rule for rule, _, _ in jobs) == sorted(["prepare_data", "inject", "split", "split", "train", "train",
-                                                          "train", "train", "merge_folds", "bumphunt"]), jobs
+                                                          "bumphunt"]), jobs
     states = sacct_states([job_id for _, _, job_id in jobs])
     placed = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Partition,QOS", "-j",
                              ",".join(job_id for _, _, job_id in jobs)], capture_output=True, text=True).stdout
     assert set(placed.split()) == {"debug|normal"}, placed
     failed = [(rule, wc) for rule, wc, job_id in jobs if states[job_id] != "COMPLETED"]
-    assert failed == [("train", "w01_cwola-nn_400_1_1")], states
+    assert failed == [("train", "w01_cwola-nn_400_1")], states
     assert not (results / "train/w01/cwola-nn/inj400_seed1/fold1.h5").exists()
+    # the failed job's other fold is kept: it is not a declared output, so Snakemake does not delete it
     for done in ("train/w01/cwola-nn/inj400_seed1/fold0.h5", "train/w00/cwola-nn/inj400_seed1/fold1.h5",
                  "bumphunt/w00/cwola-nn/inj400_seed1.csv"):
         assert (results / done).exists(), done
@@ -101,10 +103,13 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
     output = second.stdout + second.stderr
     assert second.returncode == 0, output[-3000:]
     rerun = submitted_jobs(output)
-    # exactly the failed fold and what depends on it went to SLURM; the rest of its dependents are local
+    # exactly the failed fold's training job and what depends on it went to SLURM; the rest of its
+    # dependents are local; inside the job only the failed fold was trained
     assert sorted((rule, wc) for rule, wc, _ in rerun) == [("bumphunt", "w01_cwola-nn_400_1"),
-                                                          ("merge_folds", "w01_cwola-nn_400_1"),
-                                                          ("train", "w01_cwola-nn_400_1_1")]
+                                                          ("train", "w01_cwola-nn_400_1")]
+    job_log = (results / "logs/train/w01/cwola-nn/inj400_seed1.log").read_text().splitlines()
+    assert [line.split(" (")[0] for line in job_log] == [
+        "fold 0: kept, finished earlier with the same data and settings", "fold 1: training"]
     assert set(sacct_states([job_id for _, _, job_id in rerun]).values()) == {"COMPLETED"}
     assert sorted(local_jobs(output)) == sorted(["scan", "plot_scan", "calibration", "sensitivity", "performance",
                                                  "loss_curves", "jobs", "all"])
@@ -143,7 +148,7 @@ def test_slurm_preempted_fold_resumes_from_its_checkpoint(cluster, tmp_path):
         try:
             def training_job():
                 found = [j for r, wc, j in submitted_jobs(output_path.read_text())
-                         if r == "train" and wc == "w00_cwola-nn_400_1_0"]
+                         if r == "train" and wc == "w00_cwola-nn_400_1"]
                 return found[0] if found else None
 
             job_id = wait_for("the fold's SLURM job", training_job, 300, run)
@@ -161,7 +166,7 @@ def test_slurm_preempted_fold_resumes_from_its_checkpoint(cluster, tmp_path):
                 run.wait(timeout=120)
     output = output_path.read_text()
     assert rc == 0, output[-3000:]
-    attempts = [j for r, wc, j in submitted_jobs(output) if r == "train" and wc == "w00_cwola-nn_400_1_0"]
+    attempts = [j for r, wc, j in submitted_jobs(output) if r == "train" and wc == "w00_cwola-nn_400_1"]
     assert len(attempts) == 2, attempts
     states = sacct_states(attempts)
     assert states[attempts[0]].startswith("CANCELLED") and states[attempts[1]] == "COMPLETED", states

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from slidescan.train import NNSettings, balanced_weights, train_ensemble
+from slidescan.methods import balanced_weights
+from slidescan.train import NNSettings, train_ensemble
 
 
 def _toy(n=6000, seed=0):

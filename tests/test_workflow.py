@@ -66,14 +66,14 @@ def tiny_run(tmp_path_factory):
     return workdir
 
 
-def test_dry_run_fans_out_over_every_fold(tmp_path):
+def test_dry_run_fans_out_over_every_pseudo_experiment(tmp_path):
     workdir = make_workdir(tmp_path, TINY)
     result = snakemake(workdir, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    # windows x methods x injections x seeds x folds
-    assert counts["train"] == 2 * 3 * 2 * 1 * 2
-    assert counts["merge_folds"] == counts["bumphunt"] == 2 * 3 * 2
+    # windows x methods x injections x seeds: one training job trains all folds of its pseudo-experiment
+    assert counts["train"] == counts["bumphunt"] == 2 * 3 * 2 * 1
+    assert "merge_folds" not in counts
     # one CATHODE flow per window x injection x seed, shared by its folds
     assert counts["flow"] == counts["split"] == 2 * 2 and counts["inject"] == 2
 
@@ -146,9 +146,11 @@ def test_rerun_only_the_failed_fold(tmp_path):
     assert not failed_output.exists()
     log = (results / "logs/train/w01/cwola-nn/inj400_seed1/fold1.log").read_text()
     assert "forced failure" in log
-    # everything that does not depend on the failed fold is there
+    # everything that does not depend on the failed fold is there, its sibling fold included
     others = sorted(p for p in (results / "train").rglob("*.h5"))
     assert len(others) == 2 * 3 * 2 * 2 - 1
+    assert (results / "train/w01/cwola-nn/inj400_seed1/fold0.h5").exists()
+    assert not (results / "scores/w01/cwola-nn/inj400_seed1.h5").exists()
     assert (results / "bumphunt/w01/cwola-nn/inj0_seed1.csv").exists()
     assert (results / "bumphunt/w00/cwola-nn/inj400_seed1.csv").exists()
     assert not (results / "bumphunt/w01/cwola-nn/inj400_seed1.csv").exists()
@@ -161,7 +163,8 @@ def test_rerun_only_the_failed_fold(tmp_path):
     assert ("failed      window w01 method cwola-nn injection 400 seed 1 fold 1: RuntimeError: forced failure"
             in status.stdout)
     assert "logs/train/w01/cwola-nn/inj400_seed1/fold1.log" in status.stdout
-    assert "results/tiny/train/w01/cwola-nn/inj400_seed1/fold1.h5" in status.stdout
+    # the rerun target is the training job of that pseudo-experiment
+    assert "results/tiny/scores/w01/cwola-nn/inj400_seed1.h5" in status.stdout
 
     before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file() and "logs" not in p.parts
               and "checkpoints" not in p.parts}
@@ -169,7 +172,7 @@ def test_rerun_only_the_failed_fold(tmp_path):
     counts = job_counts(dry.stdout + dry.stderr)
     n_plots = len(TINY["methods"]) * len(TINY["injections"])
     # the failed fold is in the signal window: its performance and loss figures wait for it too
-    assert counts == {"train": 1, "merge_folds": 1, "bumphunt": 1, "scan": 1, "plot_scan": n_plots,
+    assert counts == {"train": 1, "bumphunt": 1, "scan": 1, "plot_scan": n_plots,
                       "calibration": 1, "sensitivity": 1, "performance": 1, "loss_curves": 1, "jobs": 1, "all": 1}
 
     second = snakemake(workdir)
@@ -177,6 +180,9 @@ def test_rerun_only_the_failed_fold(tmp_path):
     changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
     assert changed == set(), f"finished outputs were rewritten: {changed}"
     assert failed_output.exists() and (results / "pvalue_scan.csv").exists()
+    job_log = (results / "logs/train/w01/cwola-nn/inj400_seed1.log").read_text().splitlines()
+    assert [line.split(" (")[0] for line in job_log] == [
+        "fold 0: kept, finished earlier with the same data and settings", "fold 1: training"]
     status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],
                             capture_output=True, text=True)
     assert status.returncode == 0 and "24 done, 0 failed" in status.stdout
@@ -265,5 +271,4 @@ def test_every_shipped_config_builds_its_dag(tmp_path, configfile):
     config = yaml.safe_load((REPO / "config" / configfile).read_text())
     merged = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text()), **config}
     n_windows = len(window_grid(merged["windows"]))
-    assert counts["train"] == n_windows * len(merged["methods"]) * len(merged["injections"]) * \
-        merged.get("folds", {}).get("k", 5)
+    assert counts["train"] == n_windows * len(merged["methods"]) * len(merged["injections"])

@@ -25,7 +25,8 @@ import torch
 from .ensemble import member_generator
 from .io import atomic_path
 from .settings import from_config
-from .train import fingerprint, resolve_device
+from .io import content_hash
+from .train import resolve_device
 
 
 @dataclass
@@ -203,7 +204,7 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings: FlowSettings, seed: int
     start_epoch = 0
     # a cosine schedule depends on the number of epochs; a constant rate may be extended from a checkpoint
     extendable = {"epochs": None} if scheduler is None else {}
-    ident = fingerprint(x, mjj, extra=(asdict(settings) | {"device": None, "threads": None, **extendable}, seed))
+    ident = content_hash(x, mjj, extra=(asdict(settings) | {"device": None, "threads": None, **extendable}, seed))
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)

@@ -7,6 +7,7 @@ through :func:`atomic_path`: write to a temporary file beside the target, then r
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -73,3 +74,12 @@ def read_attrs(path: str | os.PathLike) -> dict:
 def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
+
+
+def content_hash(*arrays: np.ndarray, extra: object = None) -> str:
+    """Identity of a computation's inputs: a checkpoint or a finished fold is reused only for the same ones."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(repr(extra).encode())
+    return h.hexdigest()

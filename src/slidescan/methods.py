@@ -114,3 +114,16 @@ def training_set(method: str, window_data: pd.DataFrame, references: dict[str, p
         negative["weight"].to_numpy() if "weight" in negative else np.ones(len(negative)),
     ])
     return TrainingSet(x, y, w)
+
+
+def balanced_weights(y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+    """Per-event weights giving both classes the same total weight, mean weight 1."""
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+    out = np.empty(len(y))
+    for label in (0, 1):
+        mask = y == label
+        total = w[mask].sum()
+        if total <= 0:
+            raise ValueError(f"training set has no events of class {label}")
+        out[mask] = w[mask] * (0.5 * w.sum() / total)
+    return out / out.mean()

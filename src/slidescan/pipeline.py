@@ -9,15 +9,19 @@ call these, so every stage can also be run and tested without Snakemake.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import fnmatch
 import os
+import traceback
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from . import data as data_mod
-from .io import has_table, read_attrs, read_table, write_csv, write_tables
+from .io import content_hash, has_table, read_attrs, read_table, write_csv, write_tables
 from .methods import held_out_reference, needs_flow, parse_method, training_set
 from .seeds import derive_seed, rng
 from .windows import REGION_SR, assign_folds, window_by_name, window_grid
@@ -157,9 +161,90 @@ def closure_auc(data: np.ndarray, samples: np.ndarray, seed: int) -> float:
     return float(roc_auc_score(y[test], clf.predict_proba(x[test])[:, 1]))
 
 
-def train_fold(config: dict, split: str | os.PathLike, method: str, fold: int, out: str | os.PathLike,
-               checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print,
-               flow_samples: str | os.PathLike | None = None) -> None:
+def train_folds(config: dict, split: str | os.PathLike, method: str, out: str | os.PathLike,
+                folds_dir: str | os.PathLike, logs_dir: str | os.PathLike, checkpoints_dir: str | os.PathLike,
+                log: Callable[[str], None] = print, flow_samples: str | os.PathLike | None = None) -> None:
+    """Train every fold of one window, method and pseudo-experiment in one job; write the merged scores.
+
+    One job per pseudo-experiment, not per fold: SLURM and Python start-up are paid once for all k
+    folds, and the DAG is k times smaller. A fold's result (``folds_dir/fold<k>.h5``, with its own
+    log and checkpoint) is written the moment that fold is done and is not a declared output, so
+    Snakemake never deletes it: when a fold fails, the job still trains the others and then fails
+    naming the failed ones, and the rerun keeps every finished fold whose data and settings are
+    unchanged and trains only the rest.
+    """
+    window_data, references, attrs = _window_inputs(split, method, flow_samples)
+    folds_dir, logs_dir, checkpoints_dir = Path(folds_dir), Path(logs_dir), Path(checkpoints_dir)
+    k = int(config["folds"]["k"])
+    fold_files = [folds_dir / f"fold{fold}.h5" for fold in range(k)]
+    failed = {}
+    for fold, path in enumerate(fold_files):
+        identity = fold_identity(config, method, window_data, references, attrs, fold)
+        if path.exists() and read_attrs(path).get("fingerprint") == identity:
+            log(f"fold {fold}: kept, finished earlier with the same data and settings ({path})")
+            continue
+        fold_log = logs_dir / f"fold{fold}.log"
+        log(f"fold {fold}: training (log: {fold_log})")
+        try:
+            with _fold_log(fold_log) as flog:
+                train_fold(config, window_data, references, attrs, method, fold, path,
+                           checkpoint=checkpoints_dir / f"fold{fold}.ckpt", log=flog, identity=identity)
+        except Exception as err:  # the other folds still train; this one is reported and rerun
+            failed[fold] = f"{type(err).__name__}: {err}"
+            log(f"fold {fold}: FAILED: {failed[fold]} (traceback in {fold_log})")
+    if failed:
+        listing = "; ".join(f"fold {f}: {reason}" for f, reason in failed.items())
+        raise RuntimeError(f"{len(failed)} of {k} folds of {attrs['window']} {method} injection {attrs['injection']} "
+                           f"seed {attrs['seed']} failed ({listing}). The {k - len(failed)} finished folds are kept "
+                           f"in {folds_dir}; a rerun trains only the failed ones.")
+    merge_folds([str(p) for p in fold_files], out)
+
+
+@contextlib.contextmanager
+def _fold_log(path: Path):
+    """A fold's own log, started afresh for each attempt (as Snakemake does with a job's log), with its traceback."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", buffering=1) as handle:
+        def log(message: str) -> None:
+            print(message, file=handle, flush=True)
+
+        try:
+            yield log
+        except Exception:
+            traceback.print_exc(file=handle)
+            raise
+
+
+def _window_inputs(split, method, flow_samples):
+    """The window's events, the method's reference tables and the pseudo-experiment's attributes."""
+    window_data = read_table(split, "data")
+    references = {"background_sr": read_table(split, "background_sr"), "signal": read_table(split, "signal")}
+    if needs_flow(method):
+        if flow_samples is None:
+            raise ValueError(f"method {method} needs the flow samples of its window (rule flow); none were given")
+        references["flow_samples"] = read_table(flow_samples, "samples")
+    return window_data, references, read_attrs(split)
+
+
+def fold_identity(config: dict, method: str, window_data: pd.DataFrame, references: dict[str, pd.DataFrame],
+                  attrs: dict, fold: int) -> str:
+    """What a fold's result depends on: its training and scored events, the backend settings, the seeds."""
+    _, backend = parse_method(method)
+    settings = _backend_settings(backend, config)
+    ts = training_set(method, window_data, references, fold)
+    scored = window_data[window_data["fold"] == fold]
+    held = held_out_reference(method, references, fold)
+    arrays = [ts.x, ts.y, ts.weight, scored[data_mod.FEATURES].to_numpy(), scored["event_id"].to_numpy()]
+    if held is not None:
+        arrays.append(held[data_mod.FEATURES].to_numpy())
+    tunables = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("device", "threads")}
+    return content_hash(*arrays, extra=(method, fold, tunables, _member_seeds(config, attrs, method, fold,
+                                                                                settings.members)))
+
+
+def train_fold(config: dict, window_data: pd.DataFrame, references: dict[str, pd.DataFrame], attrs: dict,
+               method: str, fold: int, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
+               log: Callable[[str], None] = print, identity: str = "") -> None:
     """Train the ensemble of one fold and write the out-of-fold scores of that fold's data events.
 
     Methods with a separate SR reference (cathode, idealized, supervised) also score that
@@ -168,13 +253,6 @@ def train_fold(config: dict, split: str | os.PathLike, method: str, fold: int, o
     check_forced_failure(out)
     _, backend = parse_method(method)
     fold = int(fold)
-    window_data = read_table(split, "data")
-    references = {"background_sr": read_table(split, "background_sr"), "signal": read_table(split, "signal")}
-    if needs_flow(method):
-        if flow_samples is None:
-            raise ValueError(f"method {method} needs the flow samples of its window (rule flow); none were given")
-        references["flow_samples"] = read_table(flow_samples, "samples")
-    attrs = read_attrs(split)
     ts = training_set(method, window_data, references, fold)
     model, history = _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log)
     scored = window_data[window_data["fold"] == fold]
@@ -182,7 +260,7 @@ def train_fold(config: dict, split: str | os.PathLike, method: str, fold: int, o
     held = held_out_reference(method, references, fold)
     if held is not None:
         tables["reference_scores"] = _score_table(model, held)
-    write_tables(out, tables, attrs={**attrs, "method": method, "fold": fold})
+    write_tables(out, tables, attrs={**attrs, "method": method, "fold": fold, "fingerprint": identity})
 
 
 def _score_table(model, events: pd.DataFrame) -> pd.DataFrame:
@@ -197,16 +275,12 @@ def _score_table(model, events: pd.DataFrame) -> pd.DataFrame:
 
 def _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log):
     """Train the classifier ensemble of one fold; torch and scikit-learn are imported only here."""
-    settings_config = config["classifier"].get(backend)
     if backend == "nn":
-        from .train import NNSettings as Settings, train_ensemble as fit
+        from .train import train_ensemble as fit
     else:
-        from .trees import BDTSettings as Settings, train_bdt_ensemble as fit
-    settings = Settings.from_config(settings_config)
-    member_seeds = [
-        derive_seed(config["data"]["seed"], "member", attrs["window"], method, attrs["injection"], attrs["seed"], fold, m)
-        for m in range(settings.members)
-    ]
+        from .trees import train_bdt_ensemble as fit
+    settings = _backend_settings(backend, config)
+    member_seeds = _member_seeds(config, attrs, method, fold, settings.members)
     log(f"{attrs['window']} {method} injection {attrs['injection']} seed {attrs['seed']} fold {fold}: "
         f"{int(ts.y.sum())} label-1 vs {int((1 - ts.y).sum())} reference events, {settings.members} members ({backend})")
     model = fit(ts.x, ts.y, ts.weight, settings, member_seeds, checkpoint=checkpoint, log=log)
@@ -219,18 +293,35 @@ def _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log):
     return model, history
 
 
+def _backend_settings(backend: str, config: dict):
+    """The classifier settings of ``nn`` or ``bdt`` (dataclasses without heavy imports)."""
+    if backend == "nn":
+        from .train import NNSettings as Settings
+    else:
+        from .trees import BDTSettings as Settings
+    return Settings.from_config(config["classifier"].get(backend))
+
+
+def _member_seeds(config: dict, attrs: dict, method: str, fold: int, members: int) -> list[int]:
+    return [derive_seed(config["data"]["seed"], "member", attrs["window"], method, attrs["injection"], attrs["seed"],
+                        fold, m) for m in range(members)]
+
+
 def merge_folds(fold_files: list[str], out: str | os.PathLike) -> None:
     """Every window event once, with the score of the model that did not see it."""
     tables = [read_table(f, "scores") for f in fold_files]
     merged = pd.concat(tables, ignore_index=True).sort_values("event_id", kind="stable").reset_index(drop=True)
     if merged["event_id"].duplicated().any():
         raise ValueError(f"{out}: an event was scored by more than one fold; fold files: {fold_files}")
-    tables = {"scores": merged}
+    tables = {"scores": merged,
+              "history": pd.concat([read_table(f, "history").assign(fold=read_attrs(f)["fold"]) for f in fold_files],
+                                   ignore_index=True)}
     if all(has_table(f, "reference_scores") for f in fold_files):
         tables["reference_scores"] = pd.concat([read_table(f, "reference_scores") for f in fold_files],
                                                ignore_index=True)
     attrs = read_attrs(fold_files[0])
     attrs.pop("fold", None)
+    attrs.pop("fingerprint", None)
     write_tables(out, tables, attrs=attrs)
 
 

@@ -107,6 +107,14 @@ def jobs_table(workdir: Path, config: dict):
     return pd.DataFrame(rows)
 
 
+def _job_target(f: FoldState) -> Path:
+    """The declared output of the job that trains ``f``: the flow samples, or the fold's merged scores."""
+    if f.fold is None:
+        return f.output
+    results = f.output.parents[4]
+    return results / "scores" / f.window / f.method / f"inj{f.injection}_seed{f.seed}.h5"
+
+
 def count_states(states: list[FoldState]) -> dict[str, int]:
     return {s: sum(f.state == s for f in states) for s in ("done", "failed", "interrupted", "missing")}
 
@@ -146,10 +154,12 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
                 else f"method {f.method} injection {f.injection} seed {f.seed} fold {f.fold}")
         lines.append(f"  {f.state:11s} window {f.window} {what}: {f.reason}\n              log: {f.log}")
     if pending:
-        targets = " ".join(str(f.output.relative_to(workdir)) for f in pending
-                           if f.state in ("failed", "interrupted")) or "(all of them)"
-        lines.append("rerun exactly these folds and what depends on them (finished results are kept):")
+        # a training job trains all folds of its pseudo-experiment: its target is the merged scores file
+        rerun = dict.fromkeys(str(_job_target(f).relative_to(workdir)) for f in pending
+                              if f.state in ("failed", "interrupted"))
+        targets = " ".join(rerun) or "(all of them)"
+        lines.append("rerun exactly these folds and what depends on them (finished folds are kept, not retrained):")
         lines.append(f"  slidescan run --configfile {configfile} --profile {profile}")
-        lines.append(f"only the training folds, nothing downstream:\n  snakemake --profile {profile} "
+        lines.append(f"only their training jobs, nothing downstream:\n  snakemake --profile {profile} "
                      f"--configfile {configfile} {targets}")
     return "\n".join(lines), counts

@@ -8,7 +8,6 @@ resumed from a checkpoint continues exactly where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,7 +18,8 @@ import numpy as np
 import torch
 
 from .ensemble import MLPEnsemble, apply_mlp, member_generator
-from .io import atomic_path
+from .io import atomic_path, content_hash
+from .methods import balanced_weights
 from .settings import from_config
 
 
@@ -47,28 +47,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def balanced_weights(y: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
-    """Per-event weights giving both classes the same total weight, mean weight 1."""
-    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
-    out = np.empty(len(y))
-    for label in (0, 1):
-        mask = y == label
-        total = w[mask].sum()
-        if total <= 0:
-            raise ValueError(f"training set has no events of class {label}")
-        out[mask] = w[mask] * (0.5 * w.sum() / total)
-    return out / out.mean()
-
-
-def fingerprint(*arrays: np.ndarray, extra: object = None) -> str:
-    """Identity of a training problem: a checkpoint is only resumed for the same data and settings."""
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a).tobytes())
-    h.update(repr(extra).encode())
-    return h.hexdigest()
 
 
 class TrainedEnsemble:
@@ -135,7 +113,7 @@ def train_ensemble(
     history = {"train_loss": [], "val_loss": []}
     start_epoch = 0
     # the number of epochs is not part of the identity: a run may be extended from its checkpoint
-    ident = fingerprint(x, y, weights, extra=(asdict(settings) | {"device": None, "threads": None, "epochs": None},
+    ident = content_hash(x, y, weights, extra=(asdict(settings) | {"device": None, "threads": None, "epochs": None},
                                               member_seeds))
 
     ckpt_path = Path(checkpoint) if checkpoint else None

@@ -19,9 +19,9 @@ from typing import Callable
 
 import numpy as np
 
-from .io import atomic_path
+from .io import atomic_path, content_hash
 from .settings import from_config
-from .train import balanced_weights, fingerprint
+from .methods import balanced_weights
 
 
 @dataclass
@@ -55,7 +55,7 @@ def train_bdt_ensemble(
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     weights = balanced_weights(np.asarray(y), sample_weight)
-    ident = fingerprint(np.asarray(x, float), np.asarray(y, float), weights, extra=(asdict(settings), member_seeds))
+    ident = content_hash(np.asarray(x, float), np.asarray(y, float), weights, extra=(asdict(settings), member_seeds))
     ckpt = Path(checkpoint) if checkpoint else None
     done: list = []
     if ckpt and ckpt.exists():

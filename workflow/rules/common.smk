@@ -10,7 +10,6 @@ WINDOWS = [w.name for w in WINDOW_GRID]
 METHODS = list(config["methods"])
 INJECTIONS = [int(i) for i in config["injections"]]
 SEEDS = [int(s) for s in config["seeds"]]
-FOLDS = list(range(int(config["folds"]["k"])))
 EXPERIMENT = "inj{injection}_seed{seed}"
 # where the injected signal sits (for the sensitivity curve and the plots' marker)
 TRUTH_MASS = float(config.get("truth_mass", config["data"].get("synthetic", {}).get("model", {}).get("m_wprime", 3.5)))

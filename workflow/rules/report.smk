@@ -49,8 +49,7 @@ rule performance:
 
 rule loss_curves:
     input:
-        expand(f"{RESULTS}/train/{TRUTH_WINDOW}/{{{{method}}}}/{EXPERIMENT}/fold{{fold}}.h5",
-               injection=INJECTIONS, seed=SEEDS, fold=FOLDS),
+        expand(f"{RESULTS}/scores/{TRUTH_WINDOW}/{{{{method}}}}/{EXPERIMENT}.h5", injection=INJECTIONS, seed=SEEDS),
     output:
         report(f"{RESULTS}/plots/loss_{{method}}.png", category="Diagnostics", subcategory="loss curves",
                labels={"method": "{method}"}, caption="../report/loss_curves.rst"),

@@ -1,6 +1,6 @@
 rule bumphunt:
     input:
-        rules.merge_folds.output,
+        rules.train.output,
     output:
         table=f"{RESULTS}/bumphunt/{{window}}/{{method}}/{EXPERIMENT}.csv",
         spectra=report(

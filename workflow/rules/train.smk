@@ -33,32 +33,24 @@ def train_inputs(wildcards):
 
 
 rule train:
+    """All k folds of one window, method and pseudo-experiment in one job (pipeline.train_folds)."""
     input:
         unpack(train_inputs),
     output:
-        f"{RESULTS}/train/{{window}}/{{method}}/{EXPERIMENT}/fold{{fold}}.h5",
+        f"{RESULTS}/scores/{{window}}/{{method}}/{EXPERIMENT}.h5",
     resources:
         **SLURM_GPU,
     log:
-        f"{RESULTS}/logs/train/{{window}}/{{method}}/{EXPERIMENT}/fold{{fold}}.log",
+        f"{RESULTS}/logs/train/{{window}}/{{method}}/{EXPERIMENT}.log",
     params:
-        # checkpoints live outside the declared outputs, so a failed or killed job keeps them
-        checkpoint=f"{RESULTS}/checkpoints/{{window}}/{{method}}/{EXPERIMENT}/fold{{fold}}.ckpt",
+        # each fold's result, log and checkpoint live outside the declared output: a failed or killed
+        # job keeps its finished folds, and the rerun trains only the others
+        folds=f"{RESULTS}/train/{{window}}/{{method}}/{EXPERIMENT}",
+        logs=f"{RESULTS}/logs/train/{{window}}/{{method}}/{EXPERIMENT}",
+        checkpoints=f"{RESULTS}/checkpoints/{{window}}/{{method}}/{EXPERIMENT}",
         data=config["data"],
+        folds_config=config["folds"],
         classifier=config["classifier"],
     threads: config["classifier"]["nn"]["threads"]
     script:
         "../scripts/train.py"
-
-
-rule merge_folds:
-    input:
-        lambda wc: expand(rules.train.output[0], fold=FOLDS, **wc),
-    output:
-        f"{RESULTS}/scores/{{window}}/{{method}}/{EXPERIMENT}.h5",
-    resources:
-        **SLURM,
-    log:
-        f"{RESULTS}/logs/merge_folds/{{window}}/{{method}}/{EXPERIMENT}.log",
-    script:
-        "../scripts/merge_folds.py"

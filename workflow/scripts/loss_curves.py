@@ -6,8 +6,12 @@ with job_log(snakemake):
     histories = {}
     for path in snakemake.input:
         a = read_attrs(path)
-        fold = f" fold {a['fold']}" if "fold" in a else ""
-        histories[f"{a['window']} inj {a['injection']} seed {a['seed']}{fold}"] = read_table(path, "history")
+        history = read_table(path, "history")
+        label = f"{a['window']} inj {a['injection']} seed {a['seed']}"
+        if "fold" in history:  # classifier scores: one curve per fold
+            histories.update({f"{label} fold {fold}": h for fold, h in history.groupby("fold")})
+        else:
+            histories[label] = history
     flows = snakemake.rule == "flow_loss_curves"
     title = "CATHODE flows, all windows" if flows else f"{snakemake.wildcards.method}, {snakemake.params.window}"
     loss_curves(histories, title, snakemake.output[0],
