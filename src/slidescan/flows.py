@@ -23,9 +23,8 @@ import numpy as np
 import torch
 
 from .ensemble import member_generator
-from .io import atomic_path
+from .io import atomic_path, content_hash
 from .settings import from_config
-from .io import content_hash
 from .train import resolve_device
 
 

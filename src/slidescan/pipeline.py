@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import data as data_mod
 from .io import content_hash, has_table, read_attrs, read_table, write_csv, write_tables
-from .methods import held_out_reference, needs_flow, parse_method, training_set
+from .methods import TrainingSet, held_out_reference, needs_flow, parse_method, training_set
 from .seeds import derive_seed, rng
 from .windows import REGION_SR, assign_folds, window_by_name, window_grid
 
@@ -179,7 +179,8 @@ def train_folds(config: dict, split: str | os.PathLike, method: str, out: str | 
     fold_files = [folds_dir / f"fold{fold}.h5" for fold in range(k)]
     failed = {}
     for fold, path in enumerate(fold_files):
-        identity = fold_identity(config, method, window_data, references, attrs, fold)
+        ts = training_set(method, window_data, references, fold)
+        identity = fold_identity(config, method, ts, window_data, references, attrs, fold)
         if path.exists() and read_attrs(path).get("fingerprint") == identity:
             log(f"fold {fold}: kept, finished earlier with the same data and settings ({path})")
             continue
@@ -187,7 +188,7 @@ def train_folds(config: dict, split: str | os.PathLike, method: str, out: str | 
         log(f"fold {fold}: training (log: {fold_log})")
         try:
             with _fold_log(fold_log) as flog:
-                train_fold(config, window_data, references, attrs, method, fold, path,
+                train_fold(config, ts, window_data, references, attrs, method, fold, path,
                            checkpoint=checkpoints_dir / f"fold{fold}.ckpt", log=flog, identity=identity)
         except Exception as err:  # the other folds still train; this one is reported and rerun
             failed[fold] = f"{type(err).__name__}: {err}"
@@ -226,12 +227,11 @@ def _window_inputs(split, method, flow_samples):
     return window_data, references, read_attrs(split)
 
 
-def fold_identity(config: dict, method: str, window_data: pd.DataFrame, references: dict[str, pd.DataFrame],
-                  attrs: dict, fold: int) -> str:
+def fold_identity(config: dict, method: str, ts: TrainingSet, window_data: pd.DataFrame,
+                  references: dict[str, pd.DataFrame], attrs: dict, fold: int) -> str:
     """What a fold's result depends on: its training and scored events, the backend settings, the seeds."""
     _, backend = parse_method(method)
     settings = _backend_settings(backend, config)
-    ts = training_set(method, window_data, references, fold)
     scored = window_data[window_data["fold"] == fold]
     held = held_out_reference(method, references, fold)
     arrays = [ts.x, ts.y, ts.weight, scored[data_mod.FEATURES].to_numpy(), scored["event_id"].to_numpy()]
@@ -242,9 +242,10 @@ def fold_identity(config: dict, method: str, window_data: pd.DataFrame, referenc
                                                                                 settings.members)))
 
 
-def train_fold(config: dict, window_data: pd.DataFrame, references: dict[str, pd.DataFrame], attrs: dict,
-               method: str, fold: int, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None,
-               log: Callable[[str], None] = print, identity: str = "") -> None:
+def train_fold(config: dict, ts: TrainingSet, window_data: pd.DataFrame, references: dict[str, pd.DataFrame],
+               attrs: dict, method: str, fold: int, out: str | os.PathLike,
+               checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print,
+               identity: str = "") -> None:
     """Train the ensemble of one fold and write the out-of-fold scores of that fold's data events.
 
     Methods with a separate SR reference (cathode, idealized, supervised) also score that
@@ -253,7 +254,6 @@ def train_fold(config: dict, window_data: pd.DataFrame, references: dict[str, pd
     check_forced_failure(out)
     _, backend = parse_method(method)
     fold = int(fold)
-    ts = training_set(method, window_data, references, fold)
     model, history = _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log)
     scored = window_data[window_data["fold"] == fold]
     tables = {"scores": _score_table(model, scored), "history": history}
@@ -294,7 +294,7 @@ def _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log):
 
 
 def _backend_settings(backend: str, config: dict):
-    """The classifier settings of ``nn`` or ``bdt`` (dataclasses without heavy imports)."""
+    """The classifier settings of ``nn`` or ``bdt`` (``classifier.<backend>`` of the config)."""
     if backend == "nn":
         from .train import NNSettings as Settings
     else:

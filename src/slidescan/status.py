@@ -54,6 +54,7 @@ class FoldState:
     reason: str
     output: Path
     log: Path
+    target: Path  # the declared output of the job that trains it (what `snakemake <target>` reruns)
 
 
 def fold_states(workdir: Path, config: dict) -> list[FoldState]:
@@ -68,8 +69,9 @@ def fold_states(workdir: Path, config: dict) -> list[FoldState]:
                         output = results / "train" / f"{rel}.h5"
                         log = results / "logs" / "train" / f"{rel}.log"
                         state, reason = _classify(output, log, results / "checkpoints" / f"{rel}.ckpt")
+                        target = results / "scores" / window / method / f"inj{injection}_seed{seed}.h5"
                         states.append(FoldState(window, method, int(injection), int(seed), fold, state, reason,
-                                                output, log))
+                                                output, log, target))
     return states
 
 
@@ -86,7 +88,8 @@ def flow_states(workdir: Path, config: dict) -> list[FoldState]:
                 output = results / "flows" / f"{rel}.h5"
                 log = results / "logs" / "flow" / f"{rel}.log"
                 state, reason = _classify(output, log, results / "checkpoints" / window / "flow" / f"inj{injection}_seed{seed}.ckpt")
-                states.append(FoldState(window, "flow", int(injection), int(seed), None, state, reason, output, log))
+                states.append(FoldState(window, "flow", int(injection), int(seed), None, state, reason, output, log,
+                                        output))
     return states
 
 
@@ -105,14 +108,6 @@ def jobs_table(workdir: Path, config: dict):
                      "state": f.state, "epochs": len(seconds), "train_seconds": round(sum(seconds), 2),
                      "reason": f.reason, "log": str(f.log.relative_to(workdir))})
     return pd.DataFrame(rows)
-
-
-def _job_target(f: FoldState) -> Path:
-    """The declared output of the job that trains ``f``: the flow samples, or the fold's merged scores."""
-    if f.fold is None:
-        return f.output
-    results = f.output.parents[4]
-    return results / "scores" / f.window / f.method / f"inj{f.injection}_seed{f.seed}.h5"
 
 
 def count_states(states: list[FoldState]) -> dict[str, int]:
@@ -155,7 +150,7 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
         lines.append(f"  {f.state:11s} window {f.window} {what}: {f.reason}\n              log: {f.log}")
     if pending:
         # a training job trains all folds of its pseudo-experiment: its target is the merged scores file
-        rerun = dict.fromkeys(str(_job_target(f).relative_to(workdir)) for f in pending
+        rerun = dict.fromkeys(str(f.target.relative_to(workdir)) for f in pending
                               if f.state in ("failed", "interrupted"))
         targets = " ".join(rerun) or "(all of them)"
         lines.append("rerun exactly these folds and what depends on them (finished folds are kept, not retrained):")
