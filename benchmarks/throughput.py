@@ -3,10 +3,13 @@
     python benchmarks/throughput.py [--device cpu|cuda] [--events 100000] [--seconds 10]
 
 (a) the usual way: one Lightning Trainer and one DataLoader per network (4-64-64-64-1, batch 128);
-(b) slidescan's engine: all members as one batched model, data resident on the device, with
-    1, 10, 50, 200 and 1000 members at batch 128 and 1024;
+(b) slidescan's engine step: all members as one batched model, data resident on the device, with
+    1, 10, 50, 200 and 1000 members at batch 128 and 1024, eagerly and,
+    on CUDA also with the step captured as a CUDA graph, in FP32 and with bf16 autocast;
 (c) the engine driven by a Lightning Trainer (one LightningModule holding all members), to measure
-    what Lightning's loop costs on top of the lean loop.
+    what Lightning's loop costs on top of the lean loop;
+(d) with ``--full-epochs 10,1000``: whole epochs of ``train_ensemble`` (shuffling, validation and
+    best-epoch bookkeeping included), the figure a training job sees.
 
 Each case runs for about ``--seconds`` of steps; network-epochs/s = members x samples/s / events.
 """
@@ -19,9 +22,12 @@ import platform
 import time
 import warnings
 
+import numpy as np
 import torch
 
+from slidescan.cudagraph import adam, use_graphs
 from slidescan.ensemble import MLPEnsemble
+from slidescan.train import NNSettings, make_train_step, train_ensemble
 
 HIDDEN = [64, 64, 64]
 print = functools.partial(print, flush=True)  # noqa: A001 (progress while it runs)
@@ -35,33 +41,41 @@ def data(n: int, device):
     return x.to(device), y.to(device)
 
 
-def engine(x, y, members: int, batch: int, seconds: float) -> float:
-    """Lean batched loop as in slidescan.train: gather per-member batches, one Adam step for all."""
+def engine(x, y, members: int, batch: int, seconds: float, graphs: bool = False, precision: str = "32") -> float:
+    """slidescan's own training step (slidescan.train.make_train_step) on random per-member batches."""
     device = x.device
     n = len(x)
     model = MLPEnsemble(4, HIDDEN, list(range(members))).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    graphed = use_graphs(graphs, device)
+    optimizer = adam(model.parameters(), 1e-3, device, graphed)
+    step, _ = make_train_step(model, optimizer, x, y, torch.ones_like(y), precision, graphed)
     steps = 0
     t0 = None
     while True:
-        idx = torch.randint(0, n, (members, batch), device=device)
-        loss = loss_fn(model(x[idx]), y[idx]) * members
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        step(torch.randint(0, n, (members, batch), device=device))
         steps += 1
-        if t0 is None and steps == 3:  # warm-up done
+        if t0 is None and steps == 5:  # warm-up (and graph capture) done
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0, steps = time.perf_counter(), 0
-        if t0 is not None and steps % 10 == 0:
+        if t0 is not None and steps % 20 == 0:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if time.perf_counter() - t0 > seconds:
                 break
     elapsed = time.perf_counter() - t0
     return members * steps * batch / n / elapsed
+
+
+def full_epochs(x, y, members: int, batch: int, graphs: bool, precision: str, epochs: int = 3) -> float:
+    """Whole epochs of slidescan.train.train_ensemble (shuffling, validation, best-epoch bookkeeping)."""
+    settings = NNSettings(members=members, epochs=epochs, batch_size=batch, device=str(x.device),
+                          cuda_graphs=graphs, precision=precision)
+    seconds = []
+    train_ensemble(x.cpu().numpy(), y.cpu().numpy(), None, settings, list(range(members)),
+                   log=lambda line: seconds.append(float(line.rsplit("(", 1)[1].split(" s)")[0])))
+    # events trained per epoch exclude the validation split; the first epoch holds the graph capture
+    return members * (1 - settings.validation_fraction) / float(np.median(seconds[1:]))
 
 
 def lightning_per_network(x, y, batch: int, seconds: float, device: str) -> float:
@@ -135,6 +149,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--members", default="1,10,50,200,1000")
+    parser.add_argument("--full-epochs", default="", help="member counts to time as whole train_ensemble epochs")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 = one core per job)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -149,16 +164,25 @@ def main() -> None:
           f"{args.events} training events, MLP 4-{'-'.join(map(str, HIDDEN))}-1")
     base = lightning_per_network(x, y, 128, args.seconds, device.type)
     print(f"{'(a) Lightning, 1 network per Trainer':45s} batch  128: {base:10.2f} network-epochs/s")
-    for batch in (128, 1024):
-        for members in [int(m) for m in args.members.split(",")]:
-            rate = engine(x, y, members, batch, args.seconds)
-            print(f"{'(b) engine, ' + str(members) + ' members':45s} batch {batch:4d}: {rate:10.2f} network-epochs/s"
-                  f"  ({rate / base:7.1f} x Lightning per network)")
+    modes = [("eager", False, "32")]
+    if device.type == "cuda":
+        modes += [("CUDA graph", True, "32"), ("CUDA graph, bf16", True, "bf16-mixed")]
+    for label, graphs, precision in modes:
+        for batch in (128, 1024):
+            for members in [int(m) for m in args.members.split(",")]:
+                rate = engine(x, y, members, batch, args.seconds, graphs, precision)
+                print(f"{f'(b) engine, {label}, {members} members':45s} batch {batch:4d}: {rate:10.2f} "
+                      f"network-epochs/s  ({rate / base:7.1f} x Lightning per network)")
+    for members in [int(m) for m in args.full_epochs.split(",") if m]:
+        for label, graphs, precision in modes[-2:]:
+            rate = full_epochs(x, y, members, 128, graphs, precision)
+            print(f"{f'(d) train_ensemble epochs, {label}, {members} members':45s} batch  128: {rate:10.2f} "
+                  f"network-epochs/s  ({rate / base:7.1f} x Lightning per network)")
     for members in (10, 200):
         lean = engine(x, y, members, 128, args.seconds)
         lit = lightning_engine(x, y, members, 128, args.seconds, device.type)
         print(f"{'(c) engine in a Lightning Trainer, ' + str(members) + ' members':45s} batch  128: {lit:10.2f} "
-              f"network-epochs/s  (lean loop {lean:.2f}; Lightning costs {100 * (1 - lit / lean):.0f} %)")
+              f"network-epochs/s  (lean eager loop {lean:.2f}; Lightning costs {100 * (1 - lit / lean):.0f} %)")
 
 
 if __name__ == "__main__":

@@ -135,3 +135,43 @@ def test_a_deep_untrained_flow_starts_near_the_base_density():
             nll = -flow(c).log_prob(z).numpy()
         # a standard normal in 4 dimensions has a mean NLL of 5.68; random shifts move it, scales do not blow it up
         assert np.all(np.isfinite(nll)) and nll.max() < 100, (seed, nll.max())
+
+
+def test_an_epoch_with_an_infinite_validation_density_is_left_out(monkeypatch):
+    """A deep stack can push one tail event past float32 (seen on a GPU at lr 2e-3): that epoch is
+    dropped from the mixture and the training goes on instead of failing the job."""
+    import torch
+
+    import slidescan.flows as flows
+
+    build = flows.build_flow
+    validations = []
+
+    class PoisonedAtEpoch2(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, c):
+            dist = self.inner(c)
+            if self.training or torch.is_grad_enabled():
+                return dist
+            validations.append(1)
+            if len(validations) != 2:
+                return dist
+
+            class Poisoned:
+                def log_prob(self, z):
+                    out = dist.log_prob(z).clone()
+                    out[0] = -torch.inf
+                    return out
+            return Poisoned()
+
+    monkeypatch.setattr(flows, "build_flow", lambda n, s: PoisonedAtEpoch2(build(n, s)))
+    x, m = conditional_gaussian(3000, 5)
+    lines = []
+    trained = train_flow(x, m, FlowSettings(**dict(SMALL, epochs=4)), seed=2, log=lines.append)
+    assert "flow epoch 2: 1 of 600 validation events have no finite density; epoch not kept" in lines
+    assert trained.history["val_loss"][1] == float("inf")
+    assert 2 not in trained.best_epochs and len(trained.best_epochs) == 3
+    assert np.isfinite(trained.best_val_loss)

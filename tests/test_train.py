@@ -55,6 +55,27 @@ def test_batched_member_equals_member_trained_alone():
     assert np.abs(batched.predict(xt, per_member=True)[0] - p_alone).max() > 1e-2
 
 
+def test_each_member_keeps_its_own_best_epochs_in_a_batched_model():
+    """Best-epoch selection is per member: batched or alone, a member averages the same epochs."""
+    x, y = _toy(3000, seed=2)
+    settings = dict(epochs=5, batch_size=64, n_best=2, learning_rate=0.01)
+    batched = train_ensemble(x, y, None, NNSettings(members=3, **settings), [21, 22, 23], log=quiet)
+    alone = train_ensemble(x, y, None, NNSettings(members=1, **settings), [22], log=quiet)
+    xt, _ = _toy(500, seed=6)
+    np.testing.assert_allclose(batched.predict(xt, per_member=True)[1], alone.predict(xt, per_member=True)[0],
+                               atol=2e-4)
+    val = np.array(batched.history["val_loss"])  # (epochs, members)
+    picks = [set(np.argsort(val[:, m])[:2]) for m in range(3)]
+    assert len({frozenset(p) for p in picks}) > 1, "test data should make members prefer different epochs"
+
+
+def test_precision_setting_is_checked():
+    assert NNSettings.from_config({"precision": 32}).precision == "32"
+    assert NNSettings.from_config({"precision": "bf16-mixed"}).precision == "bf16-mixed"
+    with pytest.raises(ValueError, match=r"classifier.nn.precision: expected one of \['32', 'bf16-mixed'\], got 'fp8'"):
+        NNSettings.from_config({"precision": "fp8"})
+
+
 def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
     x, y = _toy(3000)
     settings = NNSettings(members=2, epochs=4, batch_size=128, n_best=2)

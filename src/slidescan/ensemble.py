@@ -13,8 +13,20 @@ import math
 import torch
 
 
-def member_generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(int(seed) % (2**63))
+def member_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    return torch.Generator(device).manual_seed(int(seed) % (2**63))
+
+
+def member_permutations(seeds: list[int], n: int, device: torch.device) -> torch.Tensor:
+    """One random permutation of ``range(n)`` per seed, shape (len(seeds), n), on ``device``.
+
+    Each row comes from its own seed's generator, so it does not depend on the other rows. On a
+    GPU the permutations are drawn there: drawing a thousand on the CPU and copying them over
+    would take longer than the epoch they shuffle.
+    """
+    if device.type == "cuda":
+        return torch.stack([torch.randperm(n, generator=member_generator(s, device), device=device) for s in seeds])
+    return torch.stack([torch.randperm(n, generator=member_generator(s)) for s in seeds]).to(device)
 
 
 class MLPEnsemble(torch.nn.Module):

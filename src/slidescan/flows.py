@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .cudagraph import GraphedStep, adam, keep_rate_on_device, set_learning_rate, use_graphs
 from .ensemble import member_generator
 from .io import atomic_path, content_hash
 from .settings import from_config
@@ -47,6 +48,8 @@ class FlowSettings:
     max_train_events: int = 0
     # SR samples per SR data event; the samples get weight 1/oversampling
     oversampling: float = 4.0
+    # on CUDA, replay each training step as one captured CUDA graph (slidescan.cudagraph)
+    cuda_graphs: bool = True
     device: str = "auto"
     threads: int = 1
 
@@ -193,17 +196,19 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings: FlowSettings, seed: int
 
     torch.manual_seed(int(seed) % (2**63))
     flow = build_flow(x.shape[1], settings).to(device)
-    optimizer = torch.optim.Adam(flow.parameters(), lr=settings.learning_rate)
+    graphed = use_graphs(settings.cuda_graphs, device)
+    optimizer = adam(flow.parameters(), settings.learning_rate, device, graphed)
     n_train = len(train_idx)
     steps_per_epoch = -(-n_train // settings.batch_size)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs * steps_per_epoch)
-                 if settings.lr_schedule == "cosine" else None)
+    cosine = settings.lr_schedule == "cosine"
+    total_steps = settings.epochs * steps_per_epoch
     history = {"train_loss": [], "val_loss": []}
     kept: list[tuple[float, int, dict]] = []  # (val loss, epoch, state on the CPU)
     start_epoch = 0
     # a cosine schedule depends on the number of epochs; a constant rate may be extended from a checkpoint
-    extendable = {"epochs": None} if scheduler is None else {}
-    ident = content_hash(x, mjj, extra=(asdict(settings) | {"device": None, "threads": None, **extendable}, seed))
+    extendable = {} if cosine else {"epochs": None}
+    ident = content_hash(x, mjj, extra=(asdict(settings) | {"device": None, "threads": None, "cuda_graphs": None,
+                                                            **extendable}, seed))
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -211,56 +216,69 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings: FlowSettings, seed: int
         if own.get("fingerprint") == ident:
             flow.load_state_dict(state["state_dict"])
             optimizer.load_state_dict(state["optimizer_states"][0])
-            if scheduler is not None:
-                scheduler.load_state_dict(state["lr_schedulers"][0])
+            if graphed:
+                keep_rate_on_device(optimizer, device)
             kept, history = own["kept"], own["history"]
             start_epoch = min(state["epoch"], settings.epochs)
             log(f"resumed flow from checkpoint {ckpt_path} after epoch {start_epoch}")
         else:
             log(f"checkpoint {ckpt_path} belongs to other data or settings; starting fresh")
 
+    def train_step(idx: torch.Tensor) -> torch.Tensor:
+        loss = -flow(c_train[idx]).log_prob(z_train[idx]).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    step = GraphedStep(train_step, graphed)
     for epoch in range(start_epoch, settings.epochs):
         t0 = time.time()
         perm = torch.randperm(n_train, generator=member_generator(seed * 1_000_003 + epoch)).to(device)
         flow.train()
         total, n_batches = torch.zeros((), device=device), 0
         for start in range(0, n_train, settings.batch_size):
-            idx = perm[start:start + settings.batch_size]
-            loss = -flow(c_train[idx]).log_prob(z_train[idx]).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            total += loss.detach()
+            if cosine:  # closed form, set between steps: a captured step reads the rate from the device
+                done = epoch * steps_per_epoch + n_batches
+                set_learning_rate(optimizer, 0.5 * settings.learning_rate * (1 + math.cos(math.pi * done / total_steps)))
+            total += step(perm[start:start + settings.batch_size])
             n_batches += 1
         flow.eval()
         with torch.no_grad():
-            val = sum(float(-flow(c_val[s:s + 65536]).log_prob(z_val[s:s + 65536]).sum())
-                      for s in range(0, n_val, 65536)) / n_val
-        if not math.isfinite(val):
-            raise FloatingPointError(f"flow training: validation loss is {val} at epoch {epoch + 1}; "
-                                     "lower flow.learning_rate")
+            nll = torch.cat([-flow(c_val[s:s + 65536]).log_prob(z_val[s:s + 65536]) for s in range(0, n_val, 65536)])
+        infinite = int((~torch.isfinite(nll)).sum())
+        val = float(nll.sum()) / n_val if not infinite else math.inf
         train_nll = float(total) / n_batches
+        if not math.isfinite(train_nll):
+            raise FloatingPointError(f"flow training: training loss is {train_nll} at epoch {epoch + 1}; "
+                                     "lower flow.learning_rate")
         history["train_loss"].append(train_nll)
         history["val_loss"].append(val)
-        kept.append((val, epoch + 1, {k: v.detach().cpu().clone() for k, v in flow.state_dict().items()}))
-        kept = sorted(kept, key=lambda item: item[0])[:settings.n_best]
+        if infinite:
+            # deep stacks can push a rare tail event past float32's range; such an epoch is no density
+            log(f"flow epoch {epoch + 1}: {infinite} of {n_val} validation events have no finite density; "
+                "epoch not kept")
+        else:
+            kept.append((val, epoch + 1, {k: v.detach().cpu().clone() for k, v in flow.state_dict().items()}))
+            kept = sorted(kept, key=lambda item: item[0])[:settings.n_best]
         log(f"flow epoch {epoch + 1}/{settings.epochs}: train nll {train_nll:.4f} val nll {val:.4f} "
             f"({time.time() - t0:.2f} s)")
         if ckpt_path:
-            _save_checkpoint(ckpt_path, ident, epoch + 1, flow, optimizer, scheduler, kept, history)
+            _save_checkpoint(ckpt_path, ident, epoch + 1, flow, optimizer, kept, history)
 
+    if not kept:
+        raise FloatingPointError(f"flow training: no epoch of {settings.epochs} gave every validation event a finite "
+                                 "density; lower flow.learning_rate")
     best_epochs = [epoch for _, epoch, _ in kept]
     log(f"flow: best validation nll {min(history['val_loss']):.4f}; mixture of epochs {best_epochs}")
     return TrainedFlow([copy.deepcopy(s) for _, _, s in kept], settings, pre, x.shape[1], history, best_epochs,
                        np.sort(val_idx))
 
 
-def _save_checkpoint(path: Path, ident, epoch, flow, optimizer, scheduler, kept, history) -> None:
+def _save_checkpoint(path: Path, ident, epoch, flow, optimizer, kept, history) -> None:
+    # the learning rate follows from the epoch (closed-form schedule): no scheduler state to save
     state = {"epoch": epoch, "global_step": 0, "state_dict": flow.state_dict(),
-             "optimizer_states": [optimizer.state_dict()],
-             "lr_schedulers": [] if scheduler is None else [scheduler.state_dict()],
+             "optimizer_states": [optimizer.state_dict()], "lr_schedulers": [],
              "slidescan": {"fingerprint": ident, "kept": kept, "history": history}}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

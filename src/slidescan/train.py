@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .ensemble import MLPEnsemble, apply_mlp, member_generator
+from .cudagraph import GraphedStep, adam, keep_rate_on_device, use_graphs
+from .ensemble import MLPEnsemble, apply_mlp, member_generator, member_permutations
 from .io import atomic_path, content_hash
 from .methods import balanced_weights
 from .settings import from_config
@@ -35,12 +36,36 @@ class NNSettings:
     validation_fraction: float = 0.2
     # average the predictions of each member's n_best epochs of lowest validation loss; 0: last epoch
     n_best: int = 0
+    # "32" or "bf16-mixed" (Lightning's names): bf16 autocast of the matmuls, losses in float32
+    precision: str = "32"
+    # on CUDA, replay each training step as one captured CUDA graph (slidescan.cudagraph)
+    cuda_graphs: bool = True
     device: str = "auto"
     threads: int = 1
 
     @classmethod
     def from_config(cls, config: dict | None) -> "NNSettings":
-        return from_config(cls, config, "classifier.nn")
+        settings = from_config(cls, config, "classifier.nn")
+        settings.precision = str(settings.precision)  # YAML reads `precision: 32` as a number
+        if settings.precision not in PRECISIONS:
+            raise ValueError(f"classifier.nn.precision: expected one of {sorted(PRECISIONS)}, got {settings.precision!r}")
+        return settings
+
+
+PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16}
+
+
+def autocast(precision: str, device: torch.device):
+    """The autocast context of a precision setting (a no-op for "32")."""
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+# member-events per validation chunk: 4M rows of 64 floats are 1 GiB per layer
+VALIDATION_ROWS = 4_194_304
+
+# settings that change how fast a training runs, not what it computes
+EXECUTION_ONLY = {"device": None, "threads": None, "cuda_graphs": None}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,6 +100,31 @@ class TrainedEnsemble:
         return per if per_member else per.mean(0)
 
 
+def make_train_step(model: MLPEnsemble, optimizer: torch.optim.Optimizer, xt: torch.Tensor, yt: torch.Tensor,
+                    wt: torch.Tensor, precision: str, graphed: bool):
+    """The engine's step on per-member batches ``idx`` of shape (members, batch), and its loss.
+
+    Returns ``(step, weighted_loss)``: ``step(idx)`` trains and returns each member's loss;
+    ``weighted_loss(idx)`` only evaluates it (validation). benchmarks/throughput.py times this step.
+    """
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+
+    def weighted_loss(idx: torch.Tensor) -> torch.Tensor:
+        with autocast(precision, xt.device):
+            logits = model(xt[idx])
+        w = wt[idx]
+        return (loss_fn(logits.float(), yt[idx]) * w).sum(1) / w.sum(1)
+
+    def train_step(idx: torch.Tensor) -> torch.Tensor:
+        loss = weighted_loss(idx)
+        optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        optimizer.step()
+        return loss.detach()
+
+    return GraphedStep(train_step, graphed), weighted_loss
+
+
 def train_ensemble(
     x: np.ndarray,
     y: np.ndarray,
@@ -104,7 +154,8 @@ def train_ensemble(
     train_idx, val_idx = splits[:, :n_train], splits[:, n_train:]
 
     model = MLPEnsemble(x.shape[1], list(settings.hidden), member_seeds).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
+    graphed = use_graphs(settings.cuda_graphs, device)
+    optimizer = adam(model.parameters(), settings.learning_rate, device, graphed)
     n_members = len(member_seeds)
     slots = max(1, settings.n_best)
     best_loss = torch.full((slots, n_members), float("inf"))
@@ -113,7 +164,7 @@ def train_ensemble(
     history = {"train_loss": [], "val_loss": []}
     start_epoch = 0
     # the number of epochs is not part of the identity: a run may be extended from its checkpoint
-    ident = content_hash(x, y, weights, extra=(asdict(settings) | {"device": None, "threads": None, "epochs": None},
+    ident = content_hash(x, y, weights, extra=(asdict(settings) | EXECUTION_ONLY | {"epochs": None},
                                               member_seeds))
 
     ckpt_path = Path(checkpoint) if checkpoint else None
@@ -123,6 +174,8 @@ def train_ensemble(
         if own.get("fingerprint") == ident:
             model.load_state_dict(state["state_dict"])
             optimizer.load_state_dict(state["optimizer_states"][0])
+            if graphed:
+                keep_rate_on_device(optimizer, device)
             best_loss = own["best_loss"]
             best = ([[t.to(device) for t in s] for s in own["best_weights"]],
                     [[t.to(device) for t in s] for s in own["best_biases"]])
@@ -132,33 +185,21 @@ def train_ensemble(
         else:
             log(f"checkpoint {ckpt_path} belongs to other data or settings; starting fresh")
 
-    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
     arange_m = torch.arange(n_members, device=device)[:, None]
-
-    def weighted_loss(idx: torch.Tensor, params=None) -> torch.Tensor:
-        logits = model(xt[idx]) if params is None else apply_mlp(*params, xt[idx])
-        w = wt[idx]
-        return (loss_fn(logits, yt[idx]) * w).sum(1) / w.sum(1)
-
+    step, weighted_loss = make_train_step(model, optimizer, xt, yt, wt, settings.precision, graphed)
+    chunk = max(1024, VALIDATION_ROWS // n_members)  # bounds the validation pass's memory
     for epoch in range(start_epoch, settings.epochs):
         t0 = time.time()
-        perms = torch.stack([
-            torch.randperm(n_train, generator=member_generator(s * 1_000_003 + epoch)) for s in member_seeds
-        ]).to(device)
+        perms = member_permutations([s * 1_000_003 + epoch for s in member_seeds], n_train, device)
         order = train_idx[arange_m, perms]
         total = torch.zeros(n_members, device=device)
         n_batches = 0
         for start in range(0, n_train, settings.batch_size):
-            idx = order[:, start:start + settings.batch_size]
-            loss = weighted_loss(idx)
-            optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            optimizer.step()
-            total += loss.detach()
+            total += step(order[:, start:start + settings.batch_size])
             n_batches += 1
         with torch.no_grad():
-            val = torch.stack([weighted_loss(val_idx[:, s:s + 65536]) * val_idx[:, s:s + 65536].shape[1]
-                               for s in range(0, n_val, 65536)]).sum(0) / n_val
+            val = torch.stack([weighted_loss(val_idx[:, s:s + chunk]) * val_idx[:, s:s + chunk].shape[1]
+                               for s in range(0, n_val, chunk)]).sum(0) / n_val
         val_cpu = val.cpu()
         history["train_loss"].append((total / n_batches).cpu().tolist())
         history["val_loss"].append(val_cpu.tolist())
@@ -178,15 +219,22 @@ def train_ensemble(
 
 
 def _keep_best(model: MLPEnsemble, best, best_loss: torch.Tensor, val: torch.Tensor) -> None:
-    """Per member, replace the worst of the kept epochs if this epoch's validation loss is lower."""
+    """Per member, replace the worst of the kept epochs if this epoch's validation loss is lower.
+
+    Vectorised over members (a few copies per kept slot, however many members the job has).
+    """
+    members = torch.arange(best_loss.shape[1])
     worst = best_loss.argmax(0)
-    for m in range(best_loss.shape[1]):
-        slot = int(worst[m])
-        if val[m] < best_loss[slot, m]:
-            best_loss[slot, m] = val[m]
-            for store, params in zip(best, (model.weights, model.biases)):
-                for t, p in zip(store[slot], params):
-                    t[m] = p.detach()[m]
+    improved = val < best_loss[worst, members]
+    for slot in range(best_loss.shape[0]):
+        chosen = improved & (worst == slot)
+        if not bool(chosen.any()):
+            continue
+        best_loss[slot, chosen] = val[chosen]
+        for store, params in zip(best, (model.weights, model.biases)):
+            for t, p in zip(store[slot], params):
+                mask = chosen.to(t.device)
+                t[mask] = p.detach()[mask].to(t.dtype)
 
 
 def _save_checkpoint(path: Path, ident, epoch, model, optimizer, best, best_loss, history) -> None:
