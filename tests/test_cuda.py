@@ -65,3 +65,19 @@ def test_flow_graph_replay_follows_the_cosine_schedule_like_eager():
     # a rate frozen into the captured step would leave the graphed training on another path
     np.testing.assert_allclose(runs[True].history["val_loss"], runs[False].history["val_loss"], atol=1e-4)
     assert runs[True].history["val_loss"][-1] < runs[True].history["val_loss"][0]
+
+
+def test_flow_samples_on_the_gpu_reproduce_the_density_and_the_seed():
+    gen = np.random.default_rng(5)
+    mjj = gen.uniform(1.0, 2.0, 20000)
+    x = np.column_stack([gen.normal(0.5 * mjj, 0.1), gen.normal(1 - 0.2 * mjj, 0.05)])
+    kw = {"transforms": 3, "hidden": [32, 32], "epochs": 8, "batch_size": 256, "learning_rate": 3e-3, "n_best": 3,
+          "device": "cuda"}
+    trained = train_flow(x, mjj, FlowSettings(**kw), seed=3, log=lambda _: None)
+    assert next(trained.flows[0].parameters()).device.type == "cuda"
+    m = np.full(20000, 1.5)
+    samples = trained.sample(m, seed=11)
+    np.testing.assert_array_equal(samples, trained.sample(m, seed=11))
+    np.testing.assert_allclose(samples.mean(0), [0.75, 0.70], atol=0.01)
+    np.testing.assert_allclose(samples.std(0), [0.10, 0.05], rtol=0.1)
+    assert np.isfinite(trained.log_prob(x[:100], mjj[:100])).all()
