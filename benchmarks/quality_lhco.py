@@ -1,6 +1,7 @@
 """Classifier quality on real LHCO R&D events: the idealized anomaly detector.
 
     python benchmarks/quality_lhco.py ../shared/data/lhco_rd_sr --seeds 5 [--backend nn|bdt|both]
+        [--batch-size 1024 --learning-rate 0.0028 --precision bf16-mixed]   # the fast GPU setting
 
 Training: all of ``innerdata_train`` (SR data, S/B about 0.6 %) as label 1 against the
 background-labelled events of ``innerdata_val`` as label 0; scored on ``innerdata_test`` with truth.
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--n-best", type=int, default=0)
+    parser.add_argument("--precision", default="32", help='"32" or "bf16-mixed" (networks)')
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", help="append the per-seed results to this file")
     args = parser.parse_args()
@@ -52,7 +54,8 @@ def main() -> None:
             if backend == "nn":
                 from slidescan.train import NNSettings, train_ensemble
                 settings = NNSettings(members=args.members, epochs=args.epochs, batch_size=args.batch_size,
-                                      learning_rate=args.learning_rate, n_best=args.n_best, threads=args.threads)
+                                      learning_rate=args.learning_rate, n_best=args.n_best, threads=args.threads,
+                                      precision=args.precision)
                 model = train_ensemble(x, y, None, settings, seeds, log=lambda s: None)
             else:
                 from slidescan.trees import BDTSettings, train_bdt_ensemble
