@@ -171,7 +171,7 @@ def test_an_epoch_with_an_infinite_validation_density_is_left_out(monkeypatch):
     x, m = conditional_gaussian(3000, 5)
     lines = []
     trained = train_flow(x, m, FlowSettings(**dict(SMALL, epochs=4)), seed=2, log=lines.append)
-    assert "flow epoch 2: 1 of 600 validation events have no finite density; epoch not kept" in lines
+    assert "flow: epoch 2 not kept: 1 of 600 validation events have no finite density" in lines
     assert trained.history["val_loss"][1] == float("inf")
     assert 2 not in trained.best_epochs and len(trained.best_epochs) == 3
     assert np.isfinite(trained.best_val_loss)

@@ -258,8 +258,7 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings: FlowSettings, seed: int
         history["val_loss"].append(val)
         if infinite:
             # deep stacks can push a rare tail event past float32's range; such an epoch is no density
-            log(f"flow epoch {epoch + 1}: {infinite} of {n_val} validation events have no finite density; "
-                "epoch not kept")
+            log(f"flow: epoch {epoch + 1} not kept: {infinite} of {n_val} validation events have no finite density")
         else:
             kept.append((val, epoch + 1, {k: v.detach().cpu().clone() for k, v in flow.state_dict().items()}))
             kept = sorted(kept, key=lambda item: item[0])[:settings.n_best]

@@ -237,7 +237,9 @@ def fold_identity(config: dict, method: str, ts: TrainingSet, window_data: pd.Da
     arrays = [ts.x, ts.y, ts.weight, scored[data_mod.FEATURES].to_numpy(), scored["event_id"].to_numpy()]
     if held is not None:
         arrays.append(held[data_mod.FEATURES].to_numpy())
-    tunables = {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("device", "threads")}
+    # how fast a fold trains (device, threads, CUDA graphs) is not what it computes
+    speed_only = ("device", "threads", "cuda_graphs")
+    tunables = {k: v for k, v in dataclasses.asdict(settings).items() if k not in speed_only}
     return content_hash(*arrays, extra=(method, fold, tunables, _member_seeds(config, attrs, method, fold,
                                                                                 settings.members)))
 
