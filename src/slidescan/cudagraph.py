@@ -33,6 +33,10 @@ class GraphedStep:
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return self.step(idx)
+        with torch.cuda.device(idx.device):  # streams and graphs belong to the data's GPU (cuda:N)
+            return self._graphed(idx)
+
+    def _graphed(self, idx: torch.Tensor) -> torch.Tensor:
         if self.graph is not None:
             if idx.shape != self.static_idx.shape:
                 return self.step(idx)
