@@ -25,7 +25,7 @@ import torch
 from .cudagraph import GraphedStep, adam, keep_rate_on_device, set_learning_rate, use_graphs
 from .ensemble import member_generator
 from .io import atomic_path, content_hash
-from .settings import from_config
+from .settings import EXECUTION_ONLY, from_config
 from .train import resolve_device
 
 
@@ -209,8 +209,7 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings: FlowSettings, seed: int
     start_epoch = 0
     # a cosine schedule depends on the number of epochs; a constant rate may be extended from a checkpoint
     extendable = {} if cosine else {"epochs": None}
-    ident = content_hash(x, mjj, extra=(asdict(settings) | {"device": None, "threads": None, "cuda_graphs": None,
-                                                            **extendable}, seed))
+    ident = content_hash(x, mjj, extra=(asdict(settings) | dict.fromkeys(EXECUTION_ONLY) | extendable, seed))
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)

@@ -24,6 +24,7 @@ from . import data as data_mod
 from .io import content_hash, has_table, read_attrs, read_table, write_csv, write_tables
 from .methods import TrainingSet, held_out_reference, needs_flow, parse_method, training_set
 from .seeds import derive_seed, rng
+from .settings import EXECUTION_ONLY
 from .windows import REGION_SR, assign_folds, window_by_name, window_grid
 
 FAULT_ENV = "SLIDESCAN_FAIL_JOBS"
@@ -237,9 +238,7 @@ def fold_identity(config: dict, method: str, ts: TrainingSet, window_data: pd.Da
     arrays = [ts.x, ts.y, ts.weight, scored[data_mod.FEATURES].to_numpy(), scored["event_id"].to_numpy()]
     if held is not None:
         arrays.append(held[data_mod.FEATURES].to_numpy())
-    # how fast a fold trains (device, threads, CUDA graphs) is not what it computes
-    speed_only = ("device", "threads", "cuda_graphs")
-    tunables = {k: v for k, v in dataclasses.asdict(settings).items() if k not in speed_only}
+    tunables = {k: v for k, v in dataclasses.asdict(settings).items() if k not in EXECUTION_ONLY}
     return content_hash(*arrays, extra=(method, fold, tunables, _member_seeds(config, attrs, method, fold,
                                                                                 settings.members)))
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+# settings that change how fast a training runs, not what it computes: left out of every identity
+EXECUTION_ONLY = ("device", "threads", "cuda_graphs")
+
 
 def from_config(cls, config: dict | None, section: str):
     """``cls(**config)`` with an error that names the section and the unknown keys."""

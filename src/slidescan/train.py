@@ -21,7 +21,7 @@ from .cudagraph import GraphedStep, adam, keep_rate_on_device, use_graphs
 from .ensemble import MLPEnsemble, apply_mlp, member_generator, member_permutations
 from .io import atomic_path, content_hash
 from .methods import balanced_weights
-from .settings import from_config
+from .settings import EXECUTION_ONLY, from_config
 
 
 @dataclass
@@ -63,9 +63,6 @@ def autocast(precision: str, device: torch.device):
 
 # member-events per validation chunk: 4M rows of 64 floats are 1 GiB per layer
 VALIDATION_ROWS = 4_194_304
-
-# settings that change how fast a training runs, not what it computes
-EXECUTION_ONLY = {"device": None, "threads": None, "cuda_graphs": None}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -164,7 +161,7 @@ def train_ensemble(
     history = {"train_loss": [], "val_loss": []}
     start_epoch = 0
     # the number of epochs is not part of the identity: a run may be extended from its checkpoint
-    ident = content_hash(x, y, weights, extra=(asdict(settings) | EXECUTION_ONLY | {"epochs": None},
+    ident = content_hash(x, y, weights, extra=(asdict(settings) | dict.fromkeys(EXECUTION_ONLY) | {"epochs": None},
                                               member_seeds))
 
     ckpt_path = Path(checkpoint) if checkpoint else None
