@@ -1,24 +1,41 @@
 """Site settings for SLURM: from the config's `cluster` section, overridden by the environment."""
 
-from slidescan.cluster import site_settings, slurm_resources
+from slidescan.cluster import job_limits, site_settings, slurm_resources
 
 CONFIG = {"cluster": {"account": "physics", "partition": "cpu", "gpu_partition": None, "qos": None}}
 
 
+LIMITS = {"runtime", "mem_mb", "disk_mb"}
+
+
+def site(resources: dict) -> dict:
+    return {k: v for k, v in resources.items() if k not in LIMITS}
+
+
 def test_config_values_become_plugin_resources():
-    assert slurm_resources(CONFIG, environ={}) == {"slurm_account": "physics", "slurm_partition": "cpu"}
+    assert site(slurm_resources(CONFIG, environ={})) == {"slurm_account": "physics", "slurm_partition": "cpu"}
     # no GPU partition configured: GPU jobs go to the common partition
-    assert slurm_resources(CONFIG, gpu=True, environ={}) == {"slurm_account": "physics", "slurm_partition": "cpu"}
+    assert site(slurm_resources(CONFIG, gpu=True, environ={})) == {"slurm_account": "physics",
+                                                                   "slurm_partition": "cpu"}
 
 
 def test_environment_wins_and_gpu_jobs_get_the_gpu_partition():
     environ = {"SLIDESCAN_SLURM_ACCOUNT": "mine", "SLIDESCAN_SLURM_GPU_PARTITION": "a100", "SLIDESCAN_SLURM_QOS": "long"}
-    assert slurm_resources(CONFIG, gpu=True, environ=environ) == {"slurm_account": "mine", "slurm_partition": "a100",
-                                                                 "qos": "long"}
-    assert slurm_resources(CONFIG, gpu=False, environ=environ) == {"slurm_account": "mine", "slurm_partition": "cpu",
-                                                                  "qos": "long"}
+    assert site(slurm_resources(CONFIG, gpu=True, environ=environ)) == {"slurm_account": "mine",
+                                                                       "slurm_partition": "a100", "qos": "long"}
+    assert site(slurm_resources(CONFIG, gpu=False, environ=environ)) == {"slurm_account": "mine",
+                                                                        "slurm_partition": "cpu", "qos": "long"}
 
 
 def test_nothing_set_means_no_resources_so_the_plugin_defaults_apply():
-    assert slurm_resources({}, gpu=True, environ={}) == {}
+    assert site(slurm_resources({}, gpu=True, environ={})) == {}
     assert site_settings({"cluster": {}}, environ={"SLIDESCAN_SLURM_PARTITION": ""}) == {}
+
+
+def test_time_and_memory_grow_with_the_attempt():
+    """A job killed for time or memory gets more on its retry; the config sets the first attempt's."""
+    gpu = slurm_resources({"cluster": {"gpu_runtime": 90}}, gpu=True, environ={})
+    assert [gpu["runtime"](None, attempt) for attempt in (1, 2, 3)] == [90, 180, 270]
+    assert [gpu["mem_mb"](None, attempt) for attempt in (1, 3)] == [8000, 24000]
+    cpu = job_limits({}, gpu=False)
+    assert (cpu["runtime"](None, 2), cpu["mem_mb"](None, 2), cpu["disk_mb"]) == (60, 8000, 1000)

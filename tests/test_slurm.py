@@ -71,10 +71,10 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
     output = first.stdout + first.stderr
     assert first.returncode != 0, output[-3000:]
     jobs = submitted_jobs(output)
-    # prepare_data, inject, 2 splits, one training job per window (2 folds each), the bump hunt of the
-    # window without the failure
-    assert sorted(rule for rule, _, _ in jobs) == sorted(["prepare_data", "inject", "split", "split", "train", "train",
-                                                          "bumphunt"]), jobs
+    # prepare_data, inject, 2 splits, one training job per window (2 folds each); the scan's bump hunt
+    # (both windows in one job) waits for the failed one
+    assert sorted(rule for rule, _, _ in jobs) == sorted(["prepare_data", "inject", "split", "split", "train",
+                                                          "train"]), jobs
     states = sacct_states([job_id for _, _, job_id in jobs])
     placed = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Partition,QOS", "-j",
                              ",".join(job_id for _, _, job_id in jobs)], capture_output=True, text=True).stdout
@@ -84,7 +84,7 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
     assert not (results / "train/w01/cwola-nn/inj400_seed1/fold1.h5").exists()
     # the failed job's other fold is kept: it is not a declared output, so Snakemake does not delete it
     for done in ("train/w01/cwola-nn/inj400_seed1/fold0.h5", "train/w00/cwola-nn/inj400_seed1/fold1.h5",
-                 "bumphunt/w00/cwola-nn/inj400_seed1.csv"):
+                 "scores/w00/cwola-nn/inj400_seed1.h5"):
         assert (results / done).exists(), done
 
     status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir),
@@ -105,7 +105,7 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
     rerun = submitted_jobs(output)
     # exactly the failed fold's training job and what depends on it went to SLURM; the rest of its
     # dependents are local; inside the job only the failed fold was trained
-    assert sorted((rule, wc) for rule, wc, _ in rerun) == [("bumphunt", "w01_cwola-nn_400_1"),
+    assert sorted((rule, wc) for rule, wc, _ in rerun) == [("bumphunt", "cwola-nn_400_1"),
                                                           ("train", "w01_cwola-nn_400_1")]
     job_log = (results / "logs/train/w01/cwola-nn/inj400_seed1.log").read_text().splitlines()
     assert [line.split(" (")[0] for line in job_log] == [

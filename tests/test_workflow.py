@@ -72,7 +72,9 @@ def test_dry_run_fans_out_over_every_pseudo_experiment(tmp_path):
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
     # windows x methods x injections x seeds: one training job trains all folds of its pseudo-experiment
-    assert counts["train"] == counts["bumphunt"] == 2 * 3 * 2 * 1
+    assert counts["train"] == 2 * 3 * 2 * 1
+    # one bump-hunt job per scan (method x injection x seed) covers every window
+    assert counts["bumphunt"] == 3 * 2 * 1
     assert "merge_folds" not in counts
     # one CATHODE flow per window x injection x seed, shared by its folds
     assert counts["flow"] == counts["split"] == 2 * 2 and counts["inject"] == 2
@@ -90,7 +92,9 @@ def test_tiny_scan_end_to_end(tiny_run):
         for injection in TINY["injections"]:
             png = results / "plots" / f"pvalue_scan_{method}_inj{injection}.png"
             assert png.stat().st_size > 10_000
-    assert (results / "plots/spectra/w01/idealized-bdt/inj400_seed1.png").stat().st_size > 10_000
+    assert (results / "plots/spectra/idealized-bdt/inj400_seed1/w01.png").stat().st_size > 10_000
+    scan = pd.read_csv(results / "bumphunt/idealized-bdt/inj400_seed1.csv")
+    assert sorted(set(scan["window"])) == ["w00", "w01"] and len(scan) == 2 * 3
     assert (results / "plots/sensitivity.png").stat().st_size > 10_000
     calibration = pd.read_csv(results / "calibration.csv")
     assert sorted(calibration["method"]) == sorted(TINY["methods"])
@@ -126,6 +130,10 @@ def test_report_is_written(tiny_run):
                     "Training (solid) and validation (dashed) loss", "CATHODE background model of window",
                     "Every training fold and CATHODE flow"):
         assert caption in html
+    # one spectra figure per window, method and pseudo-experiment, from the per-scan bump-hunt jobs
+    spectra = set(re.findall(r"Selected dijet-mass spectrum of window (\w+) for ([\w-]+)(?:\\n|\s)+\(injection (\d+)",
+                             html))
+    assert len(spectra) == 2 * 3 * 2 and ("w01", "idealized-bdt", "400") in spectra
 
 
 def test_invalid_config_names_the_key(tmp_path):
@@ -151,9 +159,10 @@ def test_rerun_only_the_failed_fold(tmp_path):
     assert len(others) == 2 * 3 * 2 * 2 - 1
     assert (results / "train/w01/cwola-nn/inj400_seed1/fold0.h5").exists()
     assert not (results / "scores/w01/cwola-nn/inj400_seed1.h5").exists()
-    assert (results / "bumphunt/w01/cwola-nn/inj0_seed1.csv").exists()
-    assert (results / "bumphunt/w00/cwola-nn/inj400_seed1.csv").exists()
-    assert not (results / "bumphunt/w01/cwola-nn/inj400_seed1.csv").exists()
+    # the bump hunt of the failed fold's scan waits for it; the other scans are done
+    assert (results / "bumphunt/cwola-nn/inj0_seed1.csv").exists()
+    assert (results / "bumphunt/cathode-nn/inj400_seed1.csv").exists()
+    assert not (results / "bumphunt/cwola-nn/inj400_seed1.csv").exists()
     assert not (results / "pvalue_scan.csv").exists()
 
     status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],

@@ -326,8 +326,22 @@ def merge_folds(fold_files: list[str], out: str | os.PathLike) -> None:
     write_tables(out, tables, attrs=attrs)
 
 
-def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike,
-                 spectra_plot: str | os.PathLike | None = None) -> None:
+def run_bumphunt(config: dict, scores: list[str | os.PathLike], out: str | os.PathLike,
+                 spectra_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The bump hunts of one scan (method, pseudo-experiment) in every window: one table, one job.
+
+    One job per scan rather than per window: a bump hunt takes about a second, the start of a
+    cluster job (Python, pyhf, matplotlib) longer. ``spectra_dir`` gets ``<window>.png`` per window.
+    """
+    tables = [window_bumphunt(config, f, Path(spectra_dir) / f"{read_attrs(f)['window']}.png" if spectra_dir
+                              else None) for f in scores]
+    table = pd.concat(tables, ignore_index=True)
+    write_csv(out, table)
+    return table
+
+
+def window_bumphunt(config: dict, scores: str | os.PathLike,
+                    spectra_plot: str | os.PathLike | None = None) -> pd.DataFrame:
     """The bump hunt of one window, method and pseudo-experiment, one row per efficiency."""
     from .stats import bump_hunt  # pyhf and iminuit are imported by bump-hunt jobs only
 
@@ -350,7 +364,6 @@ def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike
     table.insert(5, "seed", int(attrs["seed"]))
     table["n_signal_sr"] = int(((df["label"] == 1) & (df["region"] == REGION_SR)).sum())
     table["sr_auc_vs_reference"] = reference_auc(scores, df)
-    write_csv(out, table[SCAN_COLUMNS + [c for c in table.columns if c not in SCAN_COLUMNS]])
     if spectra_plot:
         from .plots import selected_spectra
 
@@ -358,6 +371,7 @@ def run_bumphunt(config: dict, scores: str | os.PathLike, out: str | os.PathLike
                  f"injection {attrs['injection']}, seed {attrs['seed']}")
         selected_spectra(df["mjj"].to_numpy(), df["score"].to_numpy(), w, results, bcfg["bin_width"], title,
                          spectra_plot)
+    return table[SCAN_COLUMNS + [c for c in table.columns if c not in SCAN_COLUMNS]]
 
 
 def reference_auc(scores: str | os.PathLike, df: pd.DataFrame) -> float:

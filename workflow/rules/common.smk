@@ -46,7 +46,5 @@ def report_figures():
 
 
 def bumphunt_tables():
-    return expand(
-        f"{RESULTS}/bumphunt/{{window}}/{{method}}/{EXPERIMENT}.csv",
-        window=WINDOWS, method=METHODS, injection=INJECTIONS, seed=SEEDS,
-    )
+    """One table per scan (method, pseudo-experiment), with every window's rows."""
+    return expand(f"{RESULTS}/bumphunt/{{method}}/{EXPERIMENT}.csv", method=METHODS, injection=INJECTIONS, seed=SEEDS)

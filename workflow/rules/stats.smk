@@ -1,10 +1,12 @@
 rule bumphunt:
+    """One scan (method, pseudo-experiment) in every window: a job per scan, not per window (pipeline.run_bumphunt)."""
     input:
-        rules.train.output,
+        expand(rules.train.output[0], window=WINDOWS, allow_missing=True),
     output:
-        table=f"{RESULTS}/bumphunt/{{window}}/{{method}}/{EXPERIMENT}.csv",
+        table=f"{RESULTS}/bumphunt/{{method}}/{EXPERIMENT}.csv",
         spectra=report(
-            f"{RESULTS}/plots/spectra/{{window}}/{{method}}/{EXPERIMENT}.png",
+            directory(f"{RESULTS}/plots/spectra/{{method}}/{EXPERIMENT}"),
+            patterns=["{window}.png"],
             category="Diagnostics",
             subcategory="selected spectra: {method}",
             labels={"window": "{window}", "method": "{method}", "injection": "{injection}", "seed": "{seed}"},
@@ -13,7 +15,7 @@ rule bumphunt:
     resources:
         **SLURM,
     log:
-        f"{RESULTS}/logs/bumphunt/{{window}}/{{method}}/{EXPERIMENT}.log",
+        f"{RESULTS}/logs/bumphunt/{{method}}/{EXPERIMENT}.log",
     params:
         windows=config["windows"],
         bumphunt=config["bumphunt"],
