@@ -34,3 +34,23 @@ def test_scan_without_cathode_lists_no_flows(tmp_path):
     workdir = make_workdir(tmp_path, {**TINY, "methods": ["cwola-nn"]})
     text, _ = report(workdir, Path("config/config.yaml"), "profiles/local")
     assert "CATHODE flows" not in text and "8 training folds: 0 done" in text
+
+
+def test_failed_bump_hunt_is_listed_with_its_reason_log_and_target(tmp_path):
+    """A bump hunt that fails after all its folds trained is a failed job too, not a finished scan."""
+    workdir = make_workdir(tmp_path, {**TINY, "methods": ["cwola-nn"]})
+    results = workdir / "results" / "tiny"
+    log = results / "logs/bumphunt/cwola-nn/inj400_seed1.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("Traceback (most recent call last):\n  File x\nValueError: bumphunt.bin_width: 0.5 TeV is wider "
+                   "than the signal region of w00\n")
+    done = results / "bumphunt/cwola-nn/inj0_seed1.csv"
+    done.parent.mkdir(parents=True)
+    done.write_text("window\n")
+    text, counts = report(workdir, Path("config/config.yaml"), "profiles/local")
+    assert "2 bump-hunt jobs (one per method, injection and seed): 1 done, 1 failed, 0 interrupted, 0 missing" in text
+    assert ("failed      bump hunt method cwola-nn injection 400 seed 1 (all windows): ValueError: bumphunt.bin_width: "
+            "0.5 TeV is wider than the signal region of w00") in text
+    assert str(log) in text
+    assert text.rstrip().endswith("results/tiny/bumphunt/cwola-nn/inj400_seed1.csv")
+    assert counts["failed"] == 1

@@ -1,4 +1,4 @@
-"""State of a scan from its files: which training folds are done, failed, interrupted or not started.
+"""State of a scan from its files: which training folds, flows and bump hunts are done, failed, interrupted or not started.
 
 Works without Snakemake's own records, from the files every job leaves: its declared output, its
 log, and its checkpoint. So it answers on a login node while a scan is still running.
@@ -49,12 +49,13 @@ class FoldState:
     method: str
     injection: int
     seed: int
-    fold: int | None  # None for a CATHODE flow job (one per window, injection and seed)
+    fold: int | None  # None for a flow or bump-hunt job
     state: str  # done | failed | interrupted | missing
     reason: str
     output: Path
     log: Path
     target: Path  # the declared output of the job that trains it (what `snakemake <target>` reruns)
+    job: str = "train"  # train | flow (one per window, injection, seed) | bumphunt (one per method, injection, seed)
 
 
 def fold_states(workdir: Path, config: dict) -> list[FoldState]:
@@ -89,7 +90,23 @@ def flow_states(workdir: Path, config: dict) -> list[FoldState]:
                 log = results / "logs" / "flow" / f"{rel}.log"
                 state, reason = _classify(output, log, results / "checkpoints" / window / "flow" / f"inj{injection}_seed{seed}.ckpt")
                 states.append(FoldState(window, "flow", int(injection), int(seed), None, state, reason, output, log,
-                                        output))
+                                        output, job="flow"))
+    return states
+
+
+def bumphunt_states(workdir: Path, config: dict) -> list[FoldState]:
+    """The bump-hunt jobs, one per scan (method, injection, seed) over all windows."""
+    results = workdir / "results" / str(config["scan"])
+    states = []
+    for method in config["methods"]:
+        for injection in config["injections"]:
+            for seed in config["seeds"]:
+                rel = f"{method}/inj{injection}_seed{seed}"
+                output = results / "bumphunt" / f"{rel}.csv"
+                log = results / "logs" / "bumphunt" / f"{rel}.log"
+                state, reason = _classify(output, log)
+                states.append(FoldState("all", method, int(injection), int(seed), None, state, reason, output, log,
+                                        output, job="bumphunt"))
     return states
 
 
@@ -103,7 +120,7 @@ def jobs_table(workdir: Path, config: dict):
     for f in flow_states(workdir, config) + fold_states(workdir, config):
         text = f.log.read_text(errors="replace") if f.log.exists() else ""
         seconds = [float(x) for x in re.findall(r"^(?:flow )?epoch \d+/\d+:.*\(([\d.]+) s\)$", text, re.M)]
-        rows.append({"job": "flow" if f.fold is None else "train", "window": f.window, "method": f.method,
+        rows.append({"job": f.job, "window": f.window, "method": f.method,
                      "injection": f.injection, "seed": f.seed, "fold": "" if f.fold is None else f.fold,
                      "state": f.state, "epochs": len(seconds), "train_seconds": round(sum(seconds), 2),
                      "reason": f.reason, "log": str(f.log.relative_to(workdir))})
@@ -114,7 +131,7 @@ def count_states(states: list[FoldState]) -> dict[str, int]:
     return {s: sum(f.state == s for f in states) for s in ("done", "failed", "interrupted", "missing")}
 
 
-def _classify(output: Path, log: Path, checkpoint: Path) -> tuple[str, str]:
+def _classify(output: Path, log: Path, checkpoint: Path | None = None) -> tuple[str, str]:
     if output.exists():
         return "done", ""
     if not log.exists():
@@ -124,37 +141,45 @@ def _classify(output: Path, log: Path, checkpoint: Path) -> tuple[str, str]:
         errors = [line for line in text if line and not line.startswith(" ") and ":" in line
                   and not line.startswith(("Traceback", "epoch ", "flow epoch "))]
         return "failed", errors[-1] if errors else "see log"
+    if checkpoint is None:  # a job without epochs (bump hunt)
+        return "interrupted", "no result: running, killed or timed out"
     epochs = sum(line.startswith(("epoch ", "flow epoch ")) for line in text)
     saved = " (checkpoint saved)" if checkpoint.exists() else ""
     return "interrupted", f"stopped after {epochs} logged epochs{saved}: running, killed or timed out"
 
 
 def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
-    """Human-readable status and the count of folds in each state."""
+    """Human-readable status and the count of jobs (folds, flows, bump hunts) in each state."""
     config = load_config(workdir, configfile)
     states = fold_states(workdir, config)
     flows = flow_states(workdir, config)
+    bumphunts = bumphunt_states(workdir, config)
     counts = count_states(states)
     lines = [f"scan {config['scan']}: {len(states)} training folds: "
              + ", ".join(f"{n} {s}" for s, n in counts.items())]
-    if flows:
-        flow_counts = count_states(flows)
-        lines.append(f"{len(flows)} CATHODE flows: " + ", ".join(f"{n} {s}" for s, n in flow_counts.items()))
-        counts = {s: counts[s] + flow_counts[s] for s in counts}
-    pending = [f for f in flows + states if f.state != "done"]
+    for name, group in (("CATHODE flows", flows), ("bump-hunt jobs (one per method, injection and seed)", bumphunts)):
+        if group:
+            group_counts = count_states(group)
+            lines.append(f"{len(group)} {name}: " + ", ".join(f"{n} {s}" for s, n in group_counts.items()))
+            counts = {s: counts[s] + group_counts[s] for s in counts}
+    pending = [f for f in flows + states + bumphunts if f.state != "done"]
     for f in pending:
         if f.state == "missing" and counts["missing"] > 20:
             continue  # a scan not yet run: the count says it
-        what = (f"flow injection {f.injection} seed {f.seed}" if f.fold is None
-                else f"method {f.method} injection {f.injection} seed {f.seed} fold {f.fold}")
-        lines.append(f"  {f.state:11s} window {f.window} {what}: {f.reason}\n              log: {f.log}")
+        if f.job == "flow":
+            what = f"window {f.window} flow injection {f.injection} seed {f.seed}"
+        elif f.job == "bumphunt":
+            what = f"bump hunt method {f.method} injection {f.injection} seed {f.seed} (all windows)"
+        else:
+            what = f"window {f.window} method {f.method} injection {f.injection} seed {f.seed} fold {f.fold}"
+        lines.append(f"  {f.state:11s} {what}: {f.reason}\n              log: {f.log}")
     if pending:
         # a training job trains all folds of its pseudo-experiment: its target is the merged scores file
         rerun = dict.fromkeys(str(f.target.relative_to(workdir)) for f in pending
                               if f.state in ("failed", "interrupted"))
         targets = " ".join(rerun) or "(all of them)"
-        lines.append("rerun exactly these folds and what depends on them (finished folds are kept, not retrained):")
+        lines.append("rerun exactly these jobs and what depends on them (finished folds are kept, not retrained):")
         lines.append(f"  slidescan run --configfile {configfile} --profile {profile}")
-        lines.append(f"only their training jobs, nothing downstream:\n  snakemake --profile {profile} "
+        lines.append(f"only these jobs, nothing downstream:\n  snakemake --profile {profile} "
                      f"--configfile {configfile} {targets}")
     return "\n".join(lines), counts
