@@ -1,0 +1,166 @@
+"""End-to-end time of issue 6's full-scale sliding scan, flows included, through Snakemake.
+
+    python benchmarks/fullscale.py --scale cpu  --json benchmarks/results/fullscale_cpu.jsonl
+    python benchmarks/fullscale.py --scale full --json benchmarks/results/fullscale_gpu.jsonl   # one GPU
+    python benchmarks/fullscale.py --scale full --seeds 1    # a tenth of it: every seed is an independent
+                                                             # pseudo-experiment, so time scales with seeds
+
+The scan: 10 sliding windows (SR 0.4 TeV from 3.0 to 4.8 TeV, 0.6 TeV sidebands) x 5 folds x 10 seeds
+x 3 methods (cwola-nn, cathode-nn, idealized-nn) x 5 injections, on synthetic data of LHCO size
+(1 M background events), CATHODE's classifier (10 members of 64-64-64) and flow (15 affine layers of
+[128]). ``full`` uses the GPU settings measured in docs/benchmarks.md (bf16 at batch 1024, the fast
+flow); ``cpu`` is the same DAG shape scaled down for a 2-core machine (printed as ``scaling``).
+
+Copies the workflow into ``--workdir`` (kept, so a run can be inspected or resumed), runs
+``snakemake`` with ``--profile`` and prints one JSON line: jobs, fold trainings, flows, wall time,
+and the training and flow seconds summed from the scan's ``jobs.csv``. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+SHAPE = {"windows": 10, "folds": 5, "seeds": 10, "methods": ["cwola-nn", "cathode-nn", "idealized-nn"],
+         "injections": 5}
+WINDOWS = {"spacing": "linear", "first_sr_lo": 3.0, "last_sr_lo": 4.8, "sr_width": 0.4, "step": 0.2,
+           "sb_width": 0.6}
+FLOW_MODEL = {"transforms": 15, "hidden": [128], "n_best": 10, "max_train_events": 0, "oversampling": 4,
+              "lr_schedule": "cosine"}
+CLASSIFIER_MODEL = {"hidden": [64, 64, 64], "members": 10, "n_best": 10}
+
+# S/B in 3.3-3.7 TeV of about 0.75, 0.4, 0.2, 0.1 % (config/synthetic_lhco_size.yaml)
+SCALES = {
+    "full": {
+        "data": {"n_background": 1_000_000, "signal_pool": 10_000, "reference_background": 1_000_000,
+                 "reference_signal": 100_000},
+        "injections": [0, 1000, 500, 250, 125],
+        "seeds": 10,
+        "nn": {"epochs": 100, "batch_size": 1024, "learning_rate": 0.0028, "precision": "bf16-mixed"},
+        "flow": {"epochs": 40, "batch_size": 2048, "learning_rate": 0.002},
+        "scaling": "none: the full scan",
+    },
+    "cpu": {
+        "data": {"n_background": 100_000, "signal_pool": 10_000, "reference_background": 100_000,
+                 "reference_signal": 20_000},
+        "injections": [0, 100, 50, 25, 12],
+        "seeds": 1,
+        "nn": {"epochs": 10, "batch_size": 128, "learning_rate": 0.001, "precision": "32"},
+        "flow": {"epochs": 4, "batch_size": 2048, "learning_rate": 0.002},
+        "scaling": "events / 10 (same S/B), seeds / 10, classifier epochs / 10 (batch 128, FP32), flow epochs / 10",
+    },
+}
+
+
+def overlay(scale: str, device: str, seeds: int | None = None) -> dict:
+    s = SCALES[scale]
+    return {
+        "scan": f"fullscale_{scale}",
+        "data": {"source": "synthetic", "seed": 1, "synthetic": s["data"]},
+        "injections": s["injections"],
+        "seeds": list(range(1, (seeds or s["seeds"]) + 1)),
+        "truth_mass": 3.5,
+        "windows": WINDOWS,
+        "folds": {"k": SHAPE["folds"]},
+        "methods": SHAPE["methods"],
+        "classifier": {"nn": {**CLASSIFIER_MODEL, **s["nn"], "device": device}},
+        "flow": {**FLOW_MODEL, **s["flow"], "device": device},
+        "bumphunt": {"efficiencies": [1.0, 0.1, 0.01, 0.002]},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
+    parser.add_argument("--device", default="auto", help="classifier and flow device (auto: cuda when present)")
+    parser.add_argument("--seeds", type=int, default=None, help="pseudo-experiments (default: the scale's)")
+    parser.add_argument("--profile", default="profiles/local")
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a new directory under /tmp")
+    parser.add_argument("--json", type=Path, default=None, help="append the result line here")
+    parser.add_argument("snakemake_args", nargs="*", help="passed to snakemake (after --)")
+    args = parser.parse_args()
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="slidescan_fullscale_"))
+    work.mkdir(parents=True, exist_ok=True)
+    for item in ("Snakefile", "workflow", "config", "profiles"):
+        src, dst = REPO / item, work / item
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            shutil.copy(src, dst)
+    config = overlay(args.scale, args.device, args.seeds)
+    (work / "config" / "fullscale.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    command = [sys.executable, "-m", "snakemake", "--profile", args.profile, "--configfile",
+               "config/fullscale.yaml", *args.snakemake_args]
+    print(f"fullscale: {args.scale} in {work}: {' '.join(command)}", flush=True)
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=work, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    log = work / "fullscale_snakemake.log"
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise SystemExit(f"snakemake failed (rc {result.returncode}); its output: {log}\n"
+                         + (result.stdout + result.stderr)[-3000:])
+
+    results = work / "results" / config["scan"]
+    if not (results / "jobs.csv").exists():  # a dry run (-- -n) or a target short of the whole scan
+        print(f"fullscale: snakemake finished in {wall:.1f} s without the whole scan; its output: {log}")
+        return
+    jobs = pd.read_csv(results / "jobs.csv")
+    done = re.findall(r"^(\d+) of (\d+) steps \(100%\) done", result.stdout + result.stderr, re.M)
+    n_windows, n_seeds = len(list((results / "split").iterdir())), len(config["seeds"])
+    line = {
+        "date": time.strftime("%Y-%m-%d"), "host": platform.node(), "scale": args.scale,
+        "scaling": SCALES[args.scale]["scaling"], "device": args.device, "profile": args.profile,
+        "cpus": os.cpu_count(), "gpu": _gpu_name(),
+        "windows": n_windows, "folds": SHAPE["folds"], "seeds": n_seeds, "methods": len(SHAPE["methods"]),
+        "injections": len(config["injections"]),
+        "snakemake_jobs": int(done[-1][1]) if done else None,
+        "fold_trainings": int((jobs["job"] == "train").sum()), "flows": int((jobs["job"] == "flow").sum()),
+        "all_done": bool((jobs["state"] == "done").all()),
+        "wall_s": round(wall, 1), "wall_hours": round(wall / 3600, 3),
+        "train_s_sum": round(float(jobs.loc[jobs["job"] == "train", "train_seconds"].sum()), 1),
+        "flow_s_sum": round(float(jobs.loc[jobs["job"] == "flow", "train_seconds"].sum()), 1),
+        "max_z_truth_window": _max_z(results, config),
+    }
+    print(json.dumps(line), flush=True)
+    if args.json:
+        with args.json.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+
+
+def _gpu_name() -> str | None:
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except ImportError:
+        return None
+
+
+def _max_z(results: Path, config: dict) -> dict:
+    """Per method and injection, the median over seeds of the largest local Z in the window nearest 3.5 TeV."""
+    scan = pd.read_csv(results / "pvalue_scan.csv")
+    centre = 0.5 * (scan["sr_lo"] + scan["sr_hi"])
+    truth = scan[(centre - config["truth_mass"]).abs() == (centre - config["truth_mass"]).abs().min()]
+    best = truth.groupby(["method", "injection", "seed"])["z"].max().groupby(["method", "injection"]).median()
+    return {f"{m} {i}": round(float(z), 2) for (m, i), z in best.items()}
+
+
+if __name__ == "__main__":
+    main()
