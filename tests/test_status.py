@@ -54,3 +54,30 @@ def test_failed_bump_hunt_is_listed_with_its_reason_log_and_target(tmp_path):
     assert str(log) in text
     assert text.rstrip().endswith("results/tiny/bumphunt/cwola-nn/inj400_seed1.csv")
     assert counts["failed"] == 1
+
+
+def test_fold_trained_with_other_settings_is_stale_not_done(tmp_path):
+    """After a settings change, status says which finished folds the next run will retrain."""
+    from slidescan.io import write_tables
+    from slidescan.pipeline import fold_settings_identity
+    from slidescan.status import load_config
+
+    import pandas as pd
+
+    workdir = make_workdir(tmp_path, {**TINY, "methods": ["cwola-nn"], "injections": [400]})
+    config = load_config(workdir, Path("config/config.yaml"))
+    results = workdir / "results" / "tiny" / "train"
+    attrs = {"window": "w00", "injection": 400, "seed": 1}
+    for window in ("w00", "w01"):
+        for fold in (0, 1):
+            older = {**config, "classifier": {**config["classifier"], "nn": {**config["classifier"]["nn"], "epochs": 7}}}
+            used = older if (window, fold) == ("w01", 1) else config
+            identity = fold_settings_identity(used, "cwola-nn", {**attrs, "window": window}, fold)
+            write_tables(results / f"{window}/cwola-nn/inj400_seed1/fold{fold}.h5", {"scores": pd.DataFrame({"s": [1]})},
+                         attrs={**attrs, "window": window, "fold": fold, "settings_fingerprint": identity})
+    text, counts = report(workdir, Path("config/config.yaml"), "profiles/local")
+    assert "4 training folds: 3 done, 0 failed, 0 interrupted, 0 missing, 1 stale" in text
+    assert ("stale       window w01 method cwola-nn injection 400 seed 1 fold 1: trained with other classifier.nn "
+            "settings or data.seed than the config's; the next run retrains it") in text
+    assert text.rstrip().endswith("results/tiny/scores/w01/cwola-nn/inj400_seed1.h5")
+    assert counts["stale"] == 1 and counts["failed"] == 0

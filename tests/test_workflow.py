@@ -195,6 +195,13 @@ def test_rerun_only_the_failed_fold(tmp_path):
     status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],
                             capture_output=True, text=True)
     assert status.returncode == 0 and "24 done, 0 failed" in status.stdout
+    # new classifier settings: every nn fold is stale (it will be retrained), the trees are not
+    changed = {**TINY, "classifier": {**TINY["classifier"], "nn": {**TINY["classifier"]["nn"], "epochs": 3}}}
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
+    status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],
+                            capture_output=True, text=True)
+    assert status.returncode == 0 and "24 training folds: 8 done, 0 failed, 0 interrupted, 0 missing, 16 stale" \
+        in status.stdout, status.stdout
 
 
 # --- the report in a real browser (headless Chromium) ---

@@ -243,6 +243,19 @@ def fold_identity(config: dict, method: str, ts: TrainingSet, window_data: pd.Da
                                                                                 settings.members)))
 
 
+def fold_settings_identity(config: dict, method: str, attrs: dict, fold: int) -> str:
+    """The settings part of a fold's identity (backend settings, member seeds), without its data.
+
+    Stored in each fold's result so that ``slidescan status`` can tell, without reading any data, that
+    a finished fold was trained with other classifier settings and will be retrained.
+    """
+    _, backend = parse_method(method)
+    settings = _backend_settings(backend, config)
+    tunables = {k: v for k, v in dataclasses.asdict(settings).items() if k not in EXECUTION_ONLY}
+    return content_hash(extra=(method, int(fold), tunables,
+                               _member_seeds(config, attrs, method, int(fold), settings.members)))
+
+
 def train_fold(config: dict, ts: TrainingSet, window_data: pd.DataFrame, references: dict[str, pd.DataFrame],
                attrs: dict, method: str, fold: int, out: str | os.PathLike,
                checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print,
@@ -261,7 +274,8 @@ def train_fold(config: dict, ts: TrainingSet, window_data: pd.DataFrame, referen
     held = held_out_reference(method, references, fold)
     if held is not None:
         tables["reference_scores"] = _score_table(model, held)
-    write_tables(out, tables, attrs={**attrs, "method": method, "fold": fold, "fingerprint": identity})
+    write_tables(out, tables, attrs={**attrs, "method": method, "fold": fold, "fingerprint": identity,
+                                     "settings_fingerprint": fold_settings_identity(config, method, attrs, fold)})
 
 
 def _score_table(model, events: pd.DataFrame) -> pd.DataFrame:
@@ -323,6 +337,7 @@ def merge_folds(fold_files: list[str], out: str | os.PathLike) -> None:
     attrs = read_attrs(fold_files[0])
     attrs.pop("fold", None)
     attrs.pop("fingerprint", None)
+    attrs.pop("settings_fingerprint", None)
     write_tables(out, tables, attrs=attrs)
 
 

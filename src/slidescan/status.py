@@ -50,7 +50,7 @@ class FoldState:
     injection: int
     seed: int
     fold: int | None  # None for a flow or bump-hunt job
-    state: str  # done | failed | interrupted | missing
+    state: str  # done | failed | interrupted | missing | stale
     reason: str
     output: Path
     log: Path
@@ -70,6 +70,8 @@ def fold_states(workdir: Path, config: dict) -> list[FoldState]:
                         output = results / "train" / f"{rel}.h5"
                         log = results / "logs" / "train" / f"{rel}.log"
                         state, reason = _classify(output, log, results / "checkpoints" / f"{rel}.ckpt")
+                        if state == "done":
+                            state, reason = _settings_check(output, config, window, method, injection, seed, fold)
                         target = results / "scores" / window / method / f"inj{injection}_seed{seed}.h5"
                         states.append(FoldState(window, method, int(injection), int(seed), fold, state, reason,
                                                 output, log, target))
@@ -128,7 +130,28 @@ def jobs_table(workdir: Path, config: dict):
 
 
 def count_states(states: list[FoldState]) -> dict[str, int]:
-    return {s: sum(f.state == s for f in states) for s in ("done", "failed", "interrupted", "missing")}
+    return {s: sum(f.state == s for f in states) for s in ("done", "failed", "interrupted", "missing", "stale")}
+
+
+def _settings_check(output: Path, config: dict, window: str, method: str, injection, seed, fold: int) -> tuple[str, str]:
+    """``stale`` when a finished fold was trained with other classifier settings or seeds than the config's.
+
+    Only the settings are compared (one HDF5 attribute per fold, no data is read): a changed input
+    (data, windows, flow) is found by the run itself, which checks the full fingerprint.
+    """
+    from .io import read_attrs
+    from .pipeline import fold_settings_identity
+    from .methods import parse_method
+
+    stored = read_attrs(output).get("settings_fingerprint")
+    if stored is None:  # written before slidescan stored it: cannot tell
+        return "done", ""
+    expected = fold_settings_identity(config, method, {"window": window, "injection": injection, "seed": seed}, fold)
+    if stored == expected:
+        return "done", ""
+    backend = parse_method(method)[1]
+    return "stale", (f"trained with other classifier.{backend} settings or data.seed than the config's; "
+                     "the next run retrains it")
 
 
 def _classify(output: Path, log: Path, checkpoint: Path | None = None) -> tuple[str, str]:
@@ -164,8 +187,8 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
             counts = {s: counts[s] + group_counts[s] for s in counts}
     pending = [f for f in flows + states + bumphunts if f.state != "done"]
     for f in pending:
-        if f.state == "missing" and counts["missing"] > 20:
-            continue  # a scan not yet run: the count says it
+        if f.state in ("missing", "stale") and counts[f.state] > 20:
+            continue  # a scan not yet run, or new settings for all of it: the count says it
         if f.job == "flow":
             what = f"window {f.window} flow injection {f.injection} seed {f.seed}"
         elif f.job == "bumphunt":
@@ -176,7 +199,7 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
     if pending:
         # a training job trains all folds of its pseudo-experiment: its target is the merged scores file
         rerun = dict.fromkeys(str(f.target.relative_to(workdir)) for f in pending
-                              if f.state in ("failed", "interrupted"))
+                              if f.state in ("failed", "interrupted", "stale"))
         targets = " ".join(rerun) or "(all of them)"
         lines.append("rerun exactly these jobs and what depends on them (finished folds are kept, not retrained):")
         lines.append(f"  slidescan run --configfile {configfile} --profile {profile}")

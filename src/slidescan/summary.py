@@ -75,7 +75,8 @@ def summary_text(workdir: Path, configfile: Path) -> str:
     counts = count_states(states)
     jobs = f"Jobs: {counts['done']} of {len(states)} training folds done"
     if counts["done"] < len(states):
-        jobs += (f"; {counts['failed']} failed, {counts['interrupted']} interrupted, {counts['missing']} not run. "
+        jobs += (f"; {counts['failed']} failed, {counts['interrupted']} interrupted, {counts['missing']} not run, "
+                 f"{counts['stale']} trained with other classifier settings than the config's. "
                  "``slidescan status`` lists them with their logs and the command that reruns exactly them")
     parts.append(jobs + ".")
     parts.append("")
