@@ -231,16 +231,12 @@ def _window_inputs(split, method, flow_samples):
 def fold_identity(config: dict, method: str, ts: TrainingSet, window_data: pd.DataFrame,
                   references: dict[str, pd.DataFrame], attrs: dict, fold: int) -> str:
     """What a fold's result depends on: its training and scored events, the backend settings, the seeds."""
-    _, backend = parse_method(method)
-    settings = _backend_settings(backend, config)
     scored = window_data[window_data["fold"] == fold]
     held = held_out_reference(method, references, fold)
     arrays = [ts.x, ts.y, ts.weight, scored[data_mod.FEATURES].to_numpy(), scored["event_id"].to_numpy()]
     if held is not None:
         arrays.append(held[data_mod.FEATURES].to_numpy())
-    tunables = {k: v for k, v in dataclasses.asdict(settings).items() if k not in EXECUTION_ONLY}
-    return content_hash(*arrays, extra=(method, fold, tunables, _member_seeds(config, attrs, method, fold,
-                                                                                settings.members)))
+    return content_hash(*arrays, extra=_fold_settings(config, method, attrs, fold))
 
 
 def fold_settings_identity(config: dict, method: str, attrs: dict, fold: int) -> str:
@@ -249,11 +245,16 @@ def fold_settings_identity(config: dict, method: str, attrs: dict, fold: int) ->
     Stored in each fold's result so that ``slidescan status`` can tell, without reading any data, that
     a finished fold was trained with other classifier settings and will be retrained.
     """
+    return content_hash(extra=_fold_settings(config, method, attrs, fold))
+
+
+def _fold_settings(config: dict, method: str, attrs: dict, fold: int) -> tuple:
+    """Method, fold, the backend settings that change results, and the member seeds."""
     _, backend = parse_method(method)
     settings = _backend_settings(backend, config)
     tunables = {k: v for k, v in dataclasses.asdict(settings).items() if k not in EXECUTION_ONLY}
-    return content_hash(extra=(method, int(fold), tunables,
-                               _member_seeds(config, attrs, method, int(fold), settings.members)))
+    fold = int(fold)
+    return method, fold, tunables, _member_seeds(config, attrs, method, fold, settings.members)
 
 
 def train_fold(config: dict, ts: TrainingSet, window_data: pd.DataFrame, references: dict[str, pd.DataFrame],
@@ -348,16 +349,17 @@ def run_bumphunt(config: dict, scores: list[str | os.PathLike], out: str | os.Pa
     One job per scan rather than per window: a bump hunt takes about a second, the start of a
     cluster job (Python, pyhf, matplotlib) longer. ``spectra_dir`` gets ``<window>.png`` per window.
     """
-    tables = [window_bumphunt(config, f, Path(spectra_dir) / f"{read_attrs(f)['window']}.png" if spectra_dir
-                              else None) for f in scores]
-    table = pd.concat(tables, ignore_index=True)
+    table = pd.concat([window_bumphunt(config, f, spectra_dir) for f in scores], ignore_index=True)
     write_csv(out, table)
     return table
 
 
 def window_bumphunt(config: dict, scores: str | os.PathLike,
-                    spectra_plot: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The bump hunt of one window, method and pseudo-experiment, one row per efficiency."""
+                    spectra_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The bump hunt of one window, method and pseudo-experiment, one row per efficiency.
+
+    With ``spectra_dir``, the selected spectra are drawn to ``spectra_dir/<window>.png``.
+    """
     from .stats import bump_hunt  # pyhf and iminuit are imported by bump-hunt jobs only
 
     attrs = read_attrs(scores)
@@ -379,13 +381,13 @@ def window_bumphunt(config: dict, scores: str | os.PathLike,
     table.insert(5, "seed", int(attrs["seed"]))
     table["n_signal_sr"] = int(((df["label"] == 1) & (df["region"] == REGION_SR)).sum())
     table["sr_auc_vs_reference"] = reference_auc(scores, df)
-    if spectra_plot:
+    if spectra_dir:
         from .plots import selected_spectra
 
         title = (f"{w.name} (SR {w.sr_lo:g}-{w.sr_hi:g} TeV), {attrs['method']}, "
                  f"injection {attrs['injection']}, seed {attrs['seed']}")
         selected_spectra(df["mjj"].to_numpy(), df["score"].to_numpy(), w, results, bcfg["bin_width"], title,
-                         spectra_plot)
+                         Path(spectra_dir) / f"{w.name}.png")
     return table[SCAN_COLUMNS + [c for c in table.columns if c not in SCAN_COLUMNS]]
 
 

@@ -140,8 +140,8 @@ def _settings_check(output: Path, config: dict, window: str, method: str, inject
     (data, windows, flow) is found by the run itself, which checks the full fingerprint.
     """
     from .io import read_attrs
-    from .pipeline import fold_settings_identity
     from .methods import parse_method
+    from .pipeline import fold_settings_identity
 
     stored = read_attrs(output).get("settings_fingerprint")
     if stored is None:  # written before slidescan stored it: cannot tell
