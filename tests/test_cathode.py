@@ -99,6 +99,16 @@ def test_a_failed_fold_keeps_the_others_and_the_rerun_trains_only_it(cathode_fil
          "fold 2: kept, finished earlier with the same data and settings"]
     assert {f: (tmp_path / f"folds/fold{f}.h5").stat().st_mtime_ns for f in (0, 2)} == finished
     assert len(read_table(tmp_path / "scores.h5", "scores")) == len(read_table(tmp / "split.h5", "data"))
+    # folds 0 and 2 trained together, fold 1 alone: each is the network it is when all three train together
+    together = tmp_path / "together"
+    together.mkdir()
+    for name in ("split.h5", "flow.h5"):
+        (together / name).symlink_to(tmp / name)
+    _train_folds(together, CONFIG, flow_samples=together / "flow.h5")
+    assert "folds 0, 1, 2 as one batched model of 6 members" in (together / "logs/fold1.log").read_text()
+    for f in range(3):
+        np.testing.assert_allclose(read_table(tmp_path / f"folds/fold{f}.h5", "scores")["score"],
+                                   read_table(together / f"folds/fold{f}.h5", "scores")["score"], atol=1e-5)
 
     # changed settings: no finished fold is reused
     lines.clear()

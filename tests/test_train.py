@@ -142,3 +142,45 @@ def test_sigkill_mid_training_then_rerun_gives_same_scores(tmp_path):
     subprocess.run([sys.executable, str(script), "-", "6", str(tmp_path / "b.npy")], env=env, check=True,
                    capture_output=True)
     np.testing.assert_allclose(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"), atol=1e-6)
+
+
+def test_a_fold_trained_with_others_equals_the_fold_trained_alone():
+    """The folds of a job share one batched model; each must be the network it would be alone."""
+    from slidescan.train import TrainingGroup, train_groups
+
+    settings = NNSettings(members=2, epochs=3, batch_size=64, n_best=2, learning_rate=0.01)
+    sets = [_toy(n, seed=s) for n, s in ((2600, 1), (3000, 2), (2900, 3))]
+    groups = [TrainingGroup(x, y, None, [10 * i + 1, 10 * i + 2], f"fold{i}") for i, (x, y) in enumerate(sets)]
+    longest = 3000 - round(0.2 * 3000)
+    together = train_groups(groups, settings, epoch_events=longest, log=quiet)
+    alone = train_groups([groups[0]], settings, epoch_events=longest, log=quiet)[0]
+    xt, _ = _toy(500, seed=7)
+    np.testing.assert_allclose(together[0].predict(xt, per_member=True), alone.predict(xt, per_member=True), atol=2e-4)
+    # same validation losses (the shorter validation split is padded with zero-weight events)
+    np.testing.assert_allclose(together[0].history["val_loss"], alone.history["val_loss"], rtol=1e-5)
+    assert np.array(together[1].history["val_loss"]).shape == (3, 2)
+    # a group is standardised with its own training set
+    np.testing.assert_allclose(together[2].mean, sets[2][0].astype(np.float32).mean(0), rtol=1e-6)
+    # the default epoch is the largest group's training split; a shorter one is refused
+    default = train_groups(groups, settings, log=quiet)
+    np.testing.assert_allclose(default[0].predict(xt), together[0].predict(xt), atol=1e-6)
+    with pytest.raises(ValueError, match=r"epoch_events=100 is shorter than the largest training split \(2400 events\)"):
+        train_groups(groups, settings, epoch_events=100, log=quiet)
+
+
+def test_a_shorter_training_set_fills_the_epoch_with_its_own_events():
+    from slidescan.ensemble import member_permutations
+
+    rows = member_permutations([1, 2], [5, 12], 12, torch_device("cpu"))
+    assert rows.shape == (2, 12)
+    assert sorted(rows[0, :5].tolist()) == list(range(5)) and sorted(rows[0, 5:10].tolist()) == list(range(5))
+    assert rows[0, 10:].max() < 5 and len(set(rows[0, 10:].tolist())) == 2
+    assert sorted(rows[1].tolist()) == list(range(12))
+    # a row is the same whatever the other rows are
+    assert member_permutations([2], [12], 12, torch_device("cpu"))[0].tolist() == rows[1].tolist()
+
+
+def torch_device(name):
+    import torch
+
+    return torch.device(name)

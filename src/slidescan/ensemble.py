@@ -17,16 +17,23 @@ def member_generator(seed: int, device: torch.device | str = "cpu") -> torch.Gen
     return torch.Generator(device).manual_seed(int(seed) % (2**63))
 
 
-def member_permutations(seeds: list[int], n: int, device: torch.device) -> torch.Tensor:
-    """One random permutation of ``range(n)`` per seed, shape (len(seeds), n), on ``device``.
+def member_permutations(seeds: list[int], sizes: list[int], length: int, device: torch.device) -> torch.Tensor:
+    """Per seed, ``length`` indices into ``range(size)``, shape (len(seeds), length), on ``device``.
 
-    Each row comes from its own seed's generator, so it does not depend on the other rows. On a
-    GPU the permutations are drawn there: drawing a thousand on the CPU and copying them over
-    would take longer than the epoch they shuffle.
+    A row is one random permutation of its member's ``size`` events, followed by further
+    permutations cut short when ``length`` is longer: members with fewer events fill the epoch
+    of a batched model with extra draws of their own events. Each row comes from its own seed's
+    generator, so it does not depend on the other rows. On a GPU the permutations are drawn
+    there: drawing a thousand on the CPU and copying them over would take longer than the epoch
+    they shuffle.
     """
-    if device.type == "cuda":
-        return torch.stack([torch.randperm(n, generator=member_generator(s, device), device=device) for s in seeds])
-    return torch.stack([torch.randperm(n, generator=member_generator(s)) for s in seeds]).to(device)
+    rows = []
+    for seed, size in zip(seeds, sizes):
+        gen = member_generator(seed, device if device.type == "cuda" else "cpu")
+        passes = -(-length // size)
+        perms = [torch.randperm(size, generator=gen, device=gen.device) for _ in range(passes)]
+        rows.append(torch.cat(perms)[:length] if passes > 1 else perms[0][:length])
+    return torch.stack(rows).to(device)
 
 
 class MLPEnsemble(torch.nn.Module):

@@ -168,32 +168,39 @@ def train_folds(config: dict, split: str | os.PathLike, method: str, out: str | 
     """Train every fold of one window, method and pseudo-experiment in one job; write the merged scores.
 
     One job per pseudo-experiment, not per fold: SLURM and Python start-up are paid once for all k
-    folds, and the DAG is k times smaller. A fold's result (``folds_dir/fold<k>.h5``, with its own
-    log and checkpoint) is written the moment that fold is done and is not a declared output, so
-    Snakemake never deletes it: when a fold fails, the job still trains the others and then fails
-    naming the failed ones, and the rerun keeps every finished fold whose data and settings are
-    unchanged and trains only the rest.
+    folds, and the DAG is k times smaller. Neural-network folds train together as one batched
+    model (``train.train_groups``), each fold's result the same as if it trained alone. A fold's
+    result (``folds_dir/fold<k>.h5``, with its own log) is not a declared output, so Snakemake
+    never deletes it: when a fold fails, the job still trains the others and then fails naming the
+    failed ones, and the rerun keeps every finished fold whose data and settings are unchanged and
+    trains only the rest.
     """
     window_data, references, attrs = _window_inputs(split, method, flow_samples)
     folds_dir, logs_dir, checkpoints_dir = Path(folds_dir), Path(logs_dir), Path(checkpoints_dir)
     k = int(config["folds"]["k"])
+    _, backend = parse_method(method)
     fold_files = [folds_dir / f"fold{fold}.h5" for fold in range(k)]
-    failed = {}
-    for fold, path in enumerate(fold_files):
-        ts = training_set(method, window_data, references, fold)
-        identity = fold_identity(config, method, ts, window_data, references, attrs, fold)
+    sets = [training_set(method, window_data, references, fold) for fold in range(k)]
+    epoch_events = nn_epoch_events(config, sets) if backend == "nn" else None
+    pending = {}
+    for fold, (path, ts) in enumerate(zip(fold_files, sets)):
+        identity = fold_identity(config, method, ts, window_data, references, attrs, fold, epoch_events)
         if path.exists() and read_attrs(path).get("fingerprint") == identity:
             log(f"fold {fold}: kept, finished earlier with the same data and settings ({path})")
             continue
-        fold_log = logs_dir / f"fold{fold}.log"
-        log(f"fold {fold}: training (log: {fold_log})")
-        try:
-            with _fold_log(fold_log) as flog:
-                train_fold(config, ts, window_data, references, attrs, method, fold, path,
+        log(f"fold {fold}: training (log: {logs_dir / f'fold{fold}.log'})")
+        pending[fold] = identity
+    job = FoldJob(config, method, window_data, references, attrs, fold_files, logs_dir)
+    if backend == "nn":
+        failed = _train_nn_folds(job, sets, pending, epoch_events, checkpoints_dir)
+    else:
+        failed = {}
+        for fold, identity in pending.items():
+            with _recorded(failed, fold), _fold_log(job.fold_log(fold)) as flog:
+                train_fold(config, sets[fold], window_data, references, attrs, method, fold, fold_files[fold],
                            checkpoint=checkpoints_dir / f"fold{fold}.ckpt", log=flog, identity=identity)
-        except Exception as err:  # the other folds still train; this one is reported and rerun
-            failed[fold] = f"{type(err).__name__}: {err}"
-            log(f"fold {fold}: FAILED: {failed[fold]} (traceback in {fold_log})")
+    for fold, reason in failed.items():
+        log(f"fold {fold}: FAILED: {reason} (traceback in {job.fold_log(fold)})")
     if failed:
         listing = "; ".join(f"fold {f}: {reason}" for f, reason in failed.items())
         raise RuntimeError(f"{len(failed)} of {k} folds of {attrs['window']} {method} injection {attrs['injection']} "
@@ -202,11 +209,96 @@ def train_folds(config: dict, split: str | os.PathLike, method: str, out: str | 
     merge_folds([str(p) for p in fold_files], out)
 
 
+@dataclasses.dataclass
+class FoldJob:
+    """What every fold of one training job shares: its window, method, pseudo-experiment and files."""
+
+    config: dict
+    method: str
+    window_data: pd.DataFrame
+    references: dict[str, pd.DataFrame]
+    attrs: dict
+    fold_files: list[Path]
+    logs_dir: Path
+
+    def fold_log(self, fold: int) -> Path:
+        return self.logs_dir / f"fold{fold}.log"
+
+    def write(self, fold: int, model, history: pd.DataFrame, identity: str) -> None:
+        _write_fold_result(self.config, model, history, self.window_data, self.references, self.attrs, self.method,
+                           fold, self.fold_files[fold], identity)
+
+
+def nn_epoch_events(config: dict, sets: list[TrainingSet]) -> int:
+    """Events per epoch of every fold's members: the largest fold's training split.
+
+    Fixed by the job's data alone, not by which folds train together, so a fold rerun alone takes
+    the very steps it would have taken with the others.
+    """
+    from .train import n_train_events
+
+    settings = _backend_settings("nn", config)
+    return max(n_train_events(len(ts.y), settings) for ts in sets)
+
+
+def _train_nn_folds(job: FoldJob, sets: list[TrainingSet], pending: dict[int, str], epoch_events: int,
+                    checkpoints_dir: Path) -> dict[int, str]:
+    """Train the pending folds as one batched model; each fold's log gets the shared epoch lines.
+
+    Returns the failed folds and their errors: a fold whose own check fails is left out, and when
+    the batched training fails, every fold in it has failed.
+    """
+    from .train import TrainingGroup, train_groups
+
+    failed = {}
+    ready = []
+    for fold in pending:
+        with _recorded(failed, fold), _fold_log(job.fold_log(fold)):
+            check_forced_failure(job.fold_files[fold])
+            ready.append(fold)
+    if not ready:
+        return failed
+    settings = _backend_settings("nn", job.config)
+    groups = [TrainingGroup(sets[f].x, sets[f].y, sets[f].weight,
+                            _member_seeds(job.config, job.attrs, job.method, f, settings.members), f"fold{f}")
+              for f in ready]
+    checkpoint = checkpoints_dir / ("fold" + "-".join(map(str, ready)) + ".ckpt")
+    try:
+        with contextlib.ExitStack() as logs:  # each fold's log gets the traceback of a failure too
+            fold_logs = [logs.enter_context(_fold_log(job.fold_log(f), append=True)) for f in ready]
+
+            def log_all(message: str) -> None:
+                for flog in fold_logs:
+                    flog(message)
+
+            log_all(f"{job.attrs['window']} {job.method} injection {job.attrs['injection']} seed {job.attrs['seed']}: "
+                    f"folds {', '.join(map(str, ready))} as one batched model of {len(ready) * settings.members} "
+                    f"members, {epoch_events} events per member-epoch")
+            for f in ready:
+                log_all(f"fold {f}: {int(sets[f].y.sum())} label-1 vs {int((1 - sets[f].y).sum())} reference events")
+            models = train_groups(groups, settings, epoch_events, checkpoint=checkpoint, log=log_all)
+            for f, model in zip(ready, models):
+                job.write(f, model, _history_table(model), pending[f])
+    except Exception as err:  # every fold of the batch failed with it
+        for f in ready:
+            failed[f] = f"{type(err).__name__}: {err}"
+    return failed
+
+
 @contextlib.contextmanager
-def _fold_log(path: Path):
+def _recorded(failed: dict[int, str], fold: int):
+    """Record a fold's error instead of raising it: the job's other folds still train."""
+    try:
+        yield
+    except Exception as err:
+        failed[fold] = f"{type(err).__name__}: {err}"
+
+
+@contextlib.contextmanager
+def _fold_log(path: Path, append: bool = False):
     """A fold's own log, started afresh for each attempt (as Snakemake does with a job's log), with its traceback."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", buffering=1) as handle:
+    with open(path, "a" if append else "w", buffering=1) as handle:
         def log(message: str) -> None:
             print(message, file=handle, flush=True)
 
@@ -229,14 +321,16 @@ def _window_inputs(split, method, flow_samples):
 
 
 def fold_identity(config: dict, method: str, ts: TrainingSet, window_data: pd.DataFrame,
-                  references: dict[str, pd.DataFrame], attrs: dict, fold: int) -> str:
-    """What a fold's result depends on: its training and scored events, the backend settings, the seeds."""
+                  references: dict[str, pd.DataFrame], attrs: dict, fold: int,
+                  epoch_events: int | None = None) -> str:
+    """What a fold's result depends on: its training and scored events, the backend settings, the seeds,
+    and for networks the events per epoch (``nn_epoch_events``)."""
     scored = window_data[window_data["fold"] == fold]
     held = held_out_reference(method, references, fold)
     arrays = [ts.x, ts.y, ts.weight, scored[data_mod.FEATURES].to_numpy(), scored["event_id"].to_numpy()]
     if held is not None:
         arrays.append(held[data_mod.FEATURES].to_numpy())
-    return content_hash(*arrays, extra=_fold_settings(config, method, attrs, fold))
+    return content_hash(*arrays, extra=(_fold_settings(config, method, attrs, fold), epoch_events))
 
 
 def fold_settings_identity(config: dict, method: str, attrs: dict, fold: int) -> str:
@@ -268,8 +362,16 @@ def train_fold(config: dict, ts: TrainingSet, window_data: pd.DataFrame, referen
     """
     check_forced_failure(out)
     _, backend = parse_method(method)
+    model = _fit_backend(backend, config, ts, attrs, method, int(fold), checkpoint, log)
+    _write_fold_result(config, model, _history_table(model), window_data, references, attrs, method, fold, out,
+                       identity)
+
+
+def _write_fold_result(config: dict, model, history: pd.DataFrame, window_data: pd.DataFrame,
+                       references: dict[str, pd.DataFrame], attrs: dict, method: str, fold: int,
+                       out: str | os.PathLike, identity: str) -> None:
+    """A fold's out-of-fold scores (and held-out reference scores), loss history and fingerprints."""
     fold = int(fold)
-    model, history = _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log)
     scored = window_data[window_data["fold"] == fold]
     tables = {"scores": _score_table(model, scored), "history": history}
     held = held_out_reference(method, references, fold)
@@ -290,7 +392,7 @@ def _score_table(model, events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log):
-    """Train the classifier ensemble of one fold; torch and scikit-learn are imported only here."""
+    """Train the classifier ensemble of one fold alone; torch and scikit-learn are imported only here."""
     if backend == "nn":
         from .train import train_ensemble as fit
     else:
@@ -299,14 +401,17 @@ def _fit_backend(backend, config, ts, attrs, method, fold, checkpoint, log):
     member_seeds = _member_seeds(config, attrs, method, fold, settings.members)
     log(f"{attrs['window']} {method} injection {attrs['injection']} seed {attrs['seed']} fold {fold}: "
         f"{int(ts.y.sum())} label-1 vs {int((1 - ts.y).sum())} reference events, {settings.members} members ({backend})")
-    model = fit(ts.x, ts.y, ts.weight, settings, member_seeds, checkpoint=checkpoint, log=log)
+    return fit(ts.x, ts.y, ts.weight, settings, member_seeds, checkpoint=checkpoint, log=log)
+
+
+def _history_table(model) -> pd.DataFrame:
+    """Per epoch, the members' mean training and validation loss (empty for trees)."""
     losses = getattr(model, "history", None) or {"train_loss": [], "val_loss": []}
-    history = pd.DataFrame({
+    return pd.DataFrame({
         "epoch": np.arange(1, len(losses["val_loss"]) + 1),
         "train_loss": np.mean(losses["train_loss"], axis=1) if losses["train_loss"] else [],
         "val_loss": np.mean(losses["val_loss"], axis=1) if losses["val_loss"] else [],
     })
-    return model, history
 
 
 def _backend_settings(backend: str, config: dict):

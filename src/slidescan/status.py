@@ -69,13 +69,22 @@ def fold_states(workdir: Path, config: dict) -> list[FoldState]:
                         rel = f"{window}/{method}/inj{injection}_seed{seed}/fold{fold}"
                         output = results / "train" / f"{rel}.h5"
                         log = results / "logs" / "train" / f"{rel}.log"
-                        state, reason = _classify(output, log, results / "checkpoints" / f"{rel}.ckpt")
+                        state, reason = _classify(output, log, fold_checkpoint(results / "checkpoints" / Path(rel).parent, fold))
                         if state == "done":
                             state, reason = _settings_check(output, config, window, method, injection, seed, fold)
                         target = results / "scores" / window / method / f"inj{injection}_seed{seed}.h5"
                         states.append(FoldState(window, method, int(injection), int(seed), fold, state, reason,
                                                 output, log, target))
     return states
+
+
+def fold_checkpoint(experiment_dir: Path, fold: int) -> Path:
+    """The checkpoint holding ``fold``: ``fold<k>.ckpt``, or ``fold0-1-2.ckpt`` of folds trained together."""
+    if experiment_dir.is_dir():
+        for path in sorted(experiment_dir.glob("fold*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
+            if str(fold) in path.stem.removeprefix("fold").split("-"):
+                return path
+    return experiment_dir / f"fold{fold}.ckpt"
 
 
 def flow_states(workdir: Path, config: dict) -> list[FoldState]:

@@ -3,7 +3,8 @@
 Data stay on the device as whole tensors (no per-sample DataLoader). Every member draws its own
 train/validation split and its own shuffled batches from generators seeded by its seed and the
 epoch, so a member's result does not depend on which other members share the job, and a job
-resumed from a checkpoint continues exactly where it stopped.
+resumed from a checkpoint continues exactly where it stopped. Several training sets (the folds of
+a job) can share one batched model (``train_groups``): a GPU is only busy with hundreds of members.
 """
 
 from __future__ import annotations
@@ -101,25 +102,43 @@ def make_train_step(model: MLPEnsemble, optimizer: torch.optim.Optimizer, xt: to
                     wt: torch.Tensor, precision: str, graphed: bool):
     """The engine's step on per-member batches ``idx`` of shape (members, batch), and its loss.
 
-    Returns ``(step, weighted_loss)``: ``step(idx)`` trains and returns each member's loss;
-    ``weighted_loss(idx)`` only evaluates it (validation). benchmarks/throughput.py times this step.
+    Returns ``(step, summed_loss)``: ``step(idx)`` trains and returns each member's weighted mean
+    loss; ``summed_loss(idx)`` only evaluates, returning each member's sum of weighted losses and
+    sum of weights (validation adds these over chunks). benchmarks/throughput.py times this step.
     """
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
 
-    def weighted_loss(idx: torch.Tensor) -> torch.Tensor:
+    def summed_loss(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast(precision, xt.device):
             logits = model(xt[idx])
         w = wt[idx]
-        return (loss_fn(logits.float(), yt[idx]) * w).sum(1) / w.sum(1)
+        return (loss_fn(logits.float(), yt[idx]) * w).sum(1), w.sum(1)
 
     def train_step(idx: torch.Tensor) -> torch.Tensor:
-        loss = weighted_loss(idx)
+        total, weight = summed_loss(idx)
+        loss = total / weight
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
         optimizer.step()
         return loss.detach()
 
-    return GraphedStep(train_step, graphed), weighted_loss
+    return GraphedStep(train_step, graphed), summed_loss
+
+
+@dataclass
+class TrainingGroup:
+    """The training set and member seeds of one ensemble (one fold); groups can share a batched model."""
+
+    x: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray | None
+    member_seeds: list[int]
+    name: str = ""
+
+
+def n_train_events(n: int, settings: NNSettings) -> int:
+    """Events a member trains on out of ``n``; the rest is its validation split."""
+    return n - max(1, int(round(settings.validation_fraction * n)))
 
 
 def train_ensemble(
@@ -132,25 +151,57 @@ def train_ensemble(
     log: Callable[[str], None] = print,
 ) -> TrainedEnsemble:
     """Train ``len(member_seeds)`` MLPs on (x, y) with balanced class weights; resume if possible."""
+    return train_groups([TrainingGroup(x, y, sample_weight, member_seeds)], settings, checkpoint=checkpoint,
+                        log=log)[0]
+
+
+def train_groups(
+    groups: list[TrainingGroup],
+    settings: NNSettings,
+    epoch_events: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    log: Callable[[str], None] = print,
+) -> list[TrainedEnsemble]:
+    """Train the ensembles of several training sets (e.g. the k folds of a job) as one batched model.
+
+    A GPU runs 10 members at a tenth of the speed of 200 (docs/benchmarks.md), so the folds of a
+    job train together. Every member draws ``epoch_events`` events per epoch (default: the largest
+    group's training split): one pass over its own training split, then extra draws of its own
+    events. Members of all groups thus take the same steps, and a group's result depends only on
+    its own data, seeds and ``epoch_events``, not on which groups share the model. Each group is
+    standardised with its own mean and scale, and validated on its own split.
+    """
+    if not groups:
+        raise ValueError("train_groups: no training groups given")
     torch.set_num_threads(max(1, int(settings.threads)))
     device = resolve_device(settings.device)
-    x = np.asarray(x, np.float32)
-    y = np.asarray(y, np.float32)
-    weights = balanced_weights(y, sample_weight).astype(np.float32)
-    mean, scale = x.mean(0), x.std(0) + 1e-8
-    n = len(x)
-    n_val = max(1, int(round(settings.validation_fraction * n)))
-    n_train = n - n_val
-    if n_train < 2:
-        raise ValueError(f"training set of {n} events is too small for a validation split")
+    data = [_prepare_group(g, settings) for g in groups]
+    longest = max(d["n_train"] for d in data)
+    epoch_events = longest if epoch_events is None else int(epoch_events)
+    if epoch_events < longest:
+        raise ValueError(f"epoch_events={epoch_events} is shorter than the largest training split ({longest} events)")
 
-    xt = torch.as_tensor((x - mean) / scale, device=device)
-    yt = torch.as_tensor(y, device=device)
-    wt = torch.as_tensor(weights, device=device)
-    splits = torch.stack([torch.randperm(n, generator=member_generator(s * 7919 + 1)) for s in member_seeds]).to(device)
-    train_idx, val_idx = splits[:, :n_train], splits[:, n_train:]
+    # all groups' events in one tensor, plus one zero-weight event that pads the shorter validation splits
+    n_in = data[0]["x"].shape[1]
+    xt = torch.as_tensor(np.concatenate([d["x"] for d in data] + [np.zeros((1, n_in), np.float32)]), device=device)
+    yt = torch.as_tensor(np.concatenate([d["y"] for d in data] + [np.zeros(1, np.float32)]), device=device)
+    wt = torch.as_tensor(np.concatenate([d["w"] for d in data] + [np.zeros(1, np.float32)]), device=device)
+    pad = len(xt) - 1
+    member_seeds = [int(s) for g in groups for s in g.member_seeds]
+    train_sizes, train_rows, val_rows = [], [], []
+    offset = 0
+    for g, d in zip(groups, data):
+        for s in g.member_seeds:
+            split = torch.randperm(d["n"], generator=member_generator(s * 7919 + 1)) + offset
+            train_rows.append(split[:d["n_train"]])
+            val_rows.append(split[d["n_train"]:])
+            train_sizes.append(d["n_train"])
+        offset += d["n"]
+    train_idx = _padded(train_rows, pad).to(device)
+    val_idx = _padded(val_rows, pad).to(device)
+    bounds = np.cumsum([0] + [len(g.member_seeds) for g in groups])
 
-    model = MLPEnsemble(x.shape[1], list(settings.hidden), member_seeds).to(device)
+    model = MLPEnsemble(n_in, list(settings.hidden), member_seeds).to(device)
     graphed = use_graphs(settings.cuda_graphs, device)
     optimizer = adam(model.parameters(), settings.learning_rate, device, graphed)
     n_members = len(member_seeds)
@@ -161,8 +212,9 @@ def train_ensemble(
     history = {"train_loss": [], "val_loss": []}
     start_epoch = 0
     # the number of epochs is not part of the identity: a run may be extended from its checkpoint
-    ident = content_hash(x, y, weights, extra=(asdict(settings) | dict.fromkeys(EXECUTION_ONLY) | {"epochs": None},
-                                              member_seeds))
+    tunables = asdict(settings) | dict.fromkeys(EXECUTION_ONLY) | {"epochs": None}
+    ident = content_hash(*(a for d in data for a in (d["x"], d["y"], d["w"])),
+                         extra=(tunables, [list(g.member_seeds) for g in groups], epoch_events))
 
     ckpt_path = Path(checkpoint) if checkpoint else None
     if ckpt_path and ckpt_path.exists():
@@ -183,26 +235,31 @@ def train_ensemble(
             log(f"checkpoint {ckpt_path} belongs to other data or settings; starting fresh")
 
     arange_m = torch.arange(n_members, device=device)[:, None]
-    step, weighted_loss = make_train_step(model, optimizer, xt, yt, wt, settings.precision, graphed)
+    step, summed_loss = make_train_step(model, optimizer, xt, yt, wt, settings.precision, graphed)
     chunk = max(1024, VALIDATION_ROWS // n_members)  # bounds the validation pass's memory
+    n_val = val_idx.shape[1]
     for epoch in range(start_epoch, settings.epochs):
         t0 = time.time()
-        perms = member_permutations([s * 1_000_003 + epoch for s in member_seeds], n_train, device)
+        perms = member_permutations([s * 1_000_003 + epoch for s in member_seeds], train_sizes, epoch_events, device)
         order = train_idx[arange_m, perms]
         total = torch.zeros(n_members, device=device)
         n_batches = 0
-        for start in range(0, n_train, settings.batch_size):
+        for start in range(0, epoch_events, settings.batch_size):
             total += step(order[:, start:start + settings.batch_size])
             n_batches += 1
         with torch.no_grad():
-            val = torch.stack([weighted_loss(val_idx[:, s:s + chunk]) * val_idx[:, s:s + chunk].shape[1]
-                               for s in range(0, n_val, chunk)]).sum(0) / n_val
+            sums = [summed_loss(val_idx[:, s:s + chunk]) for s in range(0, n_val, chunk)]
+            val = sum(loss for loss, _ in sums) / sum(weight for _, weight in sums)
         val_cpu = val.cpu()
         history["train_loss"].append((total / n_batches).cpu().tolist())
         history["val_loss"].append(val_cpu.tolist())
         _keep_best(model, best, best_loss, val_cpu)
+        per_group = ""
+        if len(groups) > 1:
+            per_group = " [" + ", ".join(f"{g.name or i}: {float(val_cpu[a:b].mean()):.5f}"
+                                         for i, (g, a, b) in enumerate(zip(groups, bounds[:-1], bounds[1:]))) + "]"
         log(f"epoch {epoch + 1}/{settings.epochs}: train loss {float(total.mean()) / n_batches:.5f} "
-            f"val loss {float(val_cpu.mean()):.5f} ({time.time() - t0:.2f} s)")
+            f"val loss {float(val_cpu.mean()):.5f}{per_group} ({time.time() - t0:.2f} s)")
         if ckpt_path:
             _save_checkpoint(ckpt_path, ident, epoch + 1, model, optimizer, best, best_loss, history)
 
@@ -212,7 +269,32 @@ def train_ensemble(
     else:
         snapshots = [([p.detach() for p in model.weights], [p.detach() for p in model.biases])]
         valid = torch.ones(1, n_members, dtype=torch.bool)
-    return TrainedEnsemble(snapshots, valid, mean, scale, history)
+    return [TrainedEnsemble([([w[a:b] for w in ws], [c[a:b] for c in bs]) for ws, bs in snapshots], valid[:, a:b],
+                            d["mean"], d["scale"],
+                            {key: [row[a:b] for row in rows] for key, rows in history.items()})
+            for d, a, b in zip(data, bounds[:-1], bounds[1:])]
+
+
+def _prepare_group(group: TrainingGroup, settings: NNSettings) -> dict:
+    """A group's standardised inputs, labels, balanced weights and split sizes."""
+    x = np.asarray(group.x, np.float32)
+    y = np.asarray(group.y, np.float32)
+    n = len(x)
+    n_train = n_train_events(n, settings)
+    if n_train < 2:
+        raise ValueError(f"training set{' ' + group.name if group.name else ''} of {n} events is too small "
+                         "for a validation split")
+    mean, scale = x.mean(0), x.std(0) + 1e-8
+    w = balanced_weights(y, group.sample_weight).astype(np.float32)
+    return {"x": (x - mean) / scale, "y": y, "w": w, "mean": mean, "scale": scale, "n": n, "n_train": n_train}
+
+
+def _padded(rows: list[torch.Tensor], pad: int) -> torch.Tensor:
+    """Rows of different lengths as one (rows, longest) tensor, filled up with index ``pad``."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), pad, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = r
+    return out
 
 
 def _keep_best(model: MLPEnsemble, best, best_loss: torch.Tensor, val: torch.Tensor) -> None:
