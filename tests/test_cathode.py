@@ -132,3 +132,23 @@ def test_unknown_flow_setting_names_the_section(cathode_files):
     with pytest.raises(ValueError, match=r"flow: unknown setting\(s\) \['blocks'\]"):
         pipeline.fit_flow(bad, tmp / "split.h5", tmp / "bad.h5", log=lambda s: None)
     assert not (tmp / "bad.h5").exists()
+
+
+def test_tree_folds_train_one_after_another_and_a_failed_one_is_named(cathode_files, tmp_path, monkeypatch):
+    tmp, _ = cathode_files
+    (tmp_path / "split.h5").symlink_to(tmp / "split.h5")
+    config = {**CONFIG, "classifier": {**CONFIG["classifier"], "bdt": {"members": 2, "max_iter": 20}}}
+    monkeypatch.setenv(pipeline.FAULT_ENV, "*/folds/fold1.h5")
+    lines = []
+    with pytest.raises(RuntimeError, match=r"1 of 3 folds of w00 idealized-bdt injection 300 seed 1 failed "
+                                           r"\(fold 1: RuntimeError: forced failure"):
+        _train_folds(tmp_path, config, method="idealized-bdt", log=lines.append)
+    assert (tmp_path / "folds/fold0.h5").exists() and (tmp_path / "folds/fold2.h5").exists()
+    assert "Traceback" in (tmp_path / "logs/fold1.log").read_text()
+    assert "folds 0, 2 as one batched model" not in (tmp_path / "logs/fold2.log").read_text()
+    monkeypatch.delenv(pipeline.FAULT_ENV)
+    lines.clear()
+    _train_folds(tmp_path, config, method="idealized-bdt", log=lines.append)
+    assert [line.split(" (")[0] for line in lines] == \
+        ["fold 0: kept, finished earlier with the same data and settings", "fold 1: training",
+         "fold 2: kept, finished earlier with the same data and settings"]

@@ -330,7 +330,9 @@ def fold_identity(config: dict, method: str, ts: TrainingSet, window_data: pd.Da
     arrays = [ts.x, ts.y, ts.weight, scored[data_mod.FEATURES].to_numpy(), scored["event_id"].to_numpy()]
     if held is not None:
         arrays.append(held[data_mod.FEATURES].to_numpy())
-    return content_hash(*arrays, extra=(_fold_settings(config, method, attrs, fold), epoch_events))
+    settings = _fold_settings(config, method, attrs, fold)
+    # trees have no epochs: their fingerprints stay those of before network folds were batched
+    return content_hash(*arrays, extra=settings if epoch_events is None else (settings, epoch_events))
 
 
 def fold_settings_identity(config: dict, method: str, attrs: dict, fold: int) -> str:
