@@ -169,11 +169,11 @@ def train_folds(config: dict, split: str | os.PathLike, method: str, out: str | 
 
     One job per pseudo-experiment, not per fold: SLURM and Python start-up are paid once for all k
     folds, and the DAG is k times smaller. Neural-network folds train together as one batched
-    model (``train.train_groups``), each fold's result the same as if it trained alone. A fold's
-    result (``folds_dir/fold<k>.h5``, with its own log) is not a declared output, so Snakemake
-    never deletes it: when a fold fails, the job still trains the others and then fails naming the
-    failed ones, and the rerun keeps every finished fold whose data and settings are unchanged and
-    trains only the rest.
+    model (``train.train_groups``), each fold's network the one it would be alone, up to
+    floating-point rounding. A fold's result (``folds_dir/fold<k>.h5``, with its own log) is not a
+    declared output, so Snakemake never deletes it: when a fold fails, the job still trains the
+    others and then fails naming the failed ones, and the rerun keeps every finished fold whose data
+    and settings are unchanged and trains only the rest.
     """
     window_data, references, attrs = _window_inputs(split, method, flow_samples)
     folds_dir, logs_dir, checkpoints_dir = Path(folds_dir), Path(logs_dir), Path(checkpoints_dir)
@@ -263,6 +263,7 @@ def _train_nn_folds(job: FoldJob, sets: list[TrainingSet], pending: dict[int, st
                             _member_seeds(job.config, job.attrs, job.method, f, settings.members), f"fold{f}")
               for f in ready]
     checkpoint = checkpoints_dir / ("fold" + "-".join(map(str, ready)) + ".ckpt")
+    written = []
     try:
         with contextlib.ExitStack() as logs:  # each fold's log gets the traceback of a failure too
             fold_logs = [logs.enter_context(_fold_log(job.fold_log(f), append=True)) for f in ready]
@@ -279,9 +280,11 @@ def _train_nn_folds(job: FoldJob, sets: list[TrainingSet], pending: dict[int, st
             models = train_groups(groups, settings, epoch_events, checkpoint=checkpoint, log=log_all)
             for f, model in zip(ready, models):
                 job.write(f, model, _history_table(model), pending[f])
-    except Exception as err:  # every fold of the batch failed with it
+                written.append(f)
+    except Exception as err:  # every fold of the batch not yet written failed with it
         for f in ready:
-            failed[f] = f"{type(err).__name__}: {err}"
+            if f not in written:
+                failed[f] = f"{type(err).__name__}: {err}"
     return failed
 
 
