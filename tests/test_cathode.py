@@ -81,22 +81,22 @@ def test_a_failed_fold_keeps_the_others_and_the_rerun_trains_only_it(cathode_fil
     monkeypatch.setenv(pipeline.FAULT_ENV, "*/folds/fold1.h5")
     lines = []
     with pytest.raises(RuntimeError, match=r"1 of 3 folds of w00 cathode-nn injection 300 seed 1 failed "
-                                           r"\(fold 1: RuntimeError: forced failure.*a rerun trains only the failed"):
+                                           r"\(seed 1 fold 1: RuntimeError: forced failure.*a rerun trains only the failed"):
         _train_folds(tmp_path, CONFIG, log=lines.append, flow_samples=tmp_path / "flow.h5")
     assert not (tmp_path / "scores.h5").exists()
     # fold 2 was still trained after fold 1 failed; fold 1's traceback is in its own log
     assert (tmp_path / "folds/fold0.h5").exists() and (tmp_path / "folds/fold2.h5").exists()
     assert not (tmp_path / "folds/fold1.h5").exists()
     assert "Traceback" in (tmp_path / "logs/fold1.log").read_text()
-    assert any(line.startswith("fold 1: FAILED: RuntimeError: forced failure") for line in lines)
+    assert any(line.startswith("seed 1 fold 1: FAILED: RuntimeError: forced failure") for line in lines)
     finished = {f: (tmp_path / f"folds/fold{f}.h5").stat().st_mtime_ns for f in (0, 2)}
 
     monkeypatch.delenv(pipeline.FAULT_ENV)
     lines.clear()
     _train_folds(tmp_path, CONFIG, log=lines.append, flow_samples=tmp_path / "flow.h5")
     assert [line.split(" (")[0] for line in lines] == \
-        ["fold 0: kept, finished earlier with the same data and settings", "fold 1: training",
-         "fold 2: kept, finished earlier with the same data and settings"]
+        ["seed 1 fold 0: kept, finished earlier with the same data and settings", "seed 1 fold 1: training",
+         "seed 1 fold 2: kept, finished earlier with the same data and settings"]
     assert {f: (tmp_path / f"folds/fold{f}.h5").stat().st_mtime_ns for f in (0, 2)} == finished
     assert len(read_table(tmp_path / "scores.h5", "scores")) == len(read_table(tmp / "split.h5", "data"))
     # folds 0 and 2 trained together, fold 1 alone: each is the network it is when all three train together
@@ -105,7 +105,7 @@ def test_a_failed_fold_keeps_the_others_and_the_rerun_trains_only_it(cathode_fil
     for name in ("split.h5", "flow.h5"):
         (together / name).symlink_to(tmp / name)
     _train_folds(together, CONFIG, flow_samples=together / "flow.h5")
-    assert "folds 0, 1, 2 as one batched model of 6 members" in (together / "logs/fold1.log").read_text()
+    assert "3 folds as one batched model of 6 members" in (together / "logs/fold1.log").read_text()
     for f in range(3):
         np.testing.assert_allclose(read_table(tmp_path / f"folds/fold{f}.h5", "scores")["score"],
                                    read_table(together / f"folds/fold{f}.h5", "scores")["score"], atol=1e-5)
@@ -114,7 +114,7 @@ def test_a_failed_fold_keeps_the_others_and_the_rerun_trains_only_it(cathode_fil
     lines.clear()
     longer = {**CONFIG, "classifier": {"nn": {**CONFIG["classifier"]["nn"], "epochs": 3}}}
     _train_folds(tmp_path, longer, log=lines.append, flow_samples=tmp_path / "flow.h5")
-    assert [line.split(" (")[0] for line in lines] == ["fold 0: training", "fold 1: training", "fold 2: training"]
+    assert [line.split(" (")[0] for line in lines] == [f"seed 1 fold {f}: training" for f in range(3)]
     assert len(read_table(tmp_path / "scores.h5", "history")) == 3 * 3
 
 
@@ -141,14 +141,62 @@ def test_tree_folds_train_one_after_another_and_a_failed_one_is_named(cathode_fi
     monkeypatch.setenv(pipeline.FAULT_ENV, "*/folds/fold1.h5")
     lines = []
     with pytest.raises(RuntimeError, match=r"1 of 3 folds of w00 idealized-bdt injection 300 seed 1 failed "
-                                           r"\(fold 1: RuntimeError: forced failure"):
+                                           r"\(seed 1 fold 1: RuntimeError: forced failure"):
         _train_folds(tmp_path, config, method="idealized-bdt", log=lines.append)
     assert (tmp_path / "folds/fold0.h5").exists() and (tmp_path / "folds/fold2.h5").exists()
     assert "Traceback" in (tmp_path / "logs/fold1.log").read_text()
-    assert "folds 0, 2 as one batched model" not in (tmp_path / "logs/fold2.log").read_text()
+    assert "as one batched model" not in (tmp_path / "logs/fold2.log").read_text()
     monkeypatch.delenv(pipeline.FAULT_ENV)
     lines.clear()
     _train_folds(tmp_path, config, method="idealized-bdt", log=lines.append)
     assert [line.split(" (")[0] for line in lines] == \
-        ["fold 0: kept, finished earlier with the same data and settings", "fold 1: training",
-         "fold 2: kept, finished earlier with the same data and settings"]
+        ["seed 1 fold 0: kept, finished earlier with the same data and settings", "seed 1 fold 1: training",
+         "seed 1 fold 2: kept, finished earlier with the same data and settings"]
+
+
+def test_the_seeds_of_a_window_share_one_model_and_each_fold_is_the_network_it_is_alone(cathode_files, tmp_path):
+    """One job per (window, method, injection): every seed's folds in one batched model."""
+    tmp, _ = cathode_files
+    pipeline.make_injection(CONFIG, tmp / "events.h5", 300, 2, tmp_path / "inj2.h5")
+    pipeline.split_window(CONFIG, tmp_path / "inj2.h5", tmp / "events.h5", "w00", tmp_path / "split2.h5")
+    splits = {1: tmp / "split.h5", 2: tmp_path / "split2.h5"}
+
+    def experiment(seed, where):
+        return pipeline.Experiment(splits[seed], where / f"scores{seed}.h5", where / f"folds{seed}", where / f"logs{seed}")
+
+    lines = []
+    pipeline.train_experiments(CONFIG, "idealized-nn", [experiment(1, tmp_path), experiment(2, tmp_path)],
+                               tmp_path / "ckpt", log=lines.append)
+    assert [line.split(" (")[0] for line in lines] == [f"seed {s} fold {f}: training" for s in (1, 2) for f in range(3)]
+    log = (tmp_path / "logs2/fold0.log").read_text()
+    assert ("6 folds as one batched model of 12 members (w00 idealized-nn injection 300: seed 1 folds 0, 1, 2; "
+            "seed 2 folds 0, 1, 2)") in log
+    assert (tmp_path / "logs1/fold2.log").read_text().splitlines()[:2] == log.splitlines()[:2]
+    for seed in (1, 2):
+        merged = read_table(tmp_path / f"scores{seed}.h5", "scores")
+        assert sorted(merged["event_id"]) == sorted(read_table(splits[seed], "data")["event_id"])
+    # seed 2 trained alone: the same networks, the same scores
+    alone = tmp_path / "alone"
+    pipeline.train_experiments(CONFIG, "idealized-nn", [experiment(2, alone)], alone / "ckpt", log=lambda s: None)
+    assert "3 folds as one batched model of 6 members (w00 idealized-nn injection 300: seed 2 folds 0, 1, 2)" in \
+        (alone / "logs2/fold0.log").read_text()
+    for f in range(3):
+        np.testing.assert_allclose(read_table(alone / f"folds2/fold{f}.h5", "scores")["score"],
+                                   read_table(tmp_path / f"folds2/fold{f}.h5", "scores")["score"], atol=1e-5)
+
+
+def test_epoch_length_is_the_largest_fold_rounded_up_to_the_batch_grid():
+    assert [pipeline.grid_batches(b) for b in (1, 2, 57, 99)] == [1, 2, 57, 99]  # every count up to about 100
+    grid = sorted({pipeline.grid_batches(b) for b in range(600, 700)})
+    assert all(0 < later - earlier <= 0.0101 * earlier + 1 for earlier, later in zip(grid, grid[1:]))
+    assert len(grid) < 20 and all(pipeline.grid_batches(b) >= b for b in range(1, 5000))
+    config = {**CONFIG, "classifier": {"nn": {"batch_size": 128, "validation_fraction": 0.2}}}
+
+    def epoch(*sizes):
+        return pipeline.nn_epoch_events(config, [pipeline.TrainingSet(np.zeros((n, 4)), np.zeros(n), np.ones(n))
+                                                 for n in sizes])
+
+    # largest training splits of 63,824 and 64,256 events (499 and 502 batches): both 503 batches on the grid,
+    # so the two seeds share one model; 64,400 events (504 batches) rounds up to 508
+    assert epoch(79_780, 79_000, 78_500) == epoch(78_000, 80_320) == 503 * 128
+    assert epoch(80_500, 79_000) == 508 * 128

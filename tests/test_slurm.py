@@ -80,7 +80,7 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
                              ",".join(job_id for _, _, job_id in jobs)], capture_output=True, text=True).stdout
     assert set(placed.split()) == {"debug|normal"}, placed
     failed = [(rule, wc) for rule, wc, job_id in jobs if states[job_id] != "COMPLETED"]
-    assert failed == [("train", "w01_cwola-nn_400_1")], states
+    assert failed == [("train", "w01_cwola-nn_400")], states
     assert not (results / "train/w01/cwola-nn/inj400_seed1/fold1.h5").exists()
     # the failed job's other fold is kept: it is not a declared output, so Snakemake does not delete it
     for done in ("train/w01/cwola-nn/inj400_seed1/fold0.h5", "train/w00/cwola-nn/inj400_seed1/fold1.h5",
@@ -106,10 +106,10 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
     # exactly the failed fold's training job and what depends on it went to SLURM; the rest of its
     # dependents are local; inside the job only the failed fold was trained
     assert sorted((rule, wc) for rule, wc, _ in rerun) == [("bumphunt", "cwola-nn_400_1"),
-                                                          ("train", "w01_cwola-nn_400_1")]
-    job_log = (results / "logs/train/w01/cwola-nn/inj400_seed1.log").read_text().splitlines()
+                                                          ("train", "w01_cwola-nn_400")]
+    job_log = (results / "logs/train/w01/cwola-nn/inj400.log").read_text().splitlines()
     assert [line.split(" (")[0] for line in job_log] == [
-        "fold 0: kept, finished earlier with the same data and settings", "fold 1: training"]
+        "seed 1 fold 0: kept, finished earlier with the same data and settings", "seed 1 fold 1: training"]
     assert set(sacct_states([job_id for _, _, job_id in rerun]).values()) == {"COMPLETED"}
     assert sorted(local_jobs(output)) == sorted(["scan", "plot_scan", "calibration", "sensitivity", "performance",
                                                  "loss_curves", "jobs", "all"])
@@ -148,7 +148,7 @@ def test_slurm_preempted_fold_resumes_from_its_checkpoint(cluster, tmp_path):
         try:
             def training_job():
                 found = [j for r, wc, j in submitted_jobs(output_path.read_text())
-                         if r == "train" and wc == "w00_cwola-nn_400_1"]
+                         if r == "train" and wc == "w00_cwola-nn_400"]
                 return found[0] if found else None
 
             job_id = wait_for("the fold's SLURM job", training_job, 300, run)
@@ -166,7 +166,7 @@ def test_slurm_preempted_fold_resumes_from_its_checkpoint(cluster, tmp_path):
                 run.wait(timeout=120)
     output = output_path.read_text()
     assert rc == 0, output[-3000:]
-    attempts = [j for r, wc, j in submitted_jobs(output) if r == "train" and wc == "w00_cwola-nn_400_1"]
+    attempts = [j for r, wc, j in submitted_jobs(output) if r == "train" and wc == "w00_cwola-nn_400"]
     assert len(attempts) == 2, attempts
     states = sacct_states(attempts)
     assert states[attempts[0]].startswith("CANCELLED") and states[attempts[1]] == "COMPLETED", states

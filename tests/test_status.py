@@ -86,18 +86,21 @@ def test_fold_trained_with_other_settings_is_stale_not_done(tmp_path):
 def test_interrupted_folds_trained_together_name_their_shared_checkpoint(tmp_path):
     workdir = make_workdir(tmp_path, {**TINY, "methods": ["cwola-nn"], "injections": [400]})
     results = workdir / "results" / "tiny"
+    checkpoint = results / "checkpoints/w00/cwola-nn/inj400/batch-0123456789abcdef.ckpt"
     for fold in (0, 1):
         log = results / f"logs/train/w00/cwola-nn/inj400_seed1/fold{fold}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text("w00 cwola-nn injection 400 seed 1: folds 0, 1 as one batched model of 8 members\n"
-                       "epoch 1/8: ...\nepoch 2/8: ...\nepoch 3/8: ...\n")
-    checkpoint = results / "checkpoints/w00/cwola-nn/inj400_seed1/fold0-1.ckpt"
+        log.write_text(f"2 folds as one batched model of 8 members (w00 cwola-nn injection 400: seed 1 folds 0, 1)\n"
+                       f"checkpoint: {checkpoint}\nepoch 1/8: ...\nepoch 2/8: ...\nepoch 3/8: ...\n")
+    text, counts = report(workdir, Path("config/config.yaml"), "profiles/local")
+    for fold in (0, 1):  # the checkpoint is not written yet
+        assert (f"interrupted window w00 method cwola-nn injection 400 seed 1 fold {fold}: stopped after 3 logged "
+                "epochs: running") in text
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b"")
     text, counts = report(workdir, Path("config/config.yaml"), "profiles/local")
     for fold in (0, 1):
         assert (f"interrupted window w00 method cwola-nn injection 400 seed 1 fold {fold}: stopped after 3 logged "
                 "epochs (checkpoint saved)") in text
-    # w01 was never started: no checkpoint named
     assert "missing     window w01 method cwola-nn injection 400 seed 1 fold 0: not started" in text
     assert counts["interrupted"] == 2

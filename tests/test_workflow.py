@@ -67,17 +67,17 @@ def tiny_run(tmp_path_factory):
 
 
 def test_dry_run_fans_out_over_every_pseudo_experiment(tmp_path):
-    workdir = make_workdir(tmp_path, TINY)
+    workdir = make_workdir(tmp_path, {**TINY, "seeds": [1, 2]})
     result = snakemake(workdir, "-n")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    # windows x methods x injections x seeds: one training job trains all folds of its pseudo-experiment
-    assert counts["train"] == 2 * 3 * 2 * 1
+    # windows x methods x injections: one training job trains all folds of all seeds as one model
+    assert counts["train"] == 2 * 3 * 2
     # one bump-hunt job per scan (method x injection x seed) covers every window
-    assert counts["bumphunt"] == 3 * 2 * 1
+    assert counts["bumphunt"] == 3 * 2 * 2
     assert "merge_folds" not in counts
     # one CATHODE flow per window x injection x seed, shared by its folds
-    assert counts["flow"] == counts["split"] == 2 * 2 and counts["inject"] == 2
+    assert counts["flow"] == counts["split"] == 2 * 2 * 2 and counts["inject"] == 2 * 2
 
 
 def test_tiny_scan_end_to_end(tiny_run):
@@ -189,9 +189,9 @@ def test_rerun_only_the_failed_fold(tmp_path):
     changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
     assert changed == set(), f"finished outputs were rewritten: {changed}"
     assert failed_output.exists() and (results / "pvalue_scan.csv").exists()
-    job_log = (results / "logs/train/w01/cwola-nn/inj400_seed1.log").read_text().splitlines()
+    job_log = (results / "logs/train/w01/cwola-nn/inj400.log").read_text().splitlines()
     assert [line.split(" (")[0] for line in job_log] == [
-        "fold 0: kept, finished earlier with the same data and settings", "fold 1: training"]
+        "seed 1 fold 0: kept, finished earlier with the same data and settings", "seed 1 fold 1: training"]
     status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],
                             capture_output=True, text=True)
     assert status.returncode == 0 and "24 done, 0 failed" in status.stdout

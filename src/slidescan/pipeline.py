@@ -162,139 +162,212 @@ def closure_auc(data: np.ndarray, samples: np.ndarray, seed: int) -> float:
     return float(roc_auc_score(y[test], clf.predict_proba(x[test])[:, 1]))
 
 
+@dataclasses.dataclass
+class Experiment:
+    """One pseudo-experiment (seed) of a training job: its window events, merged output and fold files."""
+
+    split: Path
+    out: Path
+    folds_dir: Path
+    logs_dir: Path
+    flow_samples: Path | None = None
+
+
 def train_folds(config: dict, split: str | os.PathLike, method: str, out: str | os.PathLike,
                 folds_dir: str | os.PathLike, logs_dir: str | os.PathLike, checkpoints_dir: str | os.PathLike,
                 log: Callable[[str], None] = print, flow_samples: str | os.PathLike | None = None) -> None:
-    """Train every fold of one window, method and pseudo-experiment in one job; write the merged scores.
+    """The folds of one pseudo-experiment (``train_experiments`` with one experiment)."""
+    experiment = Experiment(Path(split), Path(out), Path(folds_dir), Path(logs_dir),
+                            Path(flow_samples) if flow_samples else None)
+    train_experiments(config, method, [experiment], checkpoints_dir, log)
 
-    One job per pseudo-experiment, not per fold: SLURM and Python start-up are paid once for all k
-    folds, and the DAG is k times smaller. Neural-network folds train together as one batched
-    model (``train.train_groups``), each fold's network the one it would be alone, up to
+
+def train_experiments(config: dict, method: str, experiments: list[Experiment],
+                      checkpoints_dir: str | os.PathLike, log: Callable[[str], None] = print) -> None:
+    """Train every fold of every seed of one window, method and injection in one job; write each seed's scores.
+
+    One job per (window, method, injection), not per fold or seed: SLURM and Python start-up are
+    paid once, the DAG is seeds x k times smaller, and network folds of all seeds train together as
+    one batched model (``train.train_groups``), each the network it would be alone, up to
     floating-point rounding. A fold's result (``folds_dir/fold<k>.h5``, with its own log) is not a
     declared output, so Snakemake never deletes it: when a fold fails, the job still trains the
     others and then fails naming the failed ones, and the rerun keeps every finished fold whose data
     and settings are unchanged and trains only the rest.
     """
-    window_data, references, attrs = _window_inputs(split, method, flow_samples)
-    folds_dir, logs_dir, checkpoints_dir = Path(folds_dir), Path(logs_dir), Path(checkpoints_dir)
     k = int(config["folds"]["k"])
     _, backend = parse_method(method)
-    fold_files = [folds_dir / f"fold{fold}.h5" for fold in range(k)]
-    sets = [training_set(method, window_data, references, fold) for fold in range(k)]
-    epoch_events = nn_epoch_events(config, sets) if backend == "nn" else None
-    pending = {}
-    for fold, (path, ts) in enumerate(zip(fold_files, sets)):
-        identity = fold_identity(config, method, ts, window_data, references, attrs, fold, epoch_events)
-        if path.exists() and read_attrs(path).get("fingerprint") == identity:
-            log(f"fold {fold}: kept, finished earlier with the same data and settings ({path})")
-            continue
-        log(f"fold {fold}: training (log: {logs_dir / f'fold{fold}.log'})")
-        pending[fold] = identity
-    job = FoldJob(config, method, window_data, references, attrs, fold_files, logs_dir)
+    checkpoints_dir = Path(checkpoints_dir)
+    jobs, pending = [], []
+    for experiment in experiments:
+        job = FoldJob.load(config, method, experiment, k)
+        jobs.append(job)
+        for fold, (path, ts) in enumerate(zip(job.fold_files, job.sets)):
+            identity = fold_identity(config, method, ts, job.window_data, job.references, job.attrs, fold,
+                                     job.epoch_events)
+            if path.exists() and read_attrs(path).get("fingerprint") == identity:
+                log(f"{job.name(fold)}: kept, finished earlier with the same data and settings ({path})")
+                continue
+            log(f"{job.name(fold)}: training (log: {job.fold_log(fold)})")
+            pending.append((job, fold, identity))
     if backend == "nn":
-        failed = _train_nn_folds(job, sets, pending, epoch_events, checkpoints_dir)
+        failed = _train_nn_folds(config, pending, checkpoints_dir)
     else:
         failed = {}
-        for fold, identity in pending.items():
-            with _recorded(failed, fold), _fold_log(job.fold_log(fold)) as flog:
-                train_fold(config, sets[fold], window_data, references, attrs, method, fold, fold_files[fold],
-                           checkpoint=checkpoints_dir / f"fold{fold}.ckpt", log=flog, identity=identity)
-    for fold, reason in failed.items():
-        log(f"fold {fold}: FAILED: {reason} (traceback in {job.fold_log(fold)})")
+        for job, fold, identity in pending:
+            checkpoint = checkpoints_dir / f"seed{job.attrs['seed']}_fold{fold}.ckpt"
+            with _recorded(failed, job, fold), _fold_log(job.fold_log(fold)) as flog:
+                flog(f"checkpoint: {checkpoint}")
+                train_fold(config, job.sets[fold], job.window_data, job.references, job.attrs, method, fold,
+                           job.fold_files[fold], checkpoint=checkpoint, log=flog, identity=identity)
+    for (job, fold), reason in failed.items():
+        log(f"{job.name(fold)}: FAILED: {reason} (traceback in {job.fold_log(fold)})")
     if failed:
-        listing = "; ".join(f"fold {f}: {reason}" for f, reason in failed.items())
-        raise RuntimeError(f"{len(failed)} of {k} folds of {attrs['window']} {method} injection {attrs['injection']} "
-                           f"seed {attrs['seed']} failed ({listing}). The {k - len(failed)} finished folds are kept "
-                           f"in {folds_dir}; a rerun trains only the failed ones.")
-    merge_folds([str(p) for p in fold_files], out)
+        first = jobs[0].attrs
+        seeds = ", ".join(str(job.attrs["seed"]) for job in jobs)
+        listing = "; ".join(f"{job.name(fold)}: {reason}" for (job, fold), reason in failed.items())
+        raise RuntimeError(f"{len(failed)} of {k * len(jobs)} folds of {first['window']} {method} injection "
+                           f"{first['injection']} seed {seeds} failed ({listing}). The {k * len(jobs) - len(failed)} "
+                           f"finished folds are kept in {', '.join(str(e.folds_dir) for e in experiments)}; a rerun "
+                           "trains only the failed ones.")
+    for job in jobs:
+        merge_folds([str(p) for p in job.fold_files], job.experiment.out)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class FoldJob:
-    """What every fold of one training job shares: its window, method, pseudo-experiment and files."""
+    """One pseudo-experiment's inputs, training sets and fold files, shared by its folds."""
 
     config: dict
     method: str
+    experiment: Experiment
     window_data: pd.DataFrame
     references: dict[str, pd.DataFrame]
     attrs: dict
-    fold_files: list[Path]
-    logs_dir: Path
+    sets: list[TrainingSet]
+    epoch_events: int | None
+
+    @classmethod
+    def load(cls, config: dict, method: str, experiment: Experiment, k: int) -> "FoldJob":
+        window_data, references, attrs = _window_inputs(experiment.split, method, experiment.flow_samples)
+        sets = [training_set(method, window_data, references, fold) for fold in range(k)]
+        epoch_events = nn_epoch_events(config, sets) if parse_method(method)[1] == "nn" else None
+        return cls(config, method, experiment, window_data, references, attrs, sets, epoch_events)
+
+    @property
+    def fold_files(self) -> list[Path]:
+        return [Path(self.experiment.folds_dir) / f"fold{fold}.h5" for fold in range(len(self.sets))]
 
     def fold_log(self, fold: int) -> Path:
-        return self.logs_dir / f"fold{fold}.log"
+        return Path(self.experiment.logs_dir) / f"fold{fold}.log"
+
+    def name(self, fold: int) -> str:
+        return f"seed {self.attrs['seed']} fold {fold}"
 
     def write(self, fold: int, model, history: pd.DataFrame, identity: str) -> None:
         _write_fold_result(self.config, model, history, self.window_data, self.references, self.attrs, self.method,
                            fold, self.fold_files[fold], identity)
 
 
-def nn_epoch_events(config: dict, sets: list[TrainingSet]) -> int:
-    """Events per epoch of every fold's members: the largest fold's training split.
+# epochs are rounded up to this grid of batch counts, ceil(1.01**j): at most 1 % more steps
+EPOCH_GRID = 1.01
 
-    Fixed by the job's data alone, not by which folds train together, so a fold rerun alone takes
-    the very steps it would have taken with the others.
+
+def nn_epoch_events(config: dict, sets: list[TrainingSet]) -> int:
+    """Events per epoch of every member of a pseudo-experiment's folds.
+
+    The largest fold's training split, rounded up to whole batches and then to the next count of
+    batches on the grid ``ceil(1.01**j)``. Fixed by the pseudo-experiment's data alone, not by which
+    folds or seeds train together, so a fold rerun alone takes the very steps it took with the
+    others; the grid gives the seeds of a window (a few hundred events apart) the same length, so
+    they can share one batched model.
     """
     from .train import n_train_events
 
     settings = _backend_settings("nn", config)
-    return max(n_train_events(len(ts.y), settings) for ts in sets)
+    largest = max(n_train_events(len(ts.y), settings) for ts in sets)
+    return grid_batches(-(-largest // settings.batch_size)) * settings.batch_size
 
 
-def _train_nn_folds(job: FoldJob, sets: list[TrainingSet], pending: dict[int, str], epoch_events: int,
-                    checkpoints_dir: Path) -> dict[int, str]:
-    """Train the pending folds as one batched model; each fold's log gets the shared epoch lines.
+def grid_batches(batches: int) -> int:
+    """The smallest ``ceil(EPOCH_GRID**j)`` that is at least ``batches`` (every count up to about 100)."""
+    j = max(0, int(np.log(batches) / np.log(EPOCH_GRID)) - 2)
+    while int(np.ceil(EPOCH_GRID ** j)) < batches:
+        j += 1
+    return int(np.ceil(EPOCH_GRID ** j))
+
+
+def _train_nn_folds(config: dict, pending: list[tuple[FoldJob, int, str]],
+                    checkpoints_dir: Path) -> dict[tuple[FoldJob, int], str]:
+    """Train the pending folds as batched models, one per epoch length (usually one for the whole job).
 
     Returns the failed folds and their errors: a fold whose own check fails is left out, and when
-    the batched training fails, every fold in it has failed.
+    a batched training fails, every fold in it not yet written has failed.
     """
+    failed = {}
+    buckets: dict[int, list[tuple[FoldJob, int, str]]] = {}
+    for job, fold, identity in pending:
+        with _recorded(failed, job, fold), _fold_log(job.fold_log(fold)):
+            check_forced_failure(job.fold_files[fold])
+            buckets.setdefault(job.epoch_events, []).append((job, fold, identity))
+    for epoch_events, batch in buckets.items():
+        _train_nn_batch(config, batch, epoch_events, checkpoints_dir, failed)
+    return failed
+
+
+def _train_nn_batch(config: dict, batch: list[tuple[FoldJob, int, str]], epoch_events: int, checkpoints_dir: Path,
+                    failed: dict) -> None:
+    """One batched model of folds with the same epoch length; every fold's log gets the shared epoch lines."""
     from .train import TrainingGroup, train_groups
 
-    failed = {}
-    ready = []
-    for fold in pending:
-        with _recorded(failed, fold), _fold_log(job.fold_log(fold)):
-            check_forced_failure(job.fold_files[fold])
-            ready.append(fold)
-    if not ready:
-        return failed
-    settings = _backend_settings("nn", job.config)
-    groups = [TrainingGroup(sets[f].x, sets[f].y, sets[f].weight,
-                            _member_seeds(job.config, job.attrs, job.method, f, settings.members), f"fold{f}")
-              for f in ready]
-    checkpoint = checkpoints_dir / ("fold" + "-".join(map(str, ready)) + ".ckpt")
+    settings = _backend_settings("nn", config)
+    groups = [TrainingGroup(job.sets[f].x, job.sets[f].y, job.sets[f].weight,
+                            _member_seeds(config, job.attrs, job.method, f, settings.members),
+                            f"s{job.attrs['seed']}f{f}")
+              for job, f, _ in batch]
+    # named by its folds: a rerun of the same folds resumes from it
+    checkpoint = checkpoints_dir / ("batch-" + content_hash(extra=[g.name for g in groups])[:16] + ".ckpt")
     written = []
     try:
         with contextlib.ExitStack() as logs:  # each fold's log gets the traceback of a failure too
-            fold_logs = [logs.enter_context(_fold_log(job.fold_log(f), append=True)) for f in ready]
+            fold_logs = [logs.enter_context(_fold_log(job.fold_log(f), append=True)) for job, f, _ in batch]
 
             def log_all(message: str) -> None:
                 for flog in fold_logs:
                     flog(message)
 
-            log_all(f"{job.attrs['window']} {job.method} injection {job.attrs['injection']} seed {job.attrs['seed']}: "
-                    f"folds {', '.join(map(str, ready))} as one batched model of {len(ready) * settings.members} "
-                    f"members, {epoch_events} events per member-epoch")
-            for f in ready:
-                log_all(f"fold {f}: {int(sets[f].y.sum())} label-1 vs {int((1 - sets[f].y).sum())} reference events")
+            attrs = batch[0][0].attrs
+            log_all(f"{len(batch)} folds as one batched model of {len(batch) * settings.members} members "
+                    f"({attrs['window']} {batch[0][0].method} injection {attrs['injection']}: "
+                    f"{'; '.join(_folds_by_seed(batch))}), {epoch_events} events per member-epoch")
+            log_all(f"checkpoint: {checkpoint}")
+            for job, f, _ in batch:
+                log_all(f"{job.name(f)}: {int(job.sets[f].y.sum())} label-1 vs {int((1 - job.sets[f].y).sum())} "
+                        "reference events")
             models = train_groups(groups, settings, epoch_events, checkpoint=checkpoint, log=log_all)
-            for f, model in zip(ready, models):
-                job.write(f, model, _history_table(model), pending[f])
-                written.append(f)
+            for (job, f, identity), model in zip(batch, models):
+                job.write(f, model, _history_table(model), identity)
+                written.append((job, f))
     except Exception as err:  # every fold of the batch not yet written failed with it
-        for f in ready:
-            if f not in written:
-                failed[f] = f"{type(err).__name__}: {err}"
-    return failed
+        for job, f, _ in batch:
+            if (job, f) not in written:
+                failed[(job, f)] = f"{type(err).__name__}: {err}"
+
+
+def _folds_by_seed(batch) -> list[str]:
+    """``seed 1 folds 0, 1, 2`` per seed of a batch."""
+    seeds: dict[int, list[int]] = {}
+    for job, f, _ in batch:
+        seeds.setdefault(job.attrs["seed"], []).append(f)
+    return [f"seed {s} folds {', '.join(map(str, folds))}" for s, folds in seeds.items()]
 
 
 @contextlib.contextmanager
-def _recorded(failed: dict[int, str], fold: int):
+def _recorded(failed: dict, job: FoldJob, fold: int):
     """Record a fold's error instead of raising it: the job's other folds still train."""
     try:
         yield
     except Exception as err:
-        failed[fold] = f"{type(err).__name__}: {err}"
+        failed[(job, fold)] = f"{type(err).__name__}: {err}"
 
 
 @contextlib.contextmanager

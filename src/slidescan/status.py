@@ -7,6 +7,7 @@ log, and its checkpoint. So it answers on a login node while a scan is still run
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def fold_states(workdir: Path, config: dict) -> list[FoldState]:
                         rel = f"{window}/{method}/inj{injection}_seed{seed}/fold{fold}"
                         output = results / "train" / f"{rel}.h5"
                         log = results / "logs" / "train" / f"{rel}.log"
-                        state, reason = _classify(output, log, fold_checkpoint(results / "checkpoints" / Path(rel).parent, fold))
+                        state, reason = _classify(output, log, logged_checkpoint(log))
                         if state == "done":
                             state, reason = _settings_check(output, config, window, method, injection, seed, fold)
                         target = results / "scores" / window / method / f"inj{injection}_seed{seed}.h5"
@@ -78,13 +79,12 @@ def fold_states(workdir: Path, config: dict) -> list[FoldState]:
     return states
 
 
-def fold_checkpoint(experiment_dir: Path, fold: int) -> Path:
-    """The checkpoint holding ``fold``: ``fold<k>.ckpt``, or ``fold0-1-2.ckpt`` of folds trained together."""
-    if experiment_dir.is_dir():
-        for path in sorted(experiment_dir.glob("fold*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True):
-            if str(fold) in path.stem.removeprefix("fold").split("-"):
-                return path
-    return experiment_dir / f"fold{fold}.ckpt"
+def logged_checkpoint(log: Path) -> Path | None:
+    """The checkpoint a fold's log names (``checkpoint: <path>``); folds trained together share one."""
+    if not log.exists():
+        return None
+    found = re.findall(r"^checkpoint: (.+)$", log.read_text(errors="replace"), re.M)
+    return Path(found[-1]) if found else None
 
 
 def flow_states(workdir: Path, config: dict) -> list[FoldState]:
@@ -115,7 +115,7 @@ def bumphunt_states(workdir: Path, config: dict) -> list[FoldState]:
                 rel = f"{method}/inj{injection}_seed{seed}"
                 output = results / "bumphunt" / f"{rel}.csv"
                 log = results / "logs" / "bumphunt" / f"{rel}.log"
-                state, reason = _classify(output, log)
+                state, reason = _classify(output, log, epochs=False)
                 states.append(FoldState("all", method, int(injection), int(seed), None, state, reason, output, log,
                                         output, job="bumphunt"))
     return states
@@ -131,9 +131,13 @@ def jobs_table(workdir: Path, config: dict):
     for f in flow_states(workdir, config) + fold_states(workdir, config):
         text = f.log.read_text(errors="replace") if f.log.exists() else ""
         seconds = [float(x) for x in re.findall(r"^(?:flow )?epoch \d+/\d+:.*\(([\d.]+) s\)$", text, re.M)]
+        # folds trained as one batched model share its epochs: each is given its share of the seconds
+        sharing = re.findall(r"^(\d+) folds as one batched model", text, re.M)
+        share = 1 / int(sharing[-1]) if sharing else 1.0
         rows.append({"job": f.job, "window": f.window, "method": f.method,
                      "injection": f.injection, "seed": f.seed, "fold": "" if f.fold is None else f.fold,
-                     "state": f.state, "epochs": len(seconds), "train_seconds": round(sum(seconds), 2),
+                     "state": f.state, "epochs": len(seconds), "train_seconds": round(share * sum(seconds), 2),
+                     "batch_folds": int(sharing[-1]) if sharing else 1,
                      "reason": f.reason, "log": str(f.log.relative_to(workdir))})
     return pd.DataFrame(rows)
 
@@ -163,7 +167,7 @@ def _settings_check(output: Path, config: dict, window: str, method: str, inject
                      "the next run retrains it")
 
 
-def _classify(output: Path, log: Path, checkpoint: Path | None = None) -> tuple[str, str]:
+def _classify(output: Path, log: Path, checkpoint: Path | None = None, epochs: bool = True) -> tuple[str, str]:
     if output.exists():
         return "done", ""
     if not log.exists():
@@ -173,11 +177,11 @@ def _classify(output: Path, log: Path, checkpoint: Path | None = None) -> tuple[
         errors = [line for line in text if line and not line.startswith(" ") and ":" in line
                   and not line.startswith(("Traceback", "epoch ", "flow epoch "))]
         return "failed", errors[-1] if errors else "see log"
-    if checkpoint is None:  # a job without epochs (bump hunt)
+    if not epochs:  # a job without epochs (bump hunt)
         return "interrupted", "no result: running, killed or timed out"
-    epochs = sum(line.startswith(("epoch ", "flow epoch ")) for line in text)
-    saved = " (checkpoint saved)" if checkpoint.exists() else ""
-    return "interrupted", f"stopped after {epochs} logged epochs{saved}: running, killed or timed out"
+    logged = sum(line.startswith(("epoch ", "flow epoch ")) for line in text)
+    saved = " (checkpoint saved)" if checkpoint is not None and checkpoint.exists() else ""
+    return "interrupted", f"stopped after {logged} logged epochs{saved}: running, killed or timed out"
 
 
 def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:

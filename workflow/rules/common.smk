@@ -11,6 +11,8 @@ METHODS = list(config["methods"])
 INJECTIONS = [int(i) for i in config["injections"]]
 SEEDS = [int(s) for s in config["seeds"]]
 EXPERIMENT = "inj{injection}_seed{seed}"
+# the merged out-of-fold scores of one window, method and pseudo-experiment
+SCORES = f"{RESULTS}/scores/{{window}}/{{method}}/{EXPERIMENT}.h5"
 # where the injected signal sits (for the sensitivity curve and the plots' marker)
 TRUTH_MASS = float(config.get("truth_mass", config["data"].get("synthetic", {}).get("model", {}).get("m_wprime", 3.5)))
 # the window whose SR centre is nearest to it: where ROC, SIC and loss curves are drawn

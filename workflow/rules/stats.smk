@@ -1,7 +1,7 @@
 rule bumphunt:
     """One scan (method, pseudo-experiment) in every window: a job per scan, not per window (pipeline.run_bumphunt)."""
     input:
-        expand(rules.train.output[0], window=WINDOWS, allow_missing=True),
+        expand(SCORES, window=WINDOWS, allow_missing=True),
     output:
         table=f"{RESULTS}/bumphunt/{{method}}/{EXPERIMENT}.csv",
         spectra=report(
