@@ -2,8 +2,9 @@
 
     python benchmarks/fullscale.py --scale cpu  --json benchmarks/results/fullscale_cpu.jsonl
     python benchmarks/fullscale.py --scale full --json benchmarks/results/fullscale_gpu.jsonl   # one GPU
-    python benchmarks/fullscale.py --scale full --seeds 1    # a tenth of it: every seed is an independent
-                                                             # pseudo-experiment, so time scales with seeds
+    python benchmarks/fullscale.py --scale full --seeds 1    # a tenth of the pseudo-experiments: flows scale
+                                                             # with seeds; classifiers less, since a training
+                                                             # job's seeds share one batched model
 
 The scan: 10 sliding windows (SR 0.4 TeV from 3.0 to 4.8 TeV, 0.6 TeV sidebands) x 5 folds x 10 seeds
 x 3 methods (cwola-nn, cathode-nn, idealized-nn) x 5 injections, on synthetic data of LHCO size

@@ -91,7 +91,8 @@ def test_interrupted_folds_trained_together_name_their_shared_checkpoint(tmp_pat
         log = results / f"logs/train/w00/cwola-nn/inj400_seed1/fold{fold}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(f"2 folds as one batched model of 8 members (w00 cwola-nn injection 400: seed 1 folds 0, 1)\n"
-                       f"checkpoint: {checkpoint}\nepoch 1/8: ...\nepoch 2/8: ...\nepoch 3/8: ...\n")
+                       f"checkpoint: {checkpoint}\n"
+                       + "".join(f"epoch {e}/8: train loss 0.6 val loss 0.6 (3.00 s)\n" for e in (1, 2, 3)))
     text, counts = report(workdir, Path("config/config.yaml"), "profiles/local")
     for fold in (0, 1):  # the checkpoint is not written yet
         assert (f"interrupted window w00 method cwola-nn injection 400 seed 1 fold {fold}: stopped after 3 logged "
@@ -104,3 +105,10 @@ def test_interrupted_folds_trained_together_name_their_shared_checkpoint(tmp_pat
                 "epochs (checkpoint saved)") in text
     assert "missing     window w01 method cwola-nn injection 400 seed 1 fold 0: not started" in text
     assert counts["interrupted"] == 2
+    # the batch's 9 s of epochs are shared by its 2 folds: jobs.csv gives each its half
+    from slidescan.status import jobs_table, load_config
+
+    jobs = jobs_table(workdir, load_config(workdir, Path("config/config.yaml")))
+    trained = jobs[(jobs["window"] == "w00") & (jobs["job"] == "train")]
+    assert trained["train_seconds"].tolist() == [4.5, 4.5] and trained["batch_folds"].tolist() == [2, 2]
+    assert trained["epochs"].tolist() == [3, 3]
