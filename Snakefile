@@ -1,7 +1,10 @@
-# slidescan: sliding-window weakly supervised resonance search. Logic lives in src/slidescan.
+# slidescan: sliding-window anomaly searches. Logic lives in src/slidescan, every path in slidescan.layout.
 import os
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from slidescan.config import validate
+from slidescan.settings import ScanSettings
 
 min_version("9.0")
 
@@ -9,18 +12,20 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
-
-
-# the landing page: the summary `slidescan report` writes from the results, else the static description
-_SUMMARY = f"results/{config['scan']}/summary.rst"
-
-
-report: _SUMMARY if os.path.exists(_SUMMARY) else "workflow/report/workflow.rst"
+# the plugins, the schema with every method's, model's and backend's section, the defaults: once, here
+validate(config, source=", ".join(map(str, workflow.configfiles)) or "config")
+SETTINGS = ScanSettings.from_config(config)
 
 
 include: "workflow/rules/common.smk"
+
+
+# the landing page: the summary `slidescan report` writes from the results, else the static description
+report: str(LAYOUT.summary()) if LAYOUT.summary().exists() else "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/report.smk"
@@ -37,15 +42,14 @@ localrules:
     window_map,
     performance,
     loss_curves,
-    flow_loss_curves,
     jobs,
 
 
 rule all:
     input:
-        f"{RESULTS}/windows.csv",
-        f"{RESULTS}/pvalue_scan.csv",
+        LAYOUT.windows(),
+        LAYOUT.pvalue_scan(),
         scan_plots(),
-        f"{RESULTS}/calibration.csv",
-        f"{RESULTS}/plots/sensitivity.png",
+        LAYOUT.calibration(),
+        LAYOUT.sensitivity_plot(),
         report_figures(),

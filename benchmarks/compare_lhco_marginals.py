@@ -20,7 +20,7 @@ from slidescan.seeds import rng  # noqa: E402
 
 def main(lhco_dir: str, out: str) -> None:
     real = data.read_cathode_npy(f"{lhco_dir}/innerdata_train.npy")
-    model = data.SyntheticModel()
+    model = data.SyntheticModel.from_config({})
     bkg = data.generate_background(600_000, model, rng(1, "compare"))
     bkg = bkg[bkg["mjj"].between(3.3, 3.7)]
     sig = data.generate_signal(20_000, model, rng(1, "compare-signal"))

@@ -27,7 +27,7 @@ WINDOW = Window(0, 2.7, 3.3, 3.7, 4.3)
 
 
 def window_events(n: int, seed: int) -> np.ndarray:
-    m = data.generate_background(n, data.SyntheticModel(), rng(seed, "coverage"))["mjj"].to_numpy()
+    m = data.generate_background(n, data.SyntheticModel.from_config({}), rng(seed, "coverage"))["mjj"].to_numpy()
     return m[(m >= WINDOW.sb_lo) & (m < WINDOW.sb_hi)]
 
 
@@ -50,7 +50,7 @@ def main() -> None:
             continue
         p0.append(res.p0)
         z.append(res.z)
-        sig = data.generate_signal(args.signal, data.SyntheticModel(), rng(toy, "coverage-signal"))["mjj"].to_numpy()
+        sig = data.generate_signal(args.signal, data.SyntheticModel.from_config({}), rng(toy, "coverage-signal"))["mjj"].to_numpy()
         s_true = int(((sig >= WINDOW.sr_lo) & (sig < WINDOW.sr_hi)).sum())
         both = np.concatenate([mjj, sig[(sig >= WINDOW.sb_lo) & (sig < WINDOW.sb_hi)]])
         planted = bump_hunt(both, np.zeros_like(both), WINDOW, [1.0], 0.05, fit)[0]

@@ -3,11 +3,11 @@
     python benchmarks/epoch_grid.py [--scale full|cpu] [--batch-size 1024] [--json FILE]
 
 A training job (one window, method and injection) trains every seed's folds as one model when
-their epoch lengths (``pipeline.nn_epoch_events``: the largest fold's training split, rounded up
+their epoch lengths (``backends.nn.nn_epoch_events``: the largest fold's training split, rounded up
 to the grid of batch counts ``ceil(1.01**j)``) agree; seeds on another grid point train as a
 further model of the job. This builds issue 6's full-scale scan in memory, with the same data,
 injections, folds and windows as ``benchmarks/fullscale.py`` (the flow samples' count and folds as
-``pipeline.fit_flow`` makes them, without training a flow), and counts the models per job and the
+the sideband flow model makes them, without training a flow), and counts the models per job and the
 extra draws the rounding adds. Nothing is trained and nothing is written.
 """
 
@@ -28,10 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fullscale import SCALES, SHAPE, WINDOWS  # noqa: E402  (the scan's shape, one place)
 
 from slidescan import data as data_mod  # noqa: E402
+from slidescan.backends.nn import NNSettings, n_train_events, nn_epoch_events  # noqa: E402
 from slidescan.methods import TrainingSet  # noqa: E402
-from slidescan.pipeline import nn_epoch_events  # noqa: E402
 from slidescan.seeds import rng  # noqa: E402
-from slidescan.train import NNSettings, n_train_events  # noqa: E402
 from slidescan.windows import REGION_SR, assign_folds, window_grid  # noqa: E402
 
 
@@ -48,8 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     scale = SCALES[args.scale]
     batch = args.batch_size or scale["nn"]["batch_size"]
-    config = {"classifier": {"nn": {"batch_size": batch}}}
-    settings = NNSettings(batch_size=batch)
+    settings = NNSettings.from_config(dict(batch_size=batch))
     k, base, oversampling = SHAPE["folds"], 1, 4
     started = time.time()
     model = data_mod.SyntheticModel.from_config(None)
@@ -81,7 +79,7 @@ def main() -> None:
                     "cathode-nn": (sr_folds.sum() - sr_folds) + (sample_folds.sum() - sample_folds),
                 }
                 for method, per_fold in sizes.items():
-                    events = nn_epoch_events(config, [sized(int(n)) for n in per_fold])
+                    events = nn_epoch_events(settings, [sized(int(n)) for n in per_fold])
                     epochs[(w.name, method, injection, seed)] = events
                     padding.append(events / max(n_train_events(int(n), settings) for n in per_fold) - 1)
     models = Counter()

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from slidescan.data import FEATURES, SyntheticModel, generate_background
-from slidescan.flows import FlowSettings, train_flow
+from slidescan.density.flows import FlowSettings, train_flow
 from slidescan.seeds import rng
 from slidescan.windows import REGION_SR, Window
 
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--json", help="append results to this JSON-lines file")
     args = parser.parse_args()
 
-    bkg = generate_background(args.n_background, SyntheticModel(), rng(1, "background"))
+    bkg = generate_background(args.n_background, SyntheticModel.from_config({}), rng(1, "background"))
     window = Window(1, 2.7, 3.3, 3.7, 4.3)
     region = window.region(bkg["mjj"].to_numpy())
     sb = bkg[(region != REGION_SR) & (region != 2)]

@@ -5,7 +5,7 @@
 
 Builds ``folds x seeds`` training sets of about ``--events`` events each (sizes differ by a few
 hundred, as the folds of a window do), then trains them (a) one set after another, as a training
-job did before, and (b) as one batched model (``slidescan.train.train_groups``), as it does now.
+job did before, and (b) as one batched model (``slidescan.backends.nn.engine.train_groups``), as it does now.
 Prints one JSON line: seconds and network-epochs per second of each (median epoch after the first,
 which holds the CUDA graph capture), the speed-up, and the largest difference between the two
 ways' predictions (they are the same networks). ``--seeds 10`` times what one model per (window,
@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from slidescan.train import NNSettings, TrainingGroup, n_train_events, train_groups
+from slidescan.backends.nn.engine import NNSettings, TrainingGroup, n_train_events, train_groups
 
 
 def training_sets(n_sets: int, events: int, members: int, seed: int = 0) -> list[TrainingGroup]:
@@ -64,8 +64,8 @@ def main() -> None:
     parser.add_argument("--json", help="append the result line to this file")
     args = parser.parse_args()
 
-    settings = NNSettings(members=args.members, epochs=args.epochs, batch_size=args.batch_size, n_best=0,
-                          precision=args.precision, device=args.device, threads=args.threads)
+    settings = NNSettings.from_config(dict(members=args.members, epochs=args.epochs, batch_size=args.batch_size, n_best=0,
+                          precision=args.precision, device=args.device, threads=args.threads))
     groups = training_sets(args.folds * args.seeds, args.events, args.members)
     epoch_events = max(n_train_events(len(g.y), settings) for g in groups)
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from slidescan.data import FEATURES, SyntheticModel, generate_background, generate_signal
-from slidescan.metrics import sic_figures
+from slidescan.stats.metrics import sic_figures
 from slidescan.seeds import derive_seed, rng
 from slidescan.windows import REGION_SR, Window
 
@@ -43,10 +43,10 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    from slidescan.flows import FlowSettings, sample_sr_mjj, train_flow
+    from slidescan.density.flows import FlowSettings, sample_sr_mjj, train_flow
     from slidescan.pipeline import closure_auc
-    from slidescan.train import NNSettings, train_ensemble
-    from slidescan.trees import BDTSettings, train_bdt_ensemble
+    from slidescan.backends.nn.engine import NNSettings, train_ensemble
+    from slidescan.backends.bdt import BDTSettings, train_bdt_ensemble
 
     model = SyntheticModel.from_config(json.loads(args.model))
     noise_rng = rng(seed, "noise")
@@ -121,11 +121,11 @@ def run_seed(args: argparse.Namespace, seed: int) -> list[dict]:
             w = np.concatenate([np.ones(len(x1)), np.ones(len(x0)) if w0 is None else w0])
             seeds = [derive_seed(seed, method, backend, m) for m in range(args.members)]
             if backend == "nn":
-                settings = NNSettings(members=args.members, epochs=args.epochs, batch_size=args.batch_size,
-                                      learning_rate=args.learning_rate, threads=1)
+                settings = NNSettings.from_config(dict(members=args.members, epochs=args.epochs, batch_size=args.batch_size,
+                                      learning_rate=args.learning_rate, threads=1))
                 clf = train_ensemble(x, y, w, settings, seeds, log=lambda s: None)
             else:
-                clf = train_bdt_ensemble(x, y, w, BDTSettings(members=args.members), seeds,
+                clf = train_bdt_ensemble(x, y, w, BDTSettings.from_config(dict(members=args.members)), seeds,
                                          log=lambda s: None)
             row = {**info, "method": method, "backend": backend, "seconds": round(time.time() - t0, 1),
                    **sic_figures(y_test, clf.predict(x_test))}

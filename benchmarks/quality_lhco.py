@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 from slidescan.data import FEATURES, read_cathode_npy
-from slidescan.metrics import sic_figures
+from slidescan.stats.metrics import sic_figures
 
 
 def main() -> None:
@@ -52,14 +52,14 @@ def main() -> None:
             seeds = [1000 * seed + m for m in range(args.members)]
             t0 = time.time()
             if backend == "nn":
-                from slidescan.train import NNSettings, train_ensemble
-                settings = NNSettings(members=args.members, epochs=args.epochs, batch_size=args.batch_size,
+                from slidescan.backends.nn.engine import NNSettings, train_ensemble
+                settings = NNSettings.from_config(dict(members=args.members, epochs=args.epochs, batch_size=args.batch_size,
                                       learning_rate=args.learning_rate, n_best=args.n_best, threads=args.threads,
-                                      precision=args.precision)
+                                      precision=args.precision))
                 model = train_ensemble(x, y, None, settings, seeds, log=lambda s: None)
             else:
-                from slidescan.trees import BDTSettings, train_bdt_ensemble
-                model = train_bdt_ensemble(x, y, None, BDTSettings(members=args.members), seeds, log=lambda s: None)
+                from slidescan.backends.bdt import BDTSettings, train_bdt_ensemble
+                model = train_bdt_ensemble(x, y, None, BDTSettings.from_config(dict(members=args.members)), seeds, log=lambda s: None)
             figures = sic_figures(y_test, model.predict(x_test))
             row = {"backend": backend, "seed": seed, "seconds": round(time.time() - t0, 1), **figures}
             rows.append(row)

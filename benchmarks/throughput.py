@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from slidescan.cudagraph import adam, use_graphs
-from slidescan.ensemble import MLPEnsemble
-from slidescan.train import NNSettings, make_train_step, train_ensemble
+from slidescan.backends.nn.ensemble import MLPEnsemble
+from slidescan.backends.nn.engine import NNSettings, make_train_step, train_ensemble
 
 HIDDEN = [64, 64, 64]
 print = functools.partial(print, flush=True)  # noqa: A001 (progress while it runs)
@@ -42,7 +42,7 @@ def data(n: int, device):
 
 
 def engine(x, y, members: int, batch: int, seconds: float, graphs: bool = False, precision: str = "32") -> float:
-    """slidescan's own training step (slidescan.train.make_train_step) on random per-member batches."""
+    """slidescan's own training step (slidescan.backends.nn.engine.make_train_step) on random per-member batches."""
     device = x.device
     n = len(x)
     model = MLPEnsemble(4, HIDDEN, list(range(members))).to(device)
@@ -68,9 +68,9 @@ def engine(x, y, members: int, batch: int, seconds: float, graphs: bool = False,
 
 
 def full_epochs(x, y, members: int, batch: int, graphs: bool, precision: str, epochs: int = 3) -> float:
-    """Whole epochs of slidescan.train.train_ensemble (shuffling, validation, best-epoch bookkeeping)."""
-    settings = NNSettings(members=members, epochs=epochs, batch_size=batch, device=str(x.device),
-                          cuda_graphs=graphs, precision=precision)
+    """Whole epochs of slidescan.backends.nn.engine.train_ensemble (shuffling, validation, best-epoch bookkeeping)."""
+    settings = NNSettings.from_config(dict(members=members, epochs=epochs, batch_size=batch, device=str(x.device),
+                          cuda_graphs=graphs, precision=precision))
     seconds = []
     train_ensemble(x.cpu().numpy(), y.cpu().numpy(), None, settings, list(range(members)),
                    log=lambda line: seconds.append(float(line.rsplit("(", 1)[1].split(" s)")[0])))

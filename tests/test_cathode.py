@@ -1,154 +1,204 @@
-"""The CATHODE stage: sideband flow -> SR samples -> classifier, through the pipeline functions."""
+"""The CATHODE path through the stages: the sideband-flow model -> SR samples -> classifier folds."""
 
 import numpy as np
 import pytest
 
-from slidescan import pipeline
+from slidescan.backends.nn import grid_batches, nn_epoch_events
+from slidescan.backends.nn import NNSettings
 from slidescan.io import read_attrs, read_table
+from slidescan.layout import Layout, PseudoExperiment
+from slidescan.methods import TrainingSet
+from slidescan.registry import MODELS
+from slidescan.seeds import derive_seed
+from slidescan.settings import ScanSettings
+from slidescan.stages import FAULT_ENV
+from slidescan.stages.data import make_injection, prepare_data, split_window
+from slidescan.stages.models import fit_model
+from slidescan.stages.train import train
 from slidescan.windows import REGION_SR
 
 CONFIG = {
+    "scan": "cathode",
     "data": {"source": "synthetic", "seed": 4,
              "synthetic": {"n_background": 30000, "signal_pool": 1000, "reference_background": 30000,
                            "reference_signal": 2000}},
+    "injections": [300],
+    "seeds": [1],
     "folds": {"k": 3},
     "windows": {"spacing": "linear", "first_sr_lo": 3.1, "last_sr_lo": 3.1, "sr_width": 0.4, "step": 0.2,
                 "sb_width": 0.6},
+    "methods": ["cathode-nn", "idealized-nn", "idealized-bdt"],
     "flow": {"transforms": 2, "hidden": [32], "epochs": 4, "batch_size": 512, "learning_rate": 0.003, "n_best": 2,
              "oversampling": 3},
-    "classifier": {"nn": {"members": 2, "epochs": 2, "batch_size": 512, "n_best": 0}},
+    "classifier": {"nn": {"members": 2, "epochs": 2, "batch_size": 512, "n_best": 0},
+                   "bdt": {"members": 2, "max_iter": 20}},
 }
+SETTINGS = ScanSettings.from_config(CONFIG)
+E1, E2 = PseudoExperiment(300, 1), PseudoExperiment(300, 2)
+FLOW = MODELS["sideband_flow"]
+
+
+def settings(**changes):
+    return ScanSettings.from_config({**CONFIG, **changes})
 
 
 @pytest.fixture(scope="module")
 def cathode_files(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cathode")
-    pipeline.prepare_data(CONFIG, tmp / "events.h5")
-    pipeline.make_injection(CONFIG, tmp / "events.h5", 300, 1, tmp / "inj.h5")
-    pipeline.split_window(CONFIG, tmp / "inj.h5", tmp / "events.h5", "w00", tmp / "split.h5")
+    layout = Layout(tmp_path_factory.mktemp("cathode"))
+    prepare_data(SETTINGS, layout.events())
+    make_injection(SETTINGS, layout.events(), E1, layout.injected(E1))
+    split_window(SETTINGS, layout.injected(E1), layout.events(), "w00", layout.split("w00", E1))
     lines = []
-    pipeline.fit_flow(CONFIG, tmp / "split.h5", tmp / "flow.h5", checkpoint=tmp / "flow.ckpt",
-                      closure_plot=tmp / "closure.png", log=lines.append)
-    return tmp, lines
+    fit_model(SETTINGS, layout, "sideband_flow", "w00", E1, log=lines.append)
+    return layout, lines
+
+
+def linked(source: Layout, root, experiments=(E1,), flow=True) -> Layout:
+    """A fresh results directory with the inputs (split files, flows) of ``source`` linked in."""
+    layout = Layout(root)
+    for e in experiments:
+        paths = [(source.split("w00", e), layout.split("w00", e))]
+        if flow:
+            paths.append((source.model(FLOW, "w00", e), layout.model(FLOW, "w00", e)))
+        for src, dst in paths:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.symlink_to(src)
+    return layout
 
 
 def test_flow_samples_fill_the_signal_region(cathode_files):
-    tmp, lines = cathode_files
-    data = read_table(tmp / "split.h5", "data")
+    layout, lines = cathode_files
+    data = read_table(layout.split("w00", E1), "data")
     n_sr = int((data["region"] == REGION_SR).sum())
-    samples = read_table(tmp / "flow.h5", "samples")
+    flow_file = layout.model(FLOW, "w00", E1)
+    assert flow_file == layout.root / "flows/w00/inj300_seed1.h5"  # the path of scans made before the method layer
+    samples = read_table(flow_file, "samples")
     assert len(samples) == 3 * n_sr
     assert samples["mjj"].between(3.1, 3.5).all() and samples["mjj"].max() < 3.5
     np.testing.assert_allclose(samples["weight"], 1 / 3)
     assert set(samples["fold"]) == {0, 1, 2} and (samples["label"] == 0).all()
     assert np.isfinite(samples[["mj1", "delta_mj", "tau21_j1", "tau21_j2"]].to_numpy()).all()
-    attrs = read_attrs(tmp / "flow.h5")
+    attrs = read_attrs(flow_file)
     assert 0.4 < attrs["sb_auc"] < 0.8
-    assert len(attrs["best_epochs"].split(",")) == 2
-    assert len(read_table(tmp / "flow.h5", "history")) == 4
-    assert (tmp / "closure.png").stat().st_size > 20_000
+    assert len(attrs["best_epochs"].split(",")) == 2 and attrs["model"] == "sideband_flow"
+    assert len(read_table(flow_file, "history")) == 4
+    assert layout.model_plot(FLOW, "w00", E1).stat().st_size > 20_000
     assert any("sideband closure: classifier AUC" in line for line in lines)
-    assert (tmp / "flow.ckpt").exists()
+    assert layout.model_checkpoint(FLOW, "w00", E1) == layout.root / "checkpoints/w00/flow/inj300_seed1.ckpt"
+    assert layout.model_checkpoint(FLOW, "w00", E1).exists()
 
 
-def _train_folds(tmp, config, method="cathode-nn", out="scores.h5", log=None, **kw):
-    pipeline.train_folds(config, tmp / "split.h5", method, tmp / out, tmp / "folds", tmp / "logs", tmp / "ckpt",
-                         log=(lambda s: None) if log is None else log, **kw)
+def test_the_stored_flow_is_the_trained_one(cathode_files):
+    """Methods that evaluate the density (anode, ranode, flow-nll) read the flow back from the model's file."""
+    from slidescan.methods import ModelOutput
+
+    layout, _ = cathode_files
+    flow = ModelOutput("sideband_flow", layout.model(FLOW, "w00", E1)).density()
+    held = read_table(layout.model(FLOW, "w00", E1), "sb_data")
+    # the closure samples the model drew with its trained flow, drawn again with the stored one
+    again = flow.sample(held["mjj"].to_numpy(), derive_seed(CONFIG["data"]["seed"], "flow", "w00", 300, 1, "sb"))
+    stored = read_table(layout.model(FLOW, "w00", E1), "sb_samples")
+    np.testing.assert_allclose(again, stored[["mj1", "delta_mj", "tau21_j1", "tau21_j2"]].to_numpy(), atol=1e-6)
+    # its held-out events are the validation split: their NLL (in the flow's space) is the kept epochs' mixture's
+    x = held[["mj1", "delta_mj", "tau21_j1", "tau21_j2"]].to_numpy()
+    nll = -(flow.log_prob(x, held["mjj"].to_numpy()) - flow.pre.log_jacobian(x))
+    best = read_attrs(layout.model(FLOW, "w00", E1))["best_val_nll"]
+    assert np.isfinite(nll).all() and abs(nll.mean() - best) < 0.05
 
 
-def test_cathode_classifier_trains_on_samples_and_scores_held_out_ones(cathode_files):
-    tmp, _ = cathode_files
-    _train_folds(tmp, CONFIG, flow_samples=tmp / "flow.h5")
-    samples = read_table(tmp / "flow.h5", "samples")
-    ref_scores = read_table(tmp / "folds/fold1.h5", "reference_scores")
+def _train(layout, config=SETTINGS, method="cathode-nn", log=None, **kw):
+    train(config, layout, "w00", method, 300, log=(lambda s: None) if log is None else log, **kw)
+
+
+def test_cathode_classifier_trains_on_samples_and_scores_held_out_ones(cathode_files, tmp_path):
+    layout = linked(cathode_files[0], tmp_path)
+    _train(layout)
+    samples = read_table(layout.model(FLOW, "w00", E1), "samples")
+    ref_scores = read_table(layout.fold("w00", "cathode-nn", E1, 1), "reference_scores")
     # exactly the samples of fold 1: the model trained on the samples of folds 0 and 2
     assert len(ref_scores) == int((samples["fold"] == 1).sum())
     np.testing.assert_allclose(np.sort(ref_scores["mjj"]), np.sort(samples.loc[samples["fold"] == 1, "mjj"]))
     # the job's output: every window event once, scored by the fold model that did not train on it
-    merged = read_table(tmp / "scores.h5", "scores")
-    data = read_table(tmp / "split.h5", "data")
+    scores = layout.scores("w00", "cathode-nn", E1)
+    merged = read_table(scores, "scores")
+    data = read_table(layout.split("w00", E1), "data")
     assert sorted(merged["event_id"]) == sorted(data["event_id"])
     assert merged["score"].between(0, 1).all()
-    assert len(read_table(tmp / "scores.h5", "reference_scores")) == len(samples)
-    history = read_table(tmp / "scores.h5", "history")
+    assert len(read_table(scores, "reference_scores")) == len(samples)
+    history = read_table(scores, "history")
     assert sorted(history["fold"].unique()) == [0, 1, 2] and len(history) == 3 * 2
 
 
 def test_a_failed_fold_keeps_the_others_and_the_rerun_trains_only_it(cathode_files, tmp_path, monkeypatch):
-    tmp, _ = cathode_files
-    for name in ("split.h5", "flow.h5"):
-        (tmp_path / name).symlink_to(tmp / name)
-    monkeypatch.setenv(pipeline.FAULT_ENV, "*/folds/fold1.h5")
+    source = cathode_files[0]
+    layout = linked(source, tmp_path / "run")
+    monkeypatch.setenv(FAULT_ENV, "*/inj300_seed1/fold1.h5")
     lines = []
     with pytest.raises(RuntimeError, match=r"1 of 3 folds of w00 cathode-nn injection 300 seed 1 failed "
                                            r"\(seed 1 fold 1: RuntimeError: forced failure.*a rerun trains only the failed"):
-        _train_folds(tmp_path, CONFIG, log=lines.append, flow_samples=tmp_path / "flow.h5")
-    assert not (tmp_path / "scores.h5").exists()
+        _train(layout, log=lines.append)
+    assert not layout.scores("w00", "cathode-nn", E1).exists()
     # fold 2 was still trained after fold 1 failed; fold 1's traceback is in its own log
-    assert (tmp_path / "folds/fold0.h5").exists() and (tmp_path / "folds/fold2.h5").exists()
-    assert not (tmp_path / "folds/fold1.h5").exists()
-    assert "Traceback" in (tmp_path / "logs/fold1.log").read_text()
+    assert layout.fold("w00", "cathode-nn", E1, 0).exists() and layout.fold("w00", "cathode-nn", E1, 2).exists()
+    assert not layout.fold("w00", "cathode-nn", E1, 1).exists()
+    assert "Traceback" in layout.fold_log("w00", "cathode-nn", E1, 1).read_text()
     assert any(line.startswith("seed 1 fold 1: FAILED: RuntimeError: forced failure") for line in lines)
-    finished = {f: (tmp_path / f"folds/fold{f}.h5").stat().st_mtime_ns for f in (0, 2)}
+    finished = {f: layout.fold("w00", "cathode-nn", E1, f).stat().st_mtime_ns for f in (0, 2)}
 
-    monkeypatch.delenv(pipeline.FAULT_ENV)
+    monkeypatch.delenv(FAULT_ENV)
     lines.clear()
-    _train_folds(tmp_path, CONFIG, log=lines.append, flow_samples=tmp_path / "flow.h5")
+    _train(layout, log=lines.append)
     assert [line.split(" (")[0] for line in lines] == \
         ["seed 1 fold 0: kept, finished earlier with the same data and settings", "seed 1 fold 1: training",
          "seed 1 fold 2: kept, finished earlier with the same data and settings"]
-    assert {f: (tmp_path / f"folds/fold{f}.h5").stat().st_mtime_ns for f in (0, 2)} == finished
-    assert len(read_table(tmp_path / "scores.h5", "scores")) == len(read_table(tmp / "split.h5", "data"))
+    assert {f: layout.fold("w00", "cathode-nn", E1, f).stat().st_mtime_ns for f in (0, 2)} == finished
+    assert len(read_table(layout.scores("w00", "cathode-nn", E1), "scores")) == \
+        len(read_table(source.split("w00", E1), "data"))
     # folds 0 and 2 trained together, fold 1 alone: each is the network it is when all three train together
-    together = tmp_path / "together"
-    together.mkdir()
-    for name in ("split.h5", "flow.h5"):
-        (together / name).symlink_to(tmp / name)
-    _train_folds(together, CONFIG, flow_samples=together / "flow.h5")
-    assert "3 folds as one batched model of 6 members" in (together / "logs/fold1.log").read_text()
+    together = linked(source, tmp_path / "together")
+    _train(together)
+    assert "3 folds as one batched model of 6 members" in together.fold_log("w00", "cathode-nn", E1, 1).read_text()
     for f in range(3):
-        np.testing.assert_allclose(read_table(tmp_path / f"folds/fold{f}.h5", "scores")["score"],
-                                   read_table(together / f"folds/fold{f}.h5", "scores")["score"], atol=1e-5)
+        np.testing.assert_allclose(read_table(layout.fold("w00", "cathode-nn", E1, f), "scores")["score"],
+                                   read_table(together.fold("w00", "cathode-nn", E1, f), "scores")["score"], atol=1e-5)
 
     # changed settings: no finished fold is reused
     lines.clear()
-    longer = {**CONFIG, "classifier": {"nn": {**CONFIG["classifier"]["nn"], "epochs": 3}}}
-    _train_folds(tmp_path, longer, log=lines.append, flow_samples=tmp_path / "flow.h5")
+    longer = settings(classifier={**CONFIG["classifier"], "nn": {**CONFIG["classifier"]["nn"], "epochs": 3}})
+    _train(layout, config=longer, log=lines.append)
     assert [line.split(" (")[0] for line in lines] == [f"seed 1 fold {f}: training" for f in range(3)]
-    assert len(read_table(tmp_path / "scores.h5", "history")) == 3 * 3
+    assert len(read_table(layout.scores("w00", "cathode-nn", E1), "history")) == 3 * 3
 
 
-def test_cathode_without_flow_samples_is_a_clear_error(cathode_files, tmp_path):
-    tmp, _ = cathode_files
-    (tmp_path / "split.h5").symlink_to(tmp / "split.h5")
-    with pytest.raises(ValueError, match="cathode-nn needs the flow samples of its window"):
-        _train_folds(tmp_path, CONFIG, out="never.h5")
-    assert not (tmp_path / "never.h5").exists() and not (tmp_path / "folds").exists()
+def test_cathode_without_its_flow_is_a_clear_error(cathode_files, tmp_path):
+    layout = linked(cathode_files[0], tmp_path, flow=False)
+    with pytest.raises(ValueError, match=r"method cathode-nn needs model sideband_flow's output for w00 injection 300 "
+                                         r"seed 1 \(rule sideband_flow\): .*flows/w00/inj300_seed1.h5 does not exist"):
+        _train(layout)
+    assert not layout.scores("w00", "cathode-nn", E1).exists() and not layout.fold_dir("w00", "cathode-nn", E1).exists()
 
 
 def test_unknown_flow_setting_names_the_section(cathode_files):
-    tmp, _ = cathode_files
-    bad = {**CONFIG, "flow": {**CONFIG["flow"], "blocks": 3}}
-    with pytest.raises(ValueError, match=r"flow: unknown setting\(s\) \['blocks'\]"):
-        pipeline.fit_flow(bad, tmp / "split.h5", tmp / "bad.h5", log=lambda s: None)
-    assert not (tmp / "bad.h5").exists()
+    with pytest.raises(ValueError, match=r"flow: unknown key\(s\) \['blocks'\]"):
+        settings(flow={**CONFIG["flow"], "blocks": 3})
 
 
 def test_tree_folds_train_one_after_another_and_a_failed_one_is_named(cathode_files, tmp_path, monkeypatch):
-    tmp, _ = cathode_files
-    (tmp_path / "split.h5").symlink_to(tmp / "split.h5")
-    config = {**CONFIG, "classifier": {**CONFIG["classifier"], "bdt": {"members": 2, "max_iter": 20}}}
-    monkeypatch.setenv(pipeline.FAULT_ENV, "*/folds/fold1.h5")
+    layout = linked(cathode_files[0], tmp_path, flow=False)
+    monkeypatch.setenv(FAULT_ENV, "*/inj300_seed1/fold1.h5")
     lines = []
     with pytest.raises(RuntimeError, match=r"1 of 3 folds of w00 idealized-bdt injection 300 seed 1 failed "
                                            r"\(seed 1 fold 1: RuntimeError: forced failure"):
-        _train_folds(tmp_path, config, method="idealized-bdt", log=lines.append)
-    assert (tmp_path / "folds/fold0.h5").exists() and (tmp_path / "folds/fold2.h5").exists()
-    assert "Traceback" in (tmp_path / "logs/fold1.log").read_text()
-    assert "as one batched model" not in (tmp_path / "logs/fold2.log").read_text()
-    monkeypatch.delenv(pipeline.FAULT_ENV)
+        _train(layout, method="idealized-bdt", log=lines.append)
+    assert layout.fold("w00", "idealized-bdt", E1, 0).exists() and layout.fold("w00", "idealized-bdt", E1, 2).exists()
+    assert "Traceback" in layout.fold_log("w00", "idealized-bdt", E1, 1).read_text()
+    fold2 = layout.fold_log("w00", "idealized-bdt", E1, 2).read_text()
+    assert "as one batched model" not in fold2
+    assert f"checkpoint: {layout.fold_checkpoint('w00', 'idealized-bdt', 300, 1, 2)}" in fold2
+    assert "w00 idealized-bdt injection 300 seed 1 fold 2: " in fold2 and "2 members (bdt)" in fold2
+    monkeypatch.delenv(FAULT_ENV)
     lines.clear()
-    _train_folds(tmp_path, config, method="idealized-bdt", log=lines.append)
+    _train(layout, method="idealized-bdt", log=lines.append)
     assert [line.split(" (")[0] for line in lines] == \
         ["seed 1 fold 0: kept, finished earlier with the same data and settings", "seed 1 fold 1: training",
          "seed 1 fold 2: kept, finished earlier with the same data and settings"]
@@ -156,45 +206,42 @@ def test_tree_folds_train_one_after_another_and_a_failed_one_is_named(cathode_fi
 
 def test_the_seeds_of_a_window_share_one_model_and_each_fold_is_the_network_it_is_alone(cathode_files, tmp_path):
     """One job per (window, method, injection): every seed's folds in one batched model."""
-    tmp, _ = cathode_files
-    pipeline.make_injection(CONFIG, tmp / "events.h5", 300, 2, tmp_path / "inj2.h5")
-    pipeline.split_window(CONFIG, tmp_path / "inj2.h5", tmp / "events.h5", "w00", tmp_path / "split2.h5")
-    splits = {1: tmp / "split.h5", 2: tmp_path / "split2.h5"}
-
-    def experiment(seed, where):
-        return pipeline.Experiment(splits[seed], where / f"scores{seed}.h5", where / f"folds{seed}", where / f"logs{seed}")
-
+    source = cathode_files[0]
+    two = settings(seeds=[1, 2])
+    make_injection(two, source.events(), E2, tmp_path / "inj2.h5")
+    layout = linked(source, tmp_path / "both", flow=False)
+    split_window(two, tmp_path / "inj2.h5", source.events(), "w00", layout.split("w00", E2))
     lines = []
-    pipeline.train_experiments(CONFIG, "idealized-nn", [experiment(1, tmp_path), experiment(2, tmp_path)],
-                               tmp_path / "ckpt", log=lines.append)
+    train(two, layout, "w00", "idealized-nn", 300, log=lines.append)
     assert [line.split(" (")[0] for line in lines] == [f"seed {s} fold {f}: training" for s in (1, 2) for f in range(3)]
-    log = (tmp_path / "logs2/fold0.log").read_text()
+    log = layout.fold_log("w00", "idealized-nn", E2, 0).read_text()
     assert ("6 folds as one batched model of 12 members (w00 idealized-nn injection 300: seed 1 folds 0, 1, 2; "
             "seed 2 folds 0, 1, 2)") in log
-    assert (tmp_path / "logs1/fold2.log").read_text().splitlines()[:2] == log.splitlines()[:2]
-    for seed in (1, 2):
-        merged = read_table(tmp_path / f"scores{seed}.h5", "scores")
-        assert sorted(merged["event_id"]) == sorted(read_table(splits[seed], "data")["event_id"])
+    assert layout.fold_log("w00", "idealized-nn", E1, 2).read_text().splitlines()[:2] == log.splitlines()[:2]
+    for e in (E1, E2):
+        merged = read_table(layout.scores("w00", "idealized-nn", e), "scores")
+        assert sorted(merged["event_id"]) == sorted(read_table(layout.split("w00", e), "data")["event_id"])
     # seed 2 trained alone: the same networks, the same scores
-    alone = tmp_path / "alone"
-    pipeline.train_experiments(CONFIG, "idealized-nn", [experiment(2, alone)], alone / "ckpt", log=lambda s: None)
+    alone = Layout(tmp_path / "alone")
+    alone.split("w00", E2).parent.mkdir(parents=True)
+    alone.split("w00", E2).symlink_to(layout.split("w00", E2))
+    train(two, alone, "w00", "idealized-nn", 300, seeds=[2], log=lambda s: None)
     assert "3 folds as one batched model of 6 members (w00 idealized-nn injection 300: seed 2 folds 0, 1, 2)" in \
-        (alone / "logs2/fold0.log").read_text()
+        alone.fold_log("w00", "idealized-nn", E2, 0).read_text()
     for f in range(3):
-        np.testing.assert_allclose(read_table(alone / f"folds2/fold{f}.h5", "scores")["score"],
-                                   read_table(tmp_path / f"folds2/fold{f}.h5", "scores")["score"], atol=1e-5)
+        np.testing.assert_allclose(read_table(alone.fold("w00", "idealized-nn", E2, f), "scores")["score"],
+                                   read_table(layout.fold("w00", "idealized-nn", E2, f), "scores")["score"], atol=1e-5)
 
 
 def test_epoch_length_is_the_largest_fold_rounded_up_to_the_batch_grid():
-    assert [pipeline.grid_batches(b) for b in (1, 2, 57, 99)] == [1, 2, 57, 99]  # every count up to about 100
-    grid = sorted({pipeline.grid_batches(b) for b in range(600, 700)})
+    assert [grid_batches(b) for b in (1, 2, 57, 99)] == [1, 2, 57, 99]  # every count up to about 100
+    grid = sorted({grid_batches(b) for b in range(600, 700)})
     assert all(0 < later - earlier <= 0.0101 * earlier + 1 for earlier, later in zip(grid, grid[1:]))
-    assert len(grid) < 20 and all(pipeline.grid_batches(b) >= b for b in range(1, 5000))
-    config = {**CONFIG, "classifier": {"nn": {"batch_size": 128, "validation_fraction": 0.2}}}
+    assert len(grid) < 20 and all(grid_batches(b) >= b for b in range(1, 5000))
+    nn = NNSettings.from_config({"batch_size": 128, "validation_fraction": 0.2})
 
     def epoch(*sizes):
-        return pipeline.nn_epoch_events(config, [pipeline.TrainingSet(np.zeros((n, 4)), np.zeros(n), np.ones(n))
-                                                 for n in sizes])
+        return nn_epoch_events(nn, [TrainingSet(np.zeros((n, 4)), np.zeros(n), np.ones(n)) for n in sizes])
 
     # largest training splits of 63,824 and 64,256 events (499 and 502 batches): both 503 batches on the grid,
     # so the two seeds share one model; 64,400 events (504 batches) rounds up to 508

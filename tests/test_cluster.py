@@ -1,8 +1,10 @@
 """Site settings for SLURM: from the config's `cluster` section, overridden by the environment."""
 
 from slidescan.cluster import job_limits, site_settings, slurm_resources
+from slidescan.settings import ClusterSettings
 
-CONFIG = {"cluster": {"account": "physics", "partition": "cpu", "gpu_partition": None, "qos": None}}
+CONFIG = ClusterSettings.from_config({"account": "physics", "partition": "cpu", "gpu_partition": None, "qos": None})
+NOTHING = ClusterSettings.from_config({})
 
 
 LIMITS = {"runtime", "mem_mb", "disk_mb"}
@@ -28,14 +30,14 @@ def test_environment_wins_and_gpu_jobs_get_the_gpu_partition():
 
 
 def test_nothing_set_means_no_resources_so_the_plugin_defaults_apply():
-    assert site(slurm_resources({}, gpu=True, environ={})) == {}
-    assert site_settings({"cluster": {}}, environ={"SLIDESCAN_SLURM_PARTITION": ""}) == {}
+    assert site(slurm_resources(NOTHING, gpu=True, environ={})) == {}
+    assert site_settings(NOTHING, environ={"SLIDESCAN_SLURM_PARTITION": ""}) == {}
 
 
 def test_time_and_memory_grow_with_the_attempt():
     """A job killed for time or memory gets more on its retry; the config sets the first attempt's."""
-    gpu = slurm_resources({"cluster": {"gpu_runtime": 90}}, gpu=True, environ={})
+    gpu = slurm_resources(ClusterSettings.from_config({"gpu_runtime": 90}), gpu=True, environ={})
     assert [gpu["runtime"](None, attempt) for attempt in (1, 2, 3)] == [90, 180, 270]
     assert [gpu["mem_mb"](None, attempt) for attempt in (1, 3)] == [8000, 24000]
-    cpu = job_limits({}, gpu=False)
+    cpu = job_limits(NOTHING, gpu=False)
     assert (cpu["runtime"](None, 2), cpu["mem_mb"](None, 2), cpu["disk_mb"]) == (60, 8000, 1000)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from slidescan.flows import FlowSettings, train_flow
-from slidescan.train import NNSettings, train_ensemble
+from slidescan.density.flows import FlowSettings, train_flow
+from slidescan.backends.nn.engine import NNSettings, train_ensemble
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
 
@@ -25,7 +25,7 @@ def separable(n=6000, seed=0):
 
 
 def nn_settings(**kw):
-    return NNSettings(**{"hidden": [32, 32], "members": 3, "epochs": 4, "batch_size": 256, "device": "cuda", **kw})
+    return NNSettings.from_config(dict(**{"hidden": [32, 32], "members": 3, "epochs": 4, "batch_size": 256, "device": "cuda", **kw}))
 
 
 def test_classifier_trains_on_cuda_and_graph_replay_matches_eager():
@@ -60,7 +60,7 @@ def test_flow_graph_replay_follows_the_cosine_schedule_like_eager():
     x = np.column_stack([gen.normal(mjj, 1.0), gen.exponential(1.0, 5000)])
     kw = {"transforms": 2, "hidden": [32], "epochs": 3, "batch_size": 512, "learning_rate": 3e-3,
           "lr_schedule": "cosine", "n_best": 1, "device": "cuda"}
-    runs = {graphs: train_flow(x, mjj, FlowSettings(**kw, cuda_graphs=graphs), seed=4, log=lambda _: None)
+    runs = {graphs: train_flow(x, mjj, FlowSettings.from_config(dict(**kw, cuda_graphs=graphs)), seed=4, log=lambda _: None)
             for graphs in (True, False)}
     # a rate frozen into the captured step would leave the graphed training on another path
     np.testing.assert_allclose(runs[True].history["val_loss"], runs[False].history["val_loss"], atol=1e-4)
@@ -73,7 +73,7 @@ def test_flow_samples_on_the_gpu_reproduce_the_density_and_the_seed():
     x = np.column_stack([gen.normal(0.5 * mjj, 0.1), gen.normal(1 - 0.2 * mjj, 0.05)])
     kw = {"transforms": 3, "hidden": [32, 32], "epochs": 8, "batch_size": 256, "learning_rate": 3e-3, "n_best": 3,
           "device": "cuda"}
-    trained = train_flow(x, mjj, FlowSettings(**kw), seed=3, log=lambda _: None)
+    trained = train_flow(x, mjj, FlowSettings.from_config(kw), seed=3, log=lambda _: None)
     assert next(trained.flows[0].parameters()).device.type == "cuda"
     m = np.full(20000, 1.5)
     samples = trained.sample(m, seed=11)

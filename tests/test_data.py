@@ -7,7 +7,7 @@ from slidescan.seeds import derive_seed, rng
 
 
 def test_generator_is_deterministic_and_seed_dependent():
-    model = data.SyntheticModel()
+    model = data.SyntheticModel.from_config({})
     a = data.generate_background(5000, model, rng(1, "bkg"))
     b = data.generate_background(5000, model, rng(1, "bkg"))
     c = data.generate_background(5000, model, rng(2, "bkg"))
@@ -18,7 +18,7 @@ def test_generator_is_deterministic_and_seed_dependent():
 
 
 def test_background_shapes():
-    model = data.SyntheticModel()
+    model = data.SyntheticModel.from_config({})
     bkg = data.generate_background(200_000, model, rng(3, "bkg"))
     assert list(bkg.columns) == data.COLUMNS
     assert bkg["mjj"].between(model.mjj_min, model.mjj_max).all()
@@ -41,7 +41,7 @@ def test_background_shapes():
 
 
 def test_signal_shapes():
-    model = data.SyntheticModel()
+    model = data.SyntheticModel.from_config({})
     sig = data.generate_signal(20_000, model, rng(4, "sig"))
     assert (sig["label"] == 1).all()
     assert sig["mjj"].median() == pytest.approx(3.5, abs=0.05)
@@ -68,7 +68,7 @@ def test_derived_seeds_are_stable_and_distinct():
 
 
 def test_injection_counts_and_determinism():
-    model = data.SyntheticModel()
+    model = data.SyntheticModel.from_config({})
     bkg = data.generate_background(1000, model, rng(1, "b"))
     pool = data.generate_signal(200, model, rng(1, "s"))
     inj = data.inject(bkg, pool, 50, rng(7))

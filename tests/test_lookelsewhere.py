@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slidescan.lookelsewhere import asymptotic_p0, global_pvalues, toy_min_p0, trials_factor
+from slidescan.stats.lookelsewhere import asymptotic_p0, global_pvalues, toy_min_p0, trials_factor
 from slidescan.stats import discovery_p0
 
 

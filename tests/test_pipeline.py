@@ -2,13 +2,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from slidescan import pipeline
 from slidescan.io import read_table, write_tables
+from slidescan.settings import ScanSettings
+from slidescan.stages.data import prepare_data
+from slidescan.stages.train import merge_folds
 from test_data import _lhco_table
 
 
 def _config(tmp_path, **data):
-    return {"data": {"seed": 5, **data}, "folds": {"k": 3}}
+    return ScanSettings.from_config({
+        "scan": "pipeline", "data": {"seed": 5, **data}, "folds": {"k": 3}, "injections": [0], "methods": ["cwola-nn"],
+        "windows": {"first_sr_lo": 3.1, "last_sr_lo": 3.1, "sr_width": 0.4, "step": 0.2, "sb_width": 0.6}})
 
 
 def test_prepare_from_lhco_file_splits_background_and_signal(tmp_path):
@@ -17,7 +21,7 @@ def test_prepare_from_lhco_file_splits_background_and_signal(tmp_path):
     table.to_hdf(path, key="df", format="table")
     config = _config(tmp_path, source="lhco_h5", lhco_h5={"path": str(path), "reference_fraction": 0.5})
     out = tmp_path / "events.h5"
-    pipeline.prepare_data(config, out)
+    prepare_data(config, out)
     bkg, ref = read_table(out, "background"), read_table(out, "reference_background")
     pool, ref_sig = read_table(out, "signal_pool"), read_table(out, "reference_signal")
     n_sig = int(table["label"].sum())
@@ -31,7 +35,7 @@ def test_prepare_from_lhco_file_splits_background_and_signal(tmp_path):
 def test_prepare_names_a_missing_input_file(tmp_path):
     config = _config(tmp_path, source="lhco_h5", lhco_h5={"path": str(tmp_path / "missing.h5"), "reference_fraction": 0.5})
     with pytest.raises(FileNotFoundError, match="missing.h5: LHCO features file does not exist"):
-        pipeline.prepare_data(config, tmp_path / "events.h5")
+        prepare_data(config, tmp_path / "events.h5")
     assert not (tmp_path / "events.h5").exists()
 
 
@@ -40,7 +44,7 @@ def test_merge_refuses_an_event_scored_twice(tmp_path):
     for k in (0, 1):
         write_tables(tmp_path / f"fold{k}.h5", {"scores": scores}, attrs={"fold": k})
     with pytest.raises(ValueError, match="scored by more than one fold"):
-        pipeline.merge_folds([str(tmp_path / "fold0.h5"), str(tmp_path / "fold1.h5")], tmp_path / "merged.h5")
+        merge_folds([str(tmp_path / "fold0.h5"), str(tmp_path / "fold1.h5")], tmp_path / "merged.h5")
     assert not (tmp_path / "merged.h5").exists()
 
 

@@ -24,7 +24,7 @@ def test_uncertainty_lowers_significance_and_deficit_gives_half():
 
 
 def _background_mjj(n, seed):
-    m = data.generate_background(n, data.SyntheticModel(), rng(seed, "stats"))["mjj"].to_numpy()
+    m = data.generate_background(n, data.SyntheticModel.from_config({}), rng(seed, "stats"))["mjj"].to_numpy()
     return m[(m >= WINDOW.sb_lo) & (m < WINDOW.sb_hi)]
 
 
@@ -57,7 +57,7 @@ def test_background_only_toys_give_uniform_p0():
 
 def test_planted_bump_is_found_and_cut_helps():
     mjj = _background_mjj(150_000, 7)
-    sig = data.generate_signal(600, data.SyntheticModel(), rng(7, "sig"))["mjj"].to_numpy()
+    sig = data.generate_signal(600, data.SyntheticModel.from_config({}), rng(7, "sig"))["mjj"].to_numpy()
     all_mjj = np.concatenate([mjj, sig])
     gen = np.random.default_rng(0)
     # a perfect-ish tagger: signal scores high, background uniform

@@ -1,13 +1,13 @@
-"""`slidescan status` from the files a scan leaves, including CATHODE flow jobs."""
+"""`slidescan status` from the files a scan leaves, including the per-window models' jobs."""
 
 from pathlib import Path
 
-from slidescan.status import report
+from slidescan.report.status import report
 
 from test_workflow import TINY, make_workdir
 
 
-def test_failed_flow_is_listed_with_its_reason_and_log(tmp_path):
+def test_failed_model_job_is_listed_with_its_reason_and_log(tmp_path):
     workdir = make_workdir(tmp_path, TINY)
     results = workdir / "results" / "tiny"
     log = results / "logs/flow/w01/inj400_seed1.log"
@@ -22,18 +22,32 @@ def test_failed_flow_is_listed_with_its_reason_and_log(tmp_path):
     running.parent.mkdir(parents=True, exist_ok=True)
     running.write_text("flow epoch 1/3: ...\nflow epoch 2/3: ...\n")
     text, counts = report(workdir, Path("config/config.yaml"), "profiles/local")
-    assert "4 CATHODE flows: 1 done, 1 failed, 1 interrupted, 1 missing" in text
-    assert ("failed      window w01 flow injection 400 seed 1: FloatingPointError: flow training: validation loss "
-            "is nan at epoch 2; lower flow.learning_rate") in text
+    assert ("4 sideband_flow models (Sideband flow (CATHODE background model)): 1 done, 1 failed, 1 interrupted, "
+            "1 missing") in text
+    assert ("failed      window w01 model sideband_flow injection 400 seed 1: FloatingPointError: flow training: "
+            "validation loss is nan at epoch 2; lower flow.learning_rate") in text
     assert str(log) in text
-    assert "interrupted window w00 flow injection 400 seed 1: stopped after 2 logged epochs" in text
+    assert "interrupted window w00 model sideband_flow injection 400 seed 1: stopped after 2 logged epochs" in text
     assert counts["failed"] == 1
 
 
-def test_scan_without_cathode_lists_no_flows(tmp_path):
+def test_scan_without_models_lists_none(tmp_path):
     workdir = make_workdir(tmp_path, {**TINY, "methods": ["cwola-nn"]})
     text, _ = report(workdir, Path("config/config.yaml"), "profiles/local")
-    assert "CATHODE flows" not in text and "8 training folds: 0 done" in text
+    assert " models (" not in text and "8 training folds: 0 done" in text
+
+
+def test_methods_that_share_a_model_list_its_jobs_once(tmp_path):
+    """cathode, anode, ranode and flow-nll all need the sideband flow: one job per window and pseudo-experiment."""
+    workdir = make_workdir(tmp_path, {**TINY, "methods": ["cathode-nn", "anode", "ranode", "flow-nll"]})
+    text, _ = report(workdir, Path("config/config.yaml"), "profiles/local")
+    assert "4 sideband_flow models (Sideband flow (CATHODE background model)): 0 done" in text
+    assert "32 training folds: 0 done" in text and "simulation_flow" not in text
+    simulated = {**TINY, "methods": ["flow-nll"], "flow-nll": {"background": "simulation"}}
+    (workdir / "config" / "config.yaml").write_text(__import__("yaml").safe_dump(simulated))
+    text, _ = report(workdir, Path("config/config.yaml"), "profiles/local")
+    assert "4 simulation_flow models (Flow of the simulated background): 0 done" in text
+    assert "sideband_flow" not in text
 
 
 def test_failed_bump_hunt_is_listed_with_its_reason_log_and_target(tmp_path):
@@ -58,9 +72,11 @@ def test_failed_bump_hunt_is_listed_with_its_reason_log_and_target(tmp_path):
 
 def test_fold_trained_with_other_settings_is_stale_not_done(tmp_path):
     """After a settings change, status says which finished folds the next run will retrain."""
+    from slidescan.config import load_config
     from slidescan.io import write_tables
-    from slidescan.pipeline import fold_settings_identity
-    from slidescan.status import load_config
+    from slidescan.layout import PseudoExperiment
+    from slidescan.settings import ScanSettings
+    from slidescan.stages.train import fold_settings_identity
 
     import pandas as pd
 
@@ -71,8 +87,8 @@ def test_fold_trained_with_other_settings_is_stale_not_done(tmp_path):
     for window in ("w00", "w01"):
         for fold in (0, 1):
             older = {**config, "classifier": {**config["classifier"], "nn": {**config["classifier"]["nn"], "epochs": 7}}}
-            used = older if (window, fold) == ("w01", 1) else config
-            identity = fold_settings_identity(used, "cwola-nn", {**attrs, "window": window}, fold)
+            used = ScanSettings.from_config(older if (window, fold) == ("w01", 1) else config)
+            identity = fold_settings_identity(used, used.method("cwola-nn"), window, PseudoExperiment(400, 1), fold)
             write_tables(results / f"{window}/cwola-nn/inj400_seed1/fold{fold}.h5", {"scores": pd.DataFrame({"s": [1]})},
                          attrs={**attrs, "window": window, "fold": fold, "settings_fingerprint": identity})
     text, counts = report(workdir, Path("config/config.yaml"), "profiles/local")
@@ -106,9 +122,11 @@ def test_interrupted_folds_trained_together_name_their_shared_checkpoint(tmp_pat
     assert "missing     window w01 method cwola-nn injection 400 seed 1 fold 0: not started" in text
     assert counts["interrupted"] == 2
     # the batch's 9 s of epochs are shared by its 2 folds: jobs.csv gives each its half
-    from slidescan.status import jobs_table, load_config
+    from slidescan.config import load_settings
+    from slidescan.report.status import jobs_table
 
-    jobs = jobs_table(workdir, load_config(workdir, Path("config/config.yaml")))
+    settings = load_settings(workdir, Path("config/config.yaml"))
+    jobs = jobs_table(settings, settings.layout(workdir), workdir)
     trained = jobs[(jobs["window"] == "w00") & (jobs["job"] == "train")]
     assert trained["train_seconds"].tolist() == [4.5, 4.5] and trained["batch_folds"].tolist() == [2, 2]
     assert trained["epochs"].tolist() == [3, 3]

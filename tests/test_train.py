@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from slidescan.methods import balanced_weights
-from slidescan.train import NNSettings, train_ensemble
+from slidescan.backends import balanced_weights
+from slidescan.backends.nn.engine import NNSettings, train_ensemble
 
 
 def _toy(n=6000, seed=0):
@@ -36,7 +36,7 @@ def test_balanced_weights():
 
 def test_ensemble_learns():
     x, y = _toy()
-    model = train_ensemble(x, y, None, NNSettings(members=3, epochs=5, batch_size=128, n_best=2), [1, 2, 3], log=quiet)
+    model = train_ensemble(x, y, None, NNSettings.from_config(dict(members=3, epochs=5, batch_size=128, n_best=2)), [1, 2, 3], log=quiet)
     xt, yt = _toy(seed=1)
     assert roc_auc_score(yt, model.predict(xt)) > 0.9
     assert model.predict(xt, per_member=True).shape == (3, len(xt))
@@ -44,9 +44,9 @@ def test_ensemble_learns():
 
 def test_batched_member_equals_member_trained_alone():
     x, y = _toy(3000)
-    settings = NNSettings(members=4, epochs=2, batch_size=64, n_best=0)
+    settings = NNSettings.from_config(dict(members=4, epochs=2, batch_size=64, n_best=0))
     batched = train_ensemble(x, y, None, settings, [11, 12, 13, 14], log=quiet)
-    alone = train_ensemble(x, y, None, NNSettings(members=1, epochs=2, batch_size=64, n_best=0), [13], log=quiet)
+    alone = train_ensemble(x, y, None, NNSettings.from_config(dict(members=1, epochs=2, batch_size=64, n_best=0)), [13], log=quiet)
     xt, _ = _toy(500, seed=5)
     p_batched = batched.predict(xt, per_member=True)[2]
     p_alone = alone.predict(xt, per_member=True)[0]
@@ -59,8 +59,8 @@ def test_each_member_keeps_its_own_best_epochs_in_a_batched_model():
     """Best-epoch selection is per member: batched or alone, a member averages the same epochs."""
     x, y = _toy(3000, seed=2)
     settings = dict(epochs=5, batch_size=64, n_best=2, learning_rate=0.01)
-    batched = train_ensemble(x, y, None, NNSettings(members=3, **settings), [21, 22, 23], log=quiet)
-    alone = train_ensemble(x, y, None, NNSettings(members=1, **settings), [22], log=quiet)
+    batched = train_ensemble(x, y, None, NNSettings.from_config(dict(members=3, **settings)), [21, 22, 23], log=quiet)
+    alone = train_ensemble(x, y, None, NNSettings.from_config(dict(members=1, **settings)), [22], log=quiet)
     xt, _ = _toy(500, seed=6)
     np.testing.assert_allclose(batched.predict(xt, per_member=True)[1], alone.predict(xt, per_member=True)[0],
                                atol=2e-4)
@@ -72,16 +72,16 @@ def test_each_member_keeps_its_own_best_epochs_in_a_batched_model():
 def test_precision_setting_is_checked():
     assert NNSettings.from_config({"precision": 32}).precision == "32"
     assert NNSettings.from_config({"precision": "bf16-mixed"}).precision == "bf16-mixed"
-    with pytest.raises(ValueError, match=r"classifier.nn.precision: expected one of \['32', 'bf16-mixed'\], got 'fp8'"):
+    with pytest.raises(ValueError, match=r"classifier.nn.precision: 'fp8' is not one of \['32', 32, 'bf16-mixed'\]"):
         NNSettings.from_config({"precision": "fp8"})
 
 
 def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
     x, y = _toy(3000)
-    settings = NNSettings(members=2, epochs=4, batch_size=128, n_best=2)
+    settings = NNSettings.from_config(dict(members=2, epochs=4, batch_size=128, n_best=2))
     full = train_ensemble(x, y, None, settings, [1, 2], log=quiet)
     ckpt = tmp_path / "fold.pt"
-    part = NNSettings(**{**settings.__dict__, "epochs": 2})
+    part = NNSettings.from_config(dict(**{**settings.__dict__, "epochs": 2}))
     train_ensemble(x, y, None, part, [1, 2], checkpoint=ckpt, log=quiet)
     messages = []
     resumed = train_ensemble(x, y, None, settings, [1, 2], checkpoint=ckpt, log=messages.append)
@@ -100,7 +100,7 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
 def test_checkpoint_of_other_data_is_not_resumed(tmp_path):
     x, y = _toy(2000)
     ckpt = tmp_path / "fold.pt"
-    settings = NNSettings(members=1, epochs=1, batch_size=128, n_best=1)
+    settings = NNSettings.from_config(dict(members=1, epochs=1, batch_size=128, n_best=1))
     train_ensemble(x, y, None, settings, [1], checkpoint=ckpt, log=quiet)
     messages = []
     train_ensemble(x + 1, y, None, settings, [1], checkpoint=ckpt, log=messages.append)
@@ -109,10 +109,10 @@ def test_checkpoint_of_other_data_is_not_resumed(tmp_path):
 
 KILL_SCRIPT = """
 import sys, numpy as np
-from slidescan.train import NNSettings, train_ensemble
+from slidescan.backends.nn.engine import NNSettings, train_ensemble
 gen = np.random.default_rng(0)
 x = gen.normal(size=(20000, 4)); y = (gen.random(20000) < 0.5).astype(float); x[y == 1, 0] += 1
-m = train_ensemble(x, y, None, NNSettings(members=2, epochs=int(sys.argv[2]), batch_size=64, n_best=3), [5, 6],
+m = train_ensemble(x, y, None, NNSettings.from_config(dict(members=2, epochs=int(sys.argv[2]), batch_size=64, n_best=3)), [5, 6],
                    checkpoint=sys.argv[1] if sys.argv[1] != "-" else None, log=lambda s: print(s, flush=True))
 np.save(sys.argv[3], m.predict(x[:2000]))
 """
@@ -146,9 +146,9 @@ def test_sigkill_mid_training_then_rerun_gives_same_scores(tmp_path):
 
 def test_a_fold_trained_with_others_equals_the_fold_trained_alone():
     """The folds of a job share one batched model; each must be the network it would be alone."""
-    from slidescan.train import TrainingGroup, train_groups
+    from slidescan.backends.nn.engine import TrainingGroup, train_groups
 
-    settings = NNSettings(members=2, epochs=3, batch_size=64, n_best=2, learning_rate=0.01)
+    settings = NNSettings.from_config(dict(members=2, epochs=3, batch_size=64, n_best=2, learning_rate=0.01))
     sets = [_toy(n, seed=s) for n, s in ((2600, 1), (3000, 2), (2900, 3))]
     groups = [TrainingGroup(x, y, None, [10 * i + 1, 10 * i + 2], f"fold{i}") for i, (x, y) in enumerate(sets)]
     longest = 3000 - round(0.2 * 3000)
@@ -169,7 +169,7 @@ def test_a_fold_trained_with_others_equals_the_fold_trained_alone():
 
 
 def test_a_shorter_training_set_fills_the_epoch_with_its_own_events():
-    from slidescan.ensemble import member_permutations
+    from slidescan.backends.nn.ensemble import member_permutations
 
     rows = member_permutations([1, 2], [5, 12], 12, torch_device("cpu"))
     assert rows.shape == (2, 12)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from slidescan.trees import BDTSettings, train_bdt_ensemble
+from slidescan.backends.bdt import BDTSettings, train_bdt_ensemble
 
 
 def _toy(n=6000, seed=0):
@@ -15,7 +15,7 @@ def _toy(n=6000, seed=0):
 
 def test_tree_ensemble_learns_and_members_differ():
     x, y = _toy()
-    model = train_bdt_ensemble(x, y, None, BDTSettings(members=3, max_iter=50), [1, 2, 3], log=lambda s: None)
+    model = train_bdt_ensemble(x, y, None, BDTSettings.from_config(dict(members=3, max_iter=50)), [1, 2, 3], log=lambda s: None)
     xt, yt = _toy(seed=1)
     assert roc_auc_score(yt, model.predict(xt)) > 0.8
     per = model.predict(xt, per_member=True)
@@ -25,7 +25,7 @@ def test_tree_ensemble_learns_and_members_differ():
 
 def test_early_stopping_stops_before_max_iter():
     x, y = _toy(4000)
-    model = train_bdt_ensemble(x, y, None, BDTSettings(members=1, max_iter=500, n_iter_no_change=5), [7],
+    model = train_bdt_ensemble(x, y, None, BDTSettings.from_config(dict(members=1, max_iter=500, n_iter_no_change=5)), [7],
                                log=lambda s: None)
     assert model.members[0].n_iter_ < 500
 
@@ -33,7 +33,7 @@ def test_early_stopping_stops_before_max_iter():
 def test_checkpoint_keeps_finished_members(tmp_path):
     x, y = _toy(3000)
     ckpt = tmp_path / "fold.ckpt"
-    settings = BDTSettings(members=2, max_iter=30)
+    settings = BDTSettings.from_config(dict(members=2, max_iter=30))
     full = train_bdt_ensemble(x, y, None, settings, [1, 2], checkpoint=ckpt, log=lambda s: None)
     messages = []
     again = train_bdt_ensemble(x, y, None, settings, [1, 2], checkpoint=ckpt, log=messages.append)

@@ -77,7 +77,7 @@ def test_dry_run_fans_out_over_every_pseudo_experiment(tmp_path):
     assert counts["bumphunt"] == 3 * 2 * 2
     assert "merge_folds" not in counts
     # one CATHODE flow per window x injection x seed, shared by its folds
-    assert counts["flow"] == counts["split"] == 2 * 2 * 2 and counts["inject"] == 2 * 2
+    assert counts["sideband_flow"] == counts["split"] == 2 * 2 * 2 and counts["inject"] == 2 * 2
 
 
 def test_tiny_scan_end_to_end(tiny_run):
@@ -127,8 +127,8 @@ def test_report_is_written(tiny_run):
     for caption in ("Calibration from the background-only", "Sensitivity: the local significance",
                     "Selected dijet-mass spectrum of window", "The sliding windows over the dijet-mass spectrum",
                     "ROC and significance-improvement (SIC) curves", "Max SIC (at least 20 background events",
-                    "Training (solid) and validation (dashed) loss", "CATHODE background model of window",
-                    "Every training fold and CATHODE flow"):
+                    "Training (solid) and validation (dashed) loss", "Sideband flow (CATHODE background model) of window",
+                    "Every training fold and per-window model"):
         assert caption in html
     # one spectra figure per window, method and pseudo-experiment, from the per-scan bump-hunt jobs
     spectra = set(re.findall(r"Selected dijet-mass spectrum of window (\w+) for ([\w-]+)(?:\\n|\s)+\(injection (\d+)",

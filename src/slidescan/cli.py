@@ -15,13 +15,14 @@ from pathlib import Path
 import yaml
 
 
-def _scan_name(configfile: Path) -> str:
-    if not configfile.exists():
-        raise SystemExit(f"slidescan: config file {configfile} does not exist")
-    config = yaml.safe_load(configfile.read_text()) or {}
-    if "scan" not in config:
-        raise SystemExit(f"slidescan: {configfile} has no 'scan' key (the name of results/<scan>/)")
-    return str(config["scan"])
+def _settings(ns: argparse.Namespace):
+    """The scan's settings, or exit with the config error (file and key first)."""
+    from .config import ConfigError, load_settings
+
+    try:
+        return load_settings(ns.workdir, ns.configfile)
+    except ConfigError as err:
+        raise SystemExit(f"slidescan: {err}")
 
 
 def _snakemake(args: list[str], workdir: Path) -> int:
@@ -46,7 +47,7 @@ def _common(parser: argparse.ArgumentParser, profile: str = "profiles/local") ->
 
 
 def cmd_run(ns: argparse.Namespace, extra: list[str]) -> int:
-    _scan_name(ns.workdir / ns.configfile)
+    _settings(ns)
     base = ["--profile", ns.profile, "--configfile", str(ns.configfile)]
     rc = _snakemake([*base, *extra], ns.workdir)
     if rc != 0 or "-n" in extra or "--dry-run" in extra or ns.no_report:
@@ -55,30 +56,28 @@ def cmd_run(ns: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_report(ns: argparse.Namespace, extra: list[str]) -> int:
-    from .summary import write_summary
+    from .report.summary import write_summary
 
-    scan = _scan_name(ns.workdir / ns.configfile)
-    report = f"results/{scan}/report.html"
+    report = _settings(ns).layout().report()
     print(f"summary written to {write_summary(ns.workdir, ns.configfile)}")
-    rc = _snakemake(["--configfile", str(ns.configfile), "--cores", "1", "--report", report, *extra], ns.workdir)
+    rc = _snakemake(["--configfile", str(ns.configfile), "--cores", "1", "--report", str(report), *extra], ns.workdir)
     if rc == 0:
         print(f"report written to {ns.workdir / report}")
     return rc
 
 
 def cmd_launch(ns: argparse.Namespace, extra: list[str]) -> int:
-    from .launch import submit_head
-    from .status import load_config
+    from .cluster.launch import submit_head
 
-    scan = _scan_name(ns.workdir / ns.configfile)
-    config = load_config(ns.workdir, ns.configfile)
+    settings = _settings(ns)
+    scan = settings.scan
     run_argv = ["--configfile", str(ns.configfile), "--profile", ns.profile]
     if ns.no_report:
         run_argv.append("--no-report")
     if extra:
         run_argv += ["--", *extra]
     try:
-        head = submit_head(ns.workdir.resolve(), scan, config, run_argv, hours=ns.hours, cpus=ns.cpus,
+        head = submit_head(ns.workdir.resolve(), settings, run_argv, hours=ns.hours, cpus=ns.cpus,
                            mem_gb=ns.mem_gb, partition=ns.partition, account=ns.account, qos=ns.qos)
     except ImportError:
         raise SystemExit("slidescan launch needs submitit and the SLURM plugin: pip install -e '.[slurm]'")
@@ -93,13 +92,24 @@ def cmd_launch(ns: argparse.Namespace, extra: list[str]) -> int:
 
 
 def cmd_status(ns: argparse.Namespace, extra: list[str]) -> int:
-    from .launch import head_status
-    from .status import report
+    from .cluster.launch import head_status
+    from .report.status import report
 
+    settings = _settings(ns)
     text, counts = report(ns.workdir, ns.configfile, ns.profile)
-    head = head_status(ns.workdir, _scan_name(ns.workdir / ns.configfile))
+    head = head_status(settings.layout(ns.workdir))
     print(text if head is None else f"{head}\n{text}")
     return 1 if counts["failed"] else 0
+
+
+def cmd_schema(ns: argparse.Namespace, extra: list[str]) -> int:
+    """The whole config schema (every key, its default and meaning), with the plugins of the config."""
+    from .config import import_plugins, read_yaml, schema
+
+    config = read_yaml(ns.workdir / ns.configfile) if (ns.workdir / ns.configfile).exists() else {}
+    import_plugins(config.get("plugins") or [], ns.workdir)
+    print(yaml.safe_dump(schema(), sort_keys=False, width=110))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="list failed, interrupted and missing training folds, with logs and "
                                            "the command that reruns exactly them (exit 1 if any failed)")
     _common(status)
+    schema = sub.add_parser("schema", help="print the config schema: every key with its default and meaning, "
+                                           "including the sections of methods, models and backends (and plugins)")
+    _common(schema)
     ns = parser.parse_args(argv)
-    commands = {"run": cmd_run, "launch": cmd_launch, "report": cmd_report, "status": cmd_status}
+    commands = {"run": cmd_run, "launch": cmd_launch, "report": cmd_report, "status": cmd_status, "schema": cmd_schema}
     return commands[ns.command](ns, extra)
 
 

@@ -35,8 +35,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         raise
 
 
-def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], attrs: dict | None = None) -> None:
-    """Write named DataFrames of numeric columns as HDF5 groups (one dataset per column)."""
+ARRAYS = "arrays"
+
+
+def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], attrs: dict | None = None,
+                 arrays: dict[str, np.ndarray] | None = None) -> None:
+    """Write named DataFrames of numeric columns as HDF5 groups (one dataset per column), and named arrays
+    of any shape under ``arrays/`` (a model's parameters)."""
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for key, value in (attrs or {}).items():
@@ -46,6 +51,21 @@ def write_tables(path: str | os.PathLike, tables: dict[str, pd.DataFrame], attrs
                 group.attrs["columns"] = list(df.columns)
                 for column in df.columns:
                     group.create_dataset(column, data=np.asarray(df[column]))
+            if arrays:
+                group = f.create_group(ARRAYS)
+                for name, value in arrays.items():
+                    group.create_dataset(name, data=np.asarray(value))
+
+
+def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The named arrays of a file written with ``write_tables(arrays=...)``."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        if ARRAYS not in f:
+            raise KeyError(f"{path}: no arrays stored (found: {sorted(f.keys())})")
+        f[ARRAYS].visititems(lambda name, item: out.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset)
+                             else None)
+    return out
 
 
 def read_table(path: str | os.PathLike, name: str) -> pd.DataFrame:

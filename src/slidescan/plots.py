@@ -158,18 +158,17 @@ def sensitivity(table: pd.DataFrame, out: str | os.PathLike) -> None:
 
 
 def flow_closure(sb_data: pd.DataFrame, sb_samples: pd.DataFrame, sr_data: pd.DataFrame, sr_samples: pd.DataFrame,
-                 title: str, out: str | os.PathLike) -> None:
+                 title: str, out: str | os.PathLike, rows: tuple[str, str] = ("sideband (held out)", "signal region"),
+                 features: list[str] | None = None) -> None:
     """Per-feature histograms: flow samples against held-out sideband data (top) and against SR data (bottom).
 
     The top row is the closure test: the flow must reproduce the sidebands it was trained on. In the
     bottom row data and samples agree without signal; a signal shows as an excess in a narrow range.
     """
-    from .data import FEATURES
-
-    fig, axes = plt.subplots(2, len(FEATURES), figsize=(5 * len(FEATURES), 9), squeeze=False)
-    for row, (data, samples, where) in enumerate([(sb_data, sb_samples, "sideband (held out)"),
-                                                   (sr_data, sr_samples, "signal region")]):
-        for ax, feature in zip(axes[row], FEATURES):
+    features = features or [c for c in sb_samples.columns if c != "mjj"]
+    fig, axes = plt.subplots(2, len(features), figsize=(5 * len(features), 9), squeeze=False)
+    for row, (data, samples, where) in enumerate([(sb_data, sb_samples, rows[0]), (sr_data, sr_samples, rows[1])]):
+        for ax, feature in zip(axes[row], features):
             lo, hi = np.percentile(np.concatenate([data[feature], samples[feature]]), [0.1, 99.9])
             bins = np.linspace(lo, hi, 41)
             ax.hist(samples[feature], bins, density=True, histtype="stepfilled", alpha=0.4, color="C0",

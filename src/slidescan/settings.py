@@ -1,11 +1,33 @@
-"""Settings dataclasses built from a config section, rejecting keys they do not know."""
+"""Typed settings, parsed once from the validated config at a job's boundary.
+
+Defaults live in the schema only: the scan-level keys in ``config.schema.yaml``, each method's,
+model's and backend's own section in the schema it registers (:class:`Settings`). A settings class
+is a dataclass whose fields are exactly its section's keys; ``from_config`` fills the schema's
+defaults, rejects unknown keys naming the section, and checks types and ranges.
+:class:`ScanSettings` is the whole scan: windows, folds, configured methods, bump hunt, cluster.
+"""
 
 from __future__ import annotations
 
-from dataclasses import fields
+import copy
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import ClassVar
+
+import yaml
 
 # settings that change how fast a training runs, not what it computes: left out of every identity
 EXECUTION_ONLY = ("device", "threads", "cuda_graphs")
+
+
+def section_schema(text: str) -> dict:
+    """A section's JSON schema written as YAML (with ``default:`` for every optional key)."""
+    schema = yaml.safe_load(text)
+    schema.setdefault("type", "object")
+    schema.setdefault("additionalProperties", False)
+    schema.setdefault("default", {})
+    return schema
 
 
 def from_config(cls, config: dict | None, section: str):
@@ -16,3 +38,159 @@ def from_config(cls, config: dict | None, section: str):
     if unknown:
         raise ValueError(f"{section}: unknown setting(s) {unknown}; known: {known}")
     return cls(**config)
+
+
+class Settings:
+    """Base of a registered section's settings (a dataclass): ``section`` is its dotted path in the
+    config (``classifier.nn``), ``schema`` its JSON schema with the defaults."""
+
+    section: ClassVar[str]
+    schema: ClassVar[dict]
+
+    @classmethod
+    def from_config(cls, config: dict | None):
+        from .config import apply_defaults
+
+        _check_fields(cls)
+        values = apply_defaults(cls.schema, copy.deepcopy(dict(config or {})), cls.section,
+                                known=sorted(f.name for f in fields(cls)))
+        return cls(**values)
+
+    @classmethod
+    def path(cls) -> tuple[str, ...]:
+        return tuple(cls.section.split("."))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def _check_fields(cls) -> None:
+    """A settings class and its schema name the same keys (defaults are in the schema, types in the class)."""
+    declared = {f.name for f in fields(cls)}
+    in_schema = set(cls.schema.get("properties", {}))
+    if declared != in_schema:
+        raise TypeError(f"{cls.__name__}: fields {sorted(declared ^ in_schema)} are in only one of the dataclass "
+                        f"and the schema of section {cls.section}")
+
+
+def tunables(settings) -> dict:
+    """The settings that change results (``EXECUTION_ONLY`` left out), in field order: part of identities."""
+    return {k: v for k, v in dataclasses.asdict(settings).items() if k not in EXECUTION_ONLY}
+
+
+def section_of(config: dict, path: tuple[str, ...]) -> dict:
+    node = config
+    for key in path:
+        node = (node or {}).get(key) or {}
+    return node
+
+
+# --- the scan as a whole ---
+
+
+def _base(section: str) -> dict:
+    from .config import base_section_schema
+
+    return base_section_schema(section)
+
+
+@dataclass(frozen=True)
+class BumphuntSettings(Settings):
+    section = "bumphunt"
+    schema = _base("bumphunt")
+
+    efficiencies: list[float]
+    bin_width: float
+    fit_parameters: int | str
+    p0_calculator: str
+    p0_toys: int
+    global_toys: int
+
+
+@dataclass(frozen=True)
+class ClusterSettings(Settings):
+    section = "cluster"
+    schema = _base("cluster")
+
+    account: str | None
+    partition: str | None
+    gpu_partition: str | None
+    qos: str | None
+    runtime: int
+    mem_mb: int
+    gpu_runtime: int
+    gpu_mem_mb: int
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """Everything a job needs to know about its scan, parsed once from the validated config."""
+
+    config: dict  # the validated config with every default filled in (rule params, identities)
+    scan: str
+    data: "DataSettings"  # noqa: F821
+    injections: tuple[int, ...]
+    seeds: tuple[int, ...]
+    windows: tuple  # of windows.Window
+    k: int
+    methods: dict  # name -> methods.MethodRun
+    bumphunt: BumphuntSettings
+    cluster: ClusterSettings
+    truth_mass: float
+
+    @classmethod
+    def from_config(cls, config: dict, source: str = "config", workdir: str | Path = ".") -> "ScanSettings":
+        from .config import validate
+        from .data import DataSettings
+        from .methods import configure
+        from .windows import window_grid
+
+        config = validate(copy.deepcopy(dict(config)), source=source, workdir=workdir)
+        data = DataSettings.from_config(config["data"])
+        truth = config.get("truth_mass")
+        if truth is None:
+            truth = data.synthetic.model.m_wprime if data.source == "synthetic" else 3.5
+        methods = {name: configure(name, config) for name in config["methods"]}
+        return cls(config=config, scan=str(config["scan"]), data=data,
+                   injections=tuple(int(i) for i in config["injections"]),
+                   seeds=tuple(int(s) for s in config["seeds"]),
+                   windows=tuple(window_grid(config["windows"])), k=int(config["folds"]["k"]), methods=methods,
+                   bumphunt=BumphuntSettings(**config["bumphunt"]), cluster=ClusterSettings(**config["cluster"]),
+                   truth_mass=float(truth))
+
+    def method(self, name: str):
+        if name not in self.methods:
+            raise KeyError(f"method {name!r} is not in this scan's methods {list(self.methods)}")
+        return self.methods[name]
+
+    def window(self, name: str):
+        from .windows import window_by_name
+
+        return window_by_name(list(self.windows), name)
+
+    @property
+    def experiments(self) -> list:
+        from .layout import PseudoExperiment
+
+        return [PseudoExperiment(i, s) for i in self.injections for s in self.seeds]
+
+    def models(self) -> dict:
+        """The per-window models the scan's methods need, configured: name -> models.ConfiguredModel."""
+        from .density import configure_model
+
+        needed: dict = {}
+        for run in self.methods.values():
+            for name in run.models:
+                if name not in needed:
+                    needed[name] = configure_model(name, self.config)
+        return needed
+
+    @property
+    def truth_window(self):
+        """The window whose SR centre is nearest to the injected mass: where ROC, SIC and loss curves are drawn."""
+        return min(self.windows, key=lambda w: abs(w.sr_centre - self.truth_mass))
+
+    def layout(self, workdir: str | Path = "."):
+        from .layout import Layout
+
+        return Layout(Path(workdir) / "results" / self.scan)

@@ -1,4 +1,4 @@
-"""Helpers for the thin Snakemake scripts: logging to the job's log file."""
+"""Helpers for the thin Snakemake scripts: the job's settings (parsed once), its layout, its log."""
 
 from __future__ import annotations
 
@@ -6,6 +6,19 @@ import contextlib
 import sys
 import traceback
 from pathlib import Path
+
+
+def settings(snakemake):
+    """The scan's typed settings, parsed once at the job's boundary (plugins imported, defaults filled)."""
+    from .settings import ScanSettings
+
+    return ScanSettings.from_config(snakemake.config)
+
+
+def experiment(snakemake):
+    from .layout import PseudoExperiment
+
+    return PseudoExperiment(int(snakemake.wildcards.injection), int(snakemake.wildcards.seed))
 
 
 @contextlib.contextmanager

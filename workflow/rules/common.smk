@@ -1,52 +1,53 @@
-# Names and helpers shared by the rules. Only cheap config arithmetic here: every cluster job
-# re-parses the Snakefile.
-from slidescan.cluster import slurm_resources
-from slidescan.methods import needs_flow
-from slidescan.windows import window_grid
+# Names shared by the rules, all from the scan's settings (parsed once in the Snakefile) and its layout.
+# Only cheap config arithmetic here: every cluster job re-parses the Snakefile.
+import re
 
-RESULTS = f"results/{config['scan']}"
-WINDOW_GRID = window_grid(config["windows"])
-WINDOWS = [w.name for w in WINDOW_GRID]
-METHODS = list(config["methods"])
-INJECTIONS = [int(i) for i in config["injections"]]
-SEEDS = [int(s) for s in config["seeds"]]
-EXPERIMENT = "inj{injection}_seed{seed}"
-# the merged out-of-fold scores of one window, method and pseudo-experiment
-SCORES = f"{RESULTS}/scores/{{window}}/{{method}}/{EXPERIMENT}.h5"
-# where the injected signal sits (for the sensitivity curve and the plots' marker)
-TRUTH_MASS = float(config.get("truth_mass", config["data"].get("synthetic", {}).get("model", {}).get("m_wprime", 3.5)))
-# the window whose SR centre is nearest to it: where ROC, SIC and loss curves are drawn
-TRUTH_WINDOW = min(WINDOW_GRID, key=lambda w: abs(w.sr_centre - TRUTH_MASS)).name
+from slidescan.cluster import slurm_resources
+from slidescan.layout import EXPERIMENT, PseudoExperiment
+
+LAYOUT = SETTINGS.layout()
+WINDOWS = [w.name for w in SETTINGS.windows]
+METHODS = list(SETTINGS.methods)
+INJECTIONS = list(SETTINGS.injections)
+SEEDS = list(SETTINGS.seeds)
+# the per-window models the methods need (name -> configured model), from the model registry
+MODELS = SETTINGS.models()
+TRUTH_MASS = SETTINGS.truth_mass
+# the window whose SR centre is nearest to the injected mass: where ROC, SIC and loss curves are drawn
+TRUTH_WINDOW = SETTINGS.truth_window.name
 SIGNAL_INJECTIONS = [i for i in INJECTIONS if i > 0]
-CATHODE = any(needs_flow(m) for m in METHODS)
-# sbatch account / partition / QoS of the submitted rules (config `cluster` or SLIDESCAN_SLURM_*); empty locally
-SLURM = slurm_resources(config)
-SLURM_GPU = slurm_resources(config, gpu=True)
+# sbatch account / partition / QoS, time and memory of the submitted rules (config `cluster` or SLIDESCAN_SLURM_*)
+SLURM = slurm_resources(SETTINGS.cluster)
+SLURM_GPU = slurm_resources(SETTINGS.cluster, gpu=True)
 
 
 wildcard_constraints:
     window="w[0-9]+",
-    method="[a-z]+-[a-z]+",
+    method="|".join(re.escape(m) for m in METHODS),
     injection="[0-9]+",
     seed="[0-9]+",
-    fold="[0-9]+",
 
 
 def scan_plots():
-    return expand(f"{RESULTS}/plots/pvalue_scan_{{method}}_inj{{injection}}.png", method=METHODS, injection=INJECTIONS)
+    return [LAYOUT.scan_plot(m, i) for m in METHODS for i in INJECTIONS]
 
 
 def report_figures():
     """Figures of the report beyond the scan plots; the truth-based ones only when signal is injected."""
-    figures = [f"{RESULTS}/plots/window_map.png", f"{RESULTS}/jobs.csv"]
-    figures += expand(f"{RESULTS}/plots/loss_{{method}}.png", method=METHODS)
+    figures = [LAYOUT.window_map(), LAYOUT.jobs()]
+    figures += [LAYOUT.loss_plot(m) for m in METHODS]
+    figures += [LAYOUT.model_loss_plot(m.model) for m in MODELS.values()]
     if SIGNAL_INJECTIONS:
-        figures += [f"{RESULTS}/performance.csv", f"{RESULTS}/plots/roc_sic.png", f"{RESULTS}/plots/max_sic_vs_sb.png"]
-    if CATHODE:
-        figures.append(f"{RESULTS}/plots/loss_flows.png")
+        figures += [LAYOUT.performance(), LAYOUT.roc_plot(), LAYOUT.max_sic_plot()]
     return figures
 
 
 def bumphunt_tables():
     """One table per scan (method, pseudo-experiment), with every window's rows."""
-    return expand(f"{RESULTS}/bumphunt/{{method}}/{EXPERIMENT}.csv", method=METHODS, injection=INJECTIONS, seed=SEEDS)
+    return [LAYOUT.bumphunt(m, e) for m in METHODS for e in SETTINGS.experiments]
+
+
+def section_of_method(wildcards):
+    """The config the results of a method's folds depend on: a change reruns its training jobs."""
+    run = SETTINGS.method(wildcards.method)
+    return {"section": run.section, "tunables": run.tunables()}

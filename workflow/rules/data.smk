@@ -1,10 +1,10 @@
 rule prepare_data:
     output:
-        f"{RESULTS}/data/events.h5",
+        LAYOUT.events(),
     resources:
         **SLURM,
     log:
-        f"{RESULTS}/logs/prepare_data.log",
+        LAYOUT.log("prepare_data"),
     params:
         data=config["data"],
         folds=config["folds"],
@@ -16,11 +16,11 @@ rule inject:
     input:
         rules.prepare_data.output,
     output:
-        f"{RESULTS}/data/{EXPERIMENT}.h5",
+        LAYOUT.injected(EXPERIMENT),
     resources:
         **SLURM,
     log:
-        f"{RESULTS}/logs/inject/{EXPERIMENT}.log",
+        LAYOUT.log("inject", EXPERIMENT),
     params:
         data=config["data"],
         folds=config["folds"],
@@ -30,7 +30,7 @@ rule inject:
 
 rule window_table:
     output:
-        f"{RESULTS}/windows.csv",
+        LAYOUT.windows(),
     params:
         windows=config["windows"],
     script:
@@ -42,11 +42,11 @@ rule split:
         injected=rules.inject.output,
         events=rules.prepare_data.output,
     output:
-        f"{RESULTS}/split/{{window}}/{EXPERIMENT}.h5",
+        LAYOUT.split("{window}", EXPERIMENT),
     resources:
         **SLURM,
     log:
-        f"{RESULTS}/logs/split/{{window}}/{EXPERIMENT}.log",
+        LAYOUT.log("split", "{window}", EXPERIMENT),
     params:
         windows=config["windows"],
     script:

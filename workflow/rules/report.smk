@@ -3,14 +3,14 @@ rule plot_scan:
         rules.scan.output,
     output:
         report(
-            f"{RESULTS}/plots/pvalue_scan_{{method}}_inj{{injection}}.png",
+            str(LAYOUT.scan_plot("{method}", "{injection}")),
             category="Scan",
             subcategory="{method}",
             labels={"method": "{method}", "injection": "{injection}"},
             caption="../report/pvalue_scan.rst",
         ),
     log:
-        f"{RESULTS}/logs/plot_scan/{{method}}_inj{{injection}}.log",
+        str(LAYOUT.log("plot_scan", "{method}_inj{injection}")),
     params:
         truth_mass=TRUTH_MASS,
     script:
@@ -19,11 +19,11 @@ rule plot_scan:
 
 rule window_map:
     input:
-        lambda wc: rules.inject.output[0].format(injection=max(INJECTIONS), seed=SEEDS[0]),
+        LAYOUT.injected(PseudoExperiment(max(INJECTIONS), SEEDS[0])),
     output:
-        report(f"{RESULTS}/plots/window_map.png", category="Scan", caption="../report/window_map.rst"),
+        report(str(LAYOUT.window_map()), category="Scan", caption="../report/window_map.rst"),
     log:
-        f"{RESULTS}/logs/window_map.log",
+        str(LAYOUT.log("window_map")),
     params:
         windows=config["windows"],
         truth_mass=TRUTH_MASS,
@@ -33,14 +33,13 @@ rule window_map:
 
 rule performance:
     input:
-        expand(f"{RESULTS}/scores/{TRUTH_WINDOW}/{{method}}/{EXPERIMENT}.h5", method=METHODS,
-               injection=SIGNAL_INJECTIONS, seed=SEEDS),
+        [LAYOUT.scores(TRUTH_WINDOW, m, PseudoExperiment(i, s)) for m in METHODS for i in SIGNAL_INJECTIONS for s in SEEDS],
     output:
-        table=report(f"{RESULTS}/performance.csv", category="Methods", caption="../report/performance.rst"),
-        roc=report(f"{RESULTS}/plots/roc_sic.png", category="Methods", caption="../report/roc_sic.rst"),
-        max_sic=report(f"{RESULTS}/plots/max_sic_vs_sb.png", category="Methods", caption="../report/max_sic.rst"),
+        table=report(str(LAYOUT.performance()), category="Methods", caption="../report/performance.rst"),
+        roc=report(str(LAYOUT.roc_plot()), category="Methods", caption="../report/roc_sic.rst"),
+        max_sic=report(str(LAYOUT.max_sic_plot()), category="Methods", caption="../report/max_sic.rst"),
     log:
-        f"{RESULTS}/logs/performance.log",
+        str(LAYOUT.log("performance")),
     params:
         window=TRUTH_WINDOW,
     script:
@@ -49,26 +48,20 @@ rule performance:
 
 rule loss_curves:
     input:
-        expand(f"{RESULTS}/scores/{TRUTH_WINDOW}/{{{{method}}}}/{EXPERIMENT}.h5", injection=INJECTIONS, seed=SEEDS),
+        lambda wc: [LAYOUT.scores(TRUTH_WINDOW, wc.method, e) for e in SETTINGS.experiments],
     output:
-        report(f"{RESULTS}/plots/loss_{{method}}.png", category="Diagnostics", subcategory="loss curves",
-               labels={"method": "{method}"}, caption="../report/loss_curves.rst"),
+        report(
+            str(LAYOUT.loss_plot("{method}")),
+            category="Diagnostics",
+            subcategory="loss curves",
+            labels={"method": "{method}"},
+            caption="../report/loss_curves.rst",
+        ),
     log:
-        f"{RESULTS}/logs/loss_curves/{{method}}.log",
+        str(LAYOUT.log("loss_curves", "{method}")),
     params:
-        window=TRUTH_WINDOW,
-    script:
-        "../scripts/loss_curves.py"
-
-
-rule flow_loss_curves:
-    input:
-        expand(rules.flow.output.samples, window=WINDOWS, injection=INJECTIONS, seed=SEEDS),
-    output:
-        report(f"{RESULTS}/plots/loss_flows.png", category="Diagnostics", subcategory="loss curves",
-               labels={"method": "CATHODE flows"}, caption="../report/loss_flows.rst"),
-    log:
-        f"{RESULTS}/logs/loss_curves/flows.log",
+        title=lambda wc: f"{wc.method}, {TRUTH_WINDOW}",
+        ylabel="loss per event",
     script:
         "../scripts/loss_curves.py"
 
@@ -77,8 +70,8 @@ rule jobs:
     input:
         rules.scan.output,
     output:
-        report(f"{RESULTS}/jobs.csv", category="Jobs", caption="../report/jobs.rst"),
+        report(str(LAYOUT.jobs()), category="Jobs", caption="../report/jobs.rst"),
     log:
-        f"{RESULTS}/logs/jobs.log",
+        str(LAYOUT.log("jobs")),
     script:
         "../scripts/jobs.py"

@@ -1,11 +1,11 @@
 rule bumphunt:
-    """One scan (method, pseudo-experiment) in every window: a job per scan, not per window (pipeline.run_bumphunt)."""
+    """One scan (method, pseudo-experiment) in every window: a job per scan, not per window (slidescan.stages.bumphunt)."""
     input:
-        expand(SCORES, window=WINDOWS, allow_missing=True),
+        [str(LAYOUT.scores(w, "{method}", EXPERIMENT)) for w in WINDOWS],
     output:
-        table=f"{RESULTS}/bumphunt/{{method}}/{EXPERIMENT}.csv",
+        table=str(LAYOUT.bumphunt("{method}", EXPERIMENT)),
         spectra=report(
-            directory(f"{RESULTS}/plots/spectra/{{method}}/{EXPERIMENT}"),
+            directory(str(LAYOUT.spectra("{method}", EXPERIMENT))),
             patterns=["{window}.png"],
             category="Diagnostics",
             subcategory="selected spectra: {method}",
@@ -15,7 +15,7 @@ rule bumphunt:
     resources:
         **SLURM,
     log:
-        f"{RESULTS}/logs/bumphunt/{{method}}/{EXPERIMENT}.log",
+        str(LAYOUT.bumphunt_log("{method}", EXPERIMENT)),
     params:
         windows=config["windows"],
         bumphunt=config["bumphunt"],
@@ -27,13 +27,9 @@ rule scan:
     input:
         bumphunt_tables(),
     output:
-        report(
-            f"{RESULTS}/pvalue_scan.csv",
-            category="Scan",
-            caption="../report/pvalue_scan_table.rst",
-        ),
+        report(str(LAYOUT.pvalue_scan()), category="Scan", caption="../report/pvalue_scan_table.rst"),
     log:
-        f"{RESULTS}/logs/scan.log",
+        str(LAYOUT.log("scan")),
     params:
         bumphunt=config["bumphunt"],
     script:
@@ -44,10 +40,10 @@ rule calibration:
     input:
         rules.scan.output,
     output:
-        table=report(f"{RESULTS}/calibration.csv", category="Calibration", caption="../report/calibration.rst"),
-        plot=report(f"{RESULTS}/plots/calibration_p0.png", category="Calibration", caption="../report/calibration.rst"),
+        table=report(str(LAYOUT.calibration()), category="Calibration", caption="../report/calibration.rst"),
+        plot=report(str(LAYOUT.calibration_plot()), category="Calibration", caption="../report/calibration.rst"),
     log:
-        f"{RESULTS}/logs/calibration.log",
+        str(LAYOUT.log("calibration")),
     script:
         "../scripts/calibration.py"
 
@@ -56,9 +52,9 @@ rule sensitivity:
     input:
         rules.scan.output,
     output:
-        report(f"{RESULTS}/plots/sensitivity.png", category="Sensitivity", caption="../report/sensitivity.rst"),
+        report(str(LAYOUT.sensitivity_plot()), category="Sensitivity", caption="../report/sensitivity.rst"),
     log:
-        f"{RESULTS}/logs/sensitivity.log",
+        str(LAYOUT.log("sensitivity")),
     params:
         truth_mass=TRUTH_MASS,
     script:

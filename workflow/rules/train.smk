@@ -1,62 +1,33 @@
-rule flow:
-    input:
-        rules.split.output,
-    output:
-        samples=f"{RESULTS}/flows/{{window}}/{EXPERIMENT}.h5",
-        closure=report(
-            f"{RESULTS}/plots/flows/{{window}}/{EXPERIMENT}.png",
-            category="Diagnostics",
-            subcategory="flow closure (CATHODE)",
-            labels={"window": "{window}", "injection": "{injection}", "seed": "{seed}"},
-            caption="../report/flow_closure.rst",
-        ),
-    resources:
-        **SLURM_GPU,
-    log:
-        f"{RESULTS}/logs/flow/{{window}}/{EXPERIMENT}.log",
-    params:
-        checkpoint=f"{RESULTS}/checkpoints/{{window}}/flow/{EXPERIMENT}.ckpt",
-        flow=config["flow"],
-        windows=config["windows"],
-        folds=config["folds"],
-    threads: config["flow"]["threads"]
-    script:
-        "../scripts/flow.py"
-
-
 def train_inputs(wildcards):
-    """Every seed's events of the window, plus their flow samples for CATHODE methods."""
-    experiments = [dict(wildcards, seed=seed) for seed in SEEDS]
-    inputs = {"split": [rules.split.output[0].format(**e) for e in experiments]}
-    if needs_flow(wildcards.method):
-        inputs["flow"] = [rules.flow.output.samples.format(**e) for e in experiments]
+    """Every seed's events of the window, and the outputs of the models its method needs."""
+    experiments = [PseudoExperiment(int(wildcards.injection), seed) for seed in SEEDS]
+    inputs = {"split": [LAYOUT.split(wildcards.window, e) for e in experiments]}
+    for name in SETTINGS.method(wildcards.method).models:
+        inputs[name] = [LAYOUT.model(MODELS[name].model, wildcards.window, e) for e in experiments]
     return inputs
 
 
-def seed_dirs(kind):
-    """Per seed, the directory of its fold results or fold logs (outside the declared outputs)."""
-    return lambda wc: [f"{RESULTS}/{kind}/{wc.window}/{wc.method}/inj{wc.injection}_seed{seed}" for seed in SEEDS]
+def train_threads(wildcards):
+    run = SETTINGS.method(wildcards.method)
+    return int(getattr(getattr(run, "settings", None), "threads", 1) or 1)
 
 
 rule train:
-    """All k folds of all seeds of one window, method and injection in one job (pipeline.train_experiments)."""
+    """All k folds of all seeds of one window, method and injection in one job (slidescan.stages.train)."""
     input:
         unpack(train_inputs),
+    # each fold's result, log and checkpoint live outside the declared output (layout.fold*, checkpoints): a
+    # failed or killed job keeps its finished folds, and the rerun trains only the others
     output:
-        expand(SCORES, seed=SEEDS, allow_missing=True),
+        [str(LAYOUT.scores("{window}", "{method}", f"inj{{injection}}_seed{seed}")) for seed in SEEDS],
     resources:
         **SLURM_GPU,
     log:
-        f"{RESULTS}/logs/train/{{window}}/{{method}}/inj{{injection}}.log",
+        str(LAYOUT.train_log("{window}", "{method}", "{injection}")),
     params:
-        # each fold's result, log and checkpoint live outside the declared output: a failed or killed
-        # job keeps its finished folds, and the rerun trains only the others
-        folds=seed_dirs("train"),
-        logs=seed_dirs("logs/train"),
-        checkpoints=f"{RESULTS}/checkpoints/{{window}}/{{method}}/inj{{injection}}",
         data=config["data"],
-        folds_config=config["folds"],
-        classifier=config["classifier"],
-    threads: config["classifier"]["nn"]["threads"]
+        folds=config["folds"],
+        method=section_of_method,
+    threads: train_threads
     script:
         "../scripts/train.py"

@@ -1,5 +1,5 @@
-from slidescan.pipeline import run_bumphunt
-from slidescan.smk import job_log
+from slidescan.smk import job_log, settings
+from slidescan.stages.bumphunt import run_bumphunt
 
 with job_log(snakemake):
-    run_bumphunt(snakemake.config, list(snakemake.input), snakemake.output.table, snakemake.output.spectra)
+    run_bumphunt(settings(snakemake), list(snakemake.input), snakemake.output.table, snakemake.output.spectra)

@@ -1,6 +1,5 @@
-from slidescan.pipeline import make_injection
-from slidescan.smk import job_log
+from slidescan.smk import experiment, job_log, settings
+from slidescan.stages.data import make_injection
 
 with job_log(snakemake):
-    w = snakemake.wildcards
-    make_injection(snakemake.config, snakemake.input[0], int(w.injection), int(w.seed), snakemake.output[0])
+    make_injection(settings(snakemake), snakemake.input[0], experiment(snakemake), snakemake.output[0])

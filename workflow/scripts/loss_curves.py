@@ -8,11 +8,8 @@ with job_log(snakemake):
         a = read_attrs(path)
         history = read_table(path, "history")
         label = f"{a['window']} inj {a['injection']} seed {a['seed']}"
-        if "fold" in history:  # classifier scores: one curve per fold
+        if "fold" in history:  # a method's merged scores: one curve per fold
             histories.update({f"{label} fold {fold}": h for fold, h in history.groupby("fold")})
-        else:
+        else:  # a per-window model
             histories[label] = history
-    flows = snakemake.rule == "flow_loss_curves"
-    title = "CATHODE flows, all windows" if flows else f"{snakemake.wildcards.method}, {snakemake.params.window}"
-    loss_curves(histories, title, snakemake.output[0],
-                ylabel="negative log-likelihood per event" if flows else "loss (weighted binary cross-entropy)")
+    loss_curves(histories, snakemake.params.title, snakemake.output[0], ylabel=snakemake.params.ylabel)

@@ -1,5 +1,5 @@
 from slidescan.io import read_attrs, write_csv
-from slidescan.performance import performance_table, sr_truth
+from slidescan.stats.performance import performance_table, sr_truth
 from slidescan.plots import max_sic_vs_sb, roc_sic
 from slidescan.smk import job_log
 

@@ -1,5 +1,5 @@
-from slidescan.pipeline import prepare_data
-from slidescan.smk import job_log
+from slidescan.smk import job_log, settings
+from slidescan.stages.data import prepare_data
 
 with job_log(snakemake):
-    prepare_data(snakemake.config, snakemake.output[0])
+    prepare_data(settings(snakemake), snakemake.output[0])

@@ -1,5 +1,5 @@
-from slidescan.pipeline import gather
-from slidescan.smk import job_log
+from slidescan.smk import job_log, settings
+from slidescan.stages.scan import gather
 
 with job_log(snakemake):
-    gather(list(snakemake.input), snakemake.output[0], n_toys=snakemake.params.bumphunt["global_toys"])
+    gather(list(snakemake.input), snakemake.output[0], n_toys=settings(snakemake).bumphunt.global_toys)

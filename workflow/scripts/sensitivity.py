@@ -1,8 +1,8 @@
 import pandas as pd
 
-from slidescan.pipeline import signal_window_rows
 from slidescan.plots import sensitivity
 from slidescan.smk import job_log
+from slidescan.stages.scan import signal_window_rows
 
 with job_log(snakemake):
     table = pd.read_csv(snakemake.input[0])

@@ -1,4 +1,5 @@
 from slidescan.io import write_csv
-from slidescan.windows import window_grid, window_table
+from slidescan.smk import settings
+from slidescan.windows import window_table
 
-write_csv(snakemake.output[0], window_table(window_grid(snakemake.config["windows"])))
+write_csv(snakemake.output[0], window_table(list(settings(snakemake).windows)))

@@ -1,0 +1,57 @@
+"""Event samples: the columns every stage reads, the synthetic generator, readers, injection.
+
+Every sample is a DataFrame with the LHCO / CATHODE columns ``mjj, mj1, delta_mj, tau21_j1,
+tau21_j2`` (masses in TeV; ``mj1`` is the lighter jet, ``tau21_j1`` its N-subjettiness ratio)
+plus ``label`` (1 signal, 0 background; truth, used only by methods that declare they need it).
+The synthetic model is documented in ``docs/synthetic.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FEATURES = ["mj1", "delta_mj", "tau21_j1", "tau21_j2"]
+COLUMNS = ["mjj", *FEATURES, "label"]
+SQRT_S = 13.0  # TeV
+
+from .injection import inject  # noqa: E402
+from .readers import LHCO_H5_COLUMNS, lhco_features, read_cathode_npy, read_lhco_h5  # noqa: E402
+from .synthetic import SyntheticModel, generate_background, generate_signal  # noqa: E402
+
+
+@dataclass(frozen=True)
+class SyntheticSettings:
+    n_background: int
+    signal_pool: int
+    reference_background: int
+    reference_signal: int
+    model: SyntheticModel
+
+
+@dataclass(frozen=True)
+class LhcoSettings:
+    path: str
+    reference_fraction: float
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """The ``data`` section: where the events come from and the base seed of every random choice."""
+
+    source: str
+    seed: int
+    synthetic: SyntheticSettings
+    lhco_h5: LhcoSettings | None
+
+    @classmethod
+    def from_config(cls, section: dict) -> "DataSettings":
+        """From the validated ``data`` section (every default filled in)."""
+        synthetic = dict(section.get("synthetic") or {})
+        model = SyntheticModel.from_config(synthetic.pop("model", None))
+        lhco = section.get("lhco_h5")
+        return cls(str(section["source"]), int(section["seed"]), SyntheticSettings(**synthetic, model=model),
+                   LhcoSettings(**lhco) if lhco else None)
+
+
+__all__ = ["FEATURES", "COLUMNS", "SQRT_S", "LHCO_H5_COLUMNS", "DataSettings", "SyntheticModel", "inject",
+           "generate_background", "generate_signal", "lhco_features", "read_cathode_npy", "read_lhco_h5"]

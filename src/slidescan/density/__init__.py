@@ -1,0 +1,131 @@
+"""Per-window models: what methods need besides a classifier, built once per window and pseudo-experiment.
+
+A :class:`Model` is fitted by one workflow job per (window, injection, seed) and writes one HDF5
+file: its tables (e.g. CATHODE's SR samples), its parameters as arrays (a flow, for methods that
+evaluate its density), its loss history and a diagnostics figure for the report. A method names
+the models it needs; the DAG, ``slidescan status`` and the report learn them from the registry.
+The built-in ones are the sideband flow (CATHODE, ANODE, R-ANODE, flow-nll) and the flow of the
+simulated background (flow-nll with ``background: simulation``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..registry import MODELS
+
+
+@dataclass
+class ModelContext:
+    """What a model's ``fit`` gets: its settings, its window's events, its seeds and checkpoint, a log."""
+
+    settings: object  # the model's typed section (None without one)
+    window: object  # windows.Window
+    experiment: object  # layout.PseudoExperiment
+    data: pd.DataFrame  # the window's events, with region and fold
+    tables: dict[str, pd.DataFrame]  # the SR truth references of the split file (simulation)
+    events: Path  # the scan's events file: the whole mass range, the simulated references included
+    checkpoint: Path
+    log: Callable[[str], None]
+    features: list[str]
+    k: int  # folds of the scan
+    base_seed: int
+    key: tuple  # (model short name, window, injection, seed): the root of the model's random streams
+
+    def seed(self, *parts) -> int:
+        from ..seeds import derive_seed
+
+        return derive_seed(self.base_seed, *self.key, *parts)
+
+    def rng(self, *parts) -> np.random.Generator:
+        return np.random.default_rng(self.seed(*parts))
+
+
+@dataclass
+class ModelResult:
+    """What a model's ``fit`` returns; the model stage writes it to one file, atomically."""
+
+    tables: dict[str, pd.DataFrame]
+    attrs: dict  # must hold "fingerprint": what the result depends on (folds that read it include it)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    history: pd.DataFrame | None = None  # epoch, train_loss, val_loss
+    plot: Callable[[Path], None] | None = None  # draws the diagnostics figure to the path given
+
+
+@dataclass(frozen=True)
+class Model:
+    """A registered per-window model.
+
+    ``directory`` (outputs and figures) and ``short`` (logs, checkpoints, random streams) default to
+    ``models/<name>`` and ``<name>``.
+    """
+
+    name: str
+    description: str
+    fit: Callable[[ModelContext], ModelResult]
+    settings_type: type | None = None
+    directory: str = ""
+    short: str = ""
+    gpu: bool = True
+    # draws a diagnostics figure for the report (``ModelResult.plot``)
+    diagnostics: bool = True
+    # the report's caption of its diagnostics figure (rst; ``snakemake.wildcards`` are available)
+    caption: str = ""
+    loss_label: str = "negative log-likelihood per event"
+    needs_truth: bool = False
+
+    def __post_init__(self):
+        if not self.directory:
+            object.__setattr__(self, "directory", f"models/{self.name}")
+        if not self.short:
+            object.__setattr__(self, "short", self.name)
+
+    @property
+    def settings_types(self) -> tuple:
+        return (self.settings_type,) if self.settings_type else ()
+
+
+@dataclass(frozen=True)
+class ConfiguredModel:
+    model: Model
+    settings: object
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def threads(self) -> int:
+        return int(getattr(self.settings, "threads", 1) or 1)
+
+    def config_section(self, config: dict) -> dict:
+        """The part of the config its result depends on (a rule parameter: a change reruns it)."""
+        from ..settings import section_of
+
+        return section_of(config, self.model.settings_type.path()) if self.model.settings_type else {}
+
+
+def register_model(model: Model) -> Model:
+    """Add a per-window model to the registry (call it at the bottom of the model's module)."""
+    if not isinstance(model, Model):
+        raise TypeError(f"register_model() takes a Model, got {type(model).__name__}")
+    return MODELS.register(model)
+
+
+def configure_model(name: str, config: dict) -> ConfiguredModel:
+    from ..settings import section_of
+
+    model = MODELS[name]
+    settings = model.settings_type.from_config(section_of(config, model.settings_type.path())) \
+        if model.settings_type else None
+    return ConfiguredModel(model, settings)
+
+
+from . import sideband_flow, simulation_flow  # noqa: E402,F401  (the built-in models register themselves)
+
+__all__ = ["ConfiguredModel", "Model", "ModelContext", "ModelResult", "configure_model", "register_model"]

@@ -1,0 +1,355 @@
+"""Conditional density estimation: a zuko masked autoregressive flow p(x | mjj).
+
+The background model of CATHODE, ANODE, R-ANODE and the flow likelihood: trained on sideband
+events and sampled or evaluated inside the signal region (arXiv:2109.00546, 2001.04990). Features are mapped to an unbounded space by a clamped logit of a min-max scaling with a margin,
+then standardised: a clamp, not the raw logit, so no event can become inf or NaN, and samples
+mapped back always lie inside the (widened) range seen in training.
+
+As in CATHODE, training keeps the ``n_best`` epochs of lowest validation loss and treats them as
+an equal-weight mixture: samples are drawn from each in turn and ``log_prob`` averages densities.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .. import checkpoint as ckpt
+from .. import joblog
+from ..backends.nn.ensemble import member_generator
+from ..cudagraph import GraphedStep, adam, keep_rate_on_device, set_learning_rate, use_graphs
+from ..devices import resolve_device
+from ..io import content_hash
+from ..settings import EXECUTION_ONLY
+from .flow_settings import FlowSettings
+
+
+LOGIT_EPS = 1e-6
+
+
+@dataclass
+class Preprocessor:
+    """x -> standardised clamped logit of a min-max scaling; mjj -> standardised condition."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    m_mean: float
+    m_std: float
+
+    @classmethod
+    def fit(cls, x: np.ndarray, mjj: np.ndarray, margin: float = 0.05) -> "Preprocessor":
+        lo, hi = x.min(0), x.max(0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        pre = cls(lo - margin * span, hi + margin * span, np.zeros(x.shape[1]), np.ones(x.shape[1]),
+                  float(mjj.mean()), float(mjj.std() or 1.0))
+        z = pre._logit(x)
+        pre.mean, pre.std = z.mean(0), z.std(0) + 1e-8
+        return pre
+
+    def _logit(self, x: np.ndarray) -> np.ndarray:
+        u = np.clip((x - self.lo) / (self.hi - self.lo), LOGIT_EPS, 1 - LOGIT_EPS)
+        return np.log(u) - np.log1p(-u)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return (self._logit(x) - self.mean) / self.std
+
+    def log_jacobian(self, x: np.ndarray) -> np.ndarray:
+        """log |dz/dx| summed over features, for densities in the original feature space."""
+        u = np.clip((x - self.lo) / (self.hi - self.lo), LOGIT_EPS, 1 - LOGIT_EPS)
+        return (-np.log(u) - np.log1p(-u) - np.log(self.hi - self.lo) - np.log(self.std)).sum(1)
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        from scipy.special import expit
+
+        u = expit(z * self.std + self.mean)
+        return self.lo + u * (self.hi - self.lo)
+
+    def condition(self, mjj: np.ndarray) -> np.ndarray:
+        return ((np.asarray(mjj, float) - self.m_mean) / self.m_std)[:, None]
+
+
+def build_flow(n_features: int, settings: FlowSettings) -> torch.nn.Module:
+    import zuko
+
+    flow = zuko.flows.MAF(n_features, 1, transforms=settings.transforms, hidden_features=list(settings.hidden))
+    # Start every transform with scale 1 (zero the scale outputs of each MADE; the shifts keep their random
+    # init, so gradients flow from the first step). zuko's random init lets each affine layer scale by up
+    # to e^6.9: stacked 15 deep (the published setting), some ordinary events started at an NLL of 1e27
+    # and the training never recovered (benchmark seed 1, docs/benchmarks.md).
+    with torch.no_grad():
+        for transform in flow.transform.transforms:
+            last = transform.hyper[-1]
+            n_params = last.weight.shape[0] // n_features  # (shift, scale) per feature, interleaved
+            last.weight[n_params - 1::n_params].zero_()
+            last.bias[n_params - 1::n_params].zero_()
+    return flow
+
+
+class TrainedFlow:
+    """An equal-weight mixture of the kept epochs' flows, in the original feature space.
+
+    A flow trained as the signal component of a mixture with a fixed background density
+    (``train_flow(background=...)``) also carries the fitted signal fraction of each kept epoch.
+    """
+
+    def __init__(self, states: list[dict], settings, pre: Preprocessor, n_features: int,
+                 history: dict, best_epochs: list[int], validation_index: np.ndarray, fingerprint: str = "",
+                 signal_fractions: list[float] | None = None):
+        self.settings, self.pre, self.history, self.best_epochs = settings, pre, history, best_epochs
+        self.n_features = n_features
+        # events held out of training: the honest sample for closure tests
+        self.validation_index = validation_index
+        # what the flow was trained on and with (the checkpoint's fingerprint)
+        self.fingerprint = fingerprint
+        self.signal_fractions = signal_fractions
+        # sampling runs where training ran: on a GPU it is seconds, on one CPU core about a minute
+        self.device = resolve_device(settings.device)
+        self.states = states
+        self.flows = []
+        for state in states:
+            flow = build_flow(n_features, settings)
+            flow.load_state_dict(state)
+            self.flows.append(flow.to(self.device).eval())
+
+    @property
+    def best_val_loss(self) -> float:
+        return float(min(self.history["val_loss"]))
+
+    @property
+    def signal_fraction(self) -> float:
+        """The mean fitted signal fraction of the kept epochs (mixture training only)."""
+        return float(np.mean(self.signal_fractions)) if self.signal_fractions else float("nan")
+
+    @torch.no_grad()
+    def log_prob(self, x: np.ndarray, mjj: np.ndarray) -> np.ndarray:
+        out = np.empty(len(x))
+        for start in range(0, len(x), 262_144):  # bounded memory on a window's million events
+            xs, ms = x[start:start + 262_144], mjj[start:start + 262_144]
+            z = torch.as_tensor(self.pre.forward(xs), dtype=torch.float32, device=self.device)
+            c = torch.as_tensor(self.pre.condition(ms), dtype=torch.float32, device=self.device)
+            per_flow = torch.stack([flow(c).log_prob(z) for flow in self.flows])
+            mixture = torch.logsumexp(per_flow, 0) - math.log(len(self.flows))
+            out[start:start + len(xs)] = mixture.double().cpu().numpy() + self.pre.log_jacobian(xs)
+        return out
+
+    @torch.no_grad()
+    def sample(self, mjj: np.ndarray, seed: int) -> np.ndarray:
+        """One sample of x for each mjj value; the mixture's members take turns."""
+        mjj = np.asarray(mjj, float)
+        c = torch.as_tensor(self.pre.condition(mjj), dtype=torch.float32, device=self.device)
+        z = torch.empty(len(mjj), len(self.pre.lo), device=self.device)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(int(seed) % (2**63))
+            for i, flow in enumerate(self.flows):
+                rows = torch.arange(i, len(mjj), len(self.flows), device=self.device)
+                for start in range(0, len(rows), 100_000):
+                    chunk = rows[start:start + 100_000]
+                    z[chunk] = flow(c[chunk]).sample()
+        return self.pre.inverse(z.double().cpu().numpy())
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The flow as arrays (for a model's HDF5 output): no pickle, so reading it runs no code."""
+        out = {f"pre_{k}": np.atleast_1d(np.asarray(getattr(self.pre, k), float))
+               for k in ("lo", "hi", "mean", "std", "m_mean", "m_std")}
+        for i, state in enumerate(self.states):
+            for key, value in state.items():
+                out[f"flow{i}/{key}"] = value.numpy()
+        return out
+
+    def attrs(self) -> dict:
+        return {"flow_transforms": int(self.settings.transforms), "flow_hidden": ",".join(map(str, self.settings.hidden)),
+                "flow_n_features": int(self.n_features), "flow_members": len(self.states),
+                "best_epochs": ",".join(map(str, self.best_epochs)), "fingerprint": self.fingerprint}
+
+
+@dataclass(frozen=True)
+class _Architecture:
+    """What ``build_flow`` needs to rebuild a saved flow."""
+
+    transforms: int
+    hidden: list[int]
+    device: str
+
+
+def load_flow(path, device: str = "auto") -> TrainedFlow:
+    """The flow a model stored with :meth:`TrainedFlow.arrays` (its history and validation events are not kept)."""
+    from ..io import read_arrays, read_attrs
+
+    attrs = read_attrs(path)
+    if "flow_members" not in attrs:
+        raise ValueError(f"{path}: holds no flow (no flow_members attribute); it was not written by a flow model")
+    arrays = read_arrays(path)
+    pre = Preprocessor(arrays["pre_lo"], arrays["pre_hi"], arrays["pre_mean"], arrays["pre_std"],
+                       float(arrays["pre_m_mean"][0]), float(arrays["pre_m_std"][0]))
+    states = []
+    for i in range(int(attrs["flow_members"])):
+        prefix = f"flow{i}/"
+        states.append({k[len(prefix):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith(prefix)})
+    arch = _Architecture(int(attrs["flow_transforms"]), [int(h) for h in str(attrs["flow_hidden"]).split(",")], device)
+    return TrainedFlow(states, arch, pre, int(attrs["flow_n_features"]), {"val_loss": [], "train_loss": []},
+                       [int(e) for e in str(attrs["best_epochs"]).split(",")], np.array([], int),
+                       str(attrs.get("fingerprint", "")))
+
+
+def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
+               checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print,
+               background: np.ndarray | None = None, signal_fraction: float = 0.01,
+               what: str = "flow") -> TrainedFlow:
+    """Fit p(x | mjj) by maximum likelihood, keeping the ``n_best`` epochs of lowest validation loss.
+
+    With ``background`` (the log density of each event under a fixed background model, in the
+    space of ``x``), the flow is the signal component of ``w p_flow + (1 - w) p_background`` and the
+    fraction ``w`` (starting at ``signal_fraction``) is fitted with it (R-ANODE). Per-epoch
+    checkpoints (Lightning layout plus our own state) let a killed job resume exactly.
+    """
+    torch.set_num_threads(max(1, int(settings.threads)))
+    device = resolve_device(settings.device)
+    x = np.asarray(x, float)
+    mjj = np.asarray(mjj, float)
+    if len(x) != len(mjj) or x.ndim != 2:
+        raise ValueError(f"{what} training: x must be (events, features) with one mjj per event, got {x.shape}, "
+                         f"{mjj.shape}")
+    if not np.all(np.isfinite(x)) or not np.all(np.isfinite(mjj)):
+        raise ValueError(f"{what} training: features or mjj contain inf or NaN")
+    n = len(x)
+    n_val = max(1, int(round(settings.validation_fraction * n)))
+    if n - n_val < settings.batch_size:
+        raise ValueError(f"{what} training: {n} events are too few for batch size {settings.batch_size}")
+    order = np.random.default_rng(seed % (2**63)).permutation(n)
+    train_idx, val_idx = order[n_val:], order[:n_val]
+    pre = Preprocessor.fit(x[train_idx], mjj[train_idx])
+    z = torch.as_tensor(pre.forward(x), dtype=torch.float32, device=device)
+    c = torch.as_tensor(pre.condition(mjj), dtype=torch.float32, device=device)
+    z_train, c_train = z[train_idx], c[train_idx]
+    z_val, c_val = z[val_idx], c[val_idx]
+    mixture = background is not None
+    if mixture:
+        # the fixed background in the flow's space: log p_b(x) - log |dz/dx|
+        b = torch.as_tensor(np.asarray(background, float) - pre.log_jacobian(x), dtype=torch.float32, device=device)
+        b_train, b_val = b[train_idx], b[val_idx]
+
+    torch.manual_seed(int(seed) % (2**63))
+    flow = build_flow(x.shape[1], settings).to(device)
+    params = list(flow.parameters())
+    if mixture:
+        logit_w = torch.nn.Parameter(torch.tensor(math.log(signal_fraction / (1 - signal_fraction)), device=device))
+        params.append(logit_w)
+    graphed = use_graphs(settings.cuda_graphs, device)
+    optimizer = adam(params, settings.learning_rate, device, graphed)
+    n_train = len(train_idx)
+    steps_per_epoch = -(-n_train // settings.batch_size)
+    cosine = settings.lr_schedule == "cosine"
+    total_steps = settings.epochs * steps_per_epoch
+    history = {"train_loss": [], "val_loss": []}
+    kept: list[tuple[float, int, dict]] = []  # (val loss, epoch, state on the CPU)
+    start_epoch = 0
+    # a cosine schedule depends on the number of epochs; a constant rate may be extended from a checkpoint
+    extendable = {} if cosine else {"epochs": None}
+    identity = (asdict(settings) | dict.fromkeys(EXECUTION_ONLY) | extendable, seed)
+    arrays = [x, mjj]
+    if mixture:
+        identity, arrays = (identity, "mixture", float(signal_fraction)), arrays + [np.asarray(background, float)]
+    ident = content_hash(*arrays, extra=identity)
+    state = ckpt.load(checkpoint, ident, log, map_location=device)
+    if state is not None:
+        flow.load_state_dict(state["state_dict"])
+        if mixture:
+            with torch.no_grad():
+                logit_w.copy_(state["slidescan"]["logit_w"])
+        optimizer.load_state_dict(state["optimizer_states"][0])
+        if graphed:
+            keep_rate_on_device(optimizer, device)
+        kept, history = state["slidescan"]["kept"], state["slidescan"]["history"]
+        start_epoch = min(state["epoch"], settings.epochs)
+        log(joblog.resumed(checkpoint, start_epoch, what))
+
+    def nll(c_batch, z_batch, b_batch=None):
+        log_q = flow(c_batch).log_prob(z_batch)
+        if not mixture:
+            return -log_q
+        return -torch.logaddexp(torch.nn.functional.logsigmoid(logit_w) + log_q,
+                                torch.nn.functional.logsigmoid(-logit_w) + b_batch)
+
+    def train_step(idx: torch.Tensor) -> torch.Tensor:
+        loss = nll(c_train[idx], z_train[idx], b_train[idx] if mixture else None).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    step = GraphedStep(train_step, graphed)
+    for epoch in range(start_epoch, settings.epochs):
+        t0 = time.time()
+        perm = torch.randperm(n_train, generator=member_generator(seed * 1_000_003 + epoch)).to(device)
+        flow.train()
+        total, n_batches = torch.zeros((), device=device), 0
+        for start in range(0, n_train, settings.batch_size):
+            if cosine:  # closed form, set between steps: a captured step reads the rate from the device
+                done = epoch * steps_per_epoch + n_batches
+                set_learning_rate(optimizer, 0.5 * settings.learning_rate * (1 + math.cos(math.pi * done / total_steps)))
+            total += step(perm[start:start + settings.batch_size])
+            n_batches += 1
+        flow.eval()
+        with torch.no_grad():
+            val_nll = torch.cat([nll(c_val[s:s + 65536], z_val[s:s + 65536], b_val[s:s + 65536] if mixture else None)
+                                 for s in range(0, n_val, 65536)])
+        infinite = int((~torch.isfinite(val_nll)).sum())
+        val = float(val_nll.sum()) / n_val if not infinite else math.inf
+        train_nll = float(total) / n_batches
+        if not math.isfinite(train_nll):
+            raise FloatingPointError(f"{what} training: training loss is {train_nll} at epoch {epoch + 1}; "
+                                     "lower its learning_rate")
+        history["train_loss"].append(train_nll)
+        history["val_loss"].append(val)
+        if infinite:
+            # deep stacks can push a rare tail event past float32's range; such an epoch is no density
+            log(f"{what}: epoch {epoch + 1} not kept: {infinite} of {n_val} validation events have no finite density")
+        else:
+            snapshot = {k: v.detach().cpu().clone() for k, v in flow.state_dict().items()}
+            if mixture:
+                snapshot["_logit_w"] = logit_w.detach().cpu().clone()
+            kept.append((val, epoch + 1, snapshot))
+            kept = sorted(kept, key=lambda item: item[0])[:settings.n_best]
+        fraction = f" signal fraction {float(torch.sigmoid(logit_w)):.4g}" if mixture else ""
+        log(joblog.epoch(epoch + 1, settings.epochs, f"train nll {train_nll:.4f} val nll {val:.4f}{fraction}",
+                         time.time() - t0, prefix="flow "))
+        if checkpoint:
+            # the learning rate follows from the epoch (closed-form schedule): no scheduler state to save
+            own = {"kept": kept, "history": history}
+            if mixture:
+                own["logit_w"] = logit_w.detach().cpu()
+            ckpt.save(checkpoint, ident, own, epoch + 1, flow.state_dict(), optimizer)
+
+    if not kept:
+        raise FloatingPointError(f"{what} training: no epoch of {settings.epochs} gave every validation event a "
+                                 "finite density; lower its learning_rate")
+    best_epochs = [epoch for _, epoch, _ in kept]
+    log(f"{what}: best validation nll {min(history['val_loss']):.4f}; mixture of epochs {best_epochs}")
+    states = [copy.deepcopy(s) for _, _, s in kept]
+    fractions = [float(torch.sigmoid(s.pop("_logit_w"))) for s in states] if mixture else None
+    return TrainedFlow(states, settings, pre, x.shape[1], history, best_epochs, np.sort(val_idx), ident, fractions)
+
+
+def sample_sr_mjj(sr_mjj: np.ndarray, n: int, lo: float, hi: float, seed: int) -> np.ndarray:
+    """``n`` mjj values from a Gaussian KDE of the SR data's mjj, kept inside [lo, hi)."""
+    from scipy.stats import gaussian_kde
+
+    if len(sr_mjj) < 2:
+        raise ValueError(f"SR {lo:g}-{hi:g}: {len(sr_mjj)} events are too few for a density estimate of mjj")
+    kde = gaussian_kde(sr_mjj)
+    generator = np.random.default_rng(seed)
+    out = np.empty(0)
+    while len(out) < n:
+        draw = kde.resample(2 * (n - len(out)) + 100, seed=generator)[0]
+        out = np.concatenate([out, draw[(draw >= lo) & (draw < hi)]])
+    return out[:n]

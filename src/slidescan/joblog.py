@@ -1,0 +1,71 @@
+"""The lines of job and fold logs that ``slidescan status`` reads back: written and parsed here only.
+
+A training fold's log says which checkpoint it trains into, how many folds share its batched model
+and one line per epoch with its seconds; a traceback marks a failure. Status and the jobs table
+learn a job's state and training time from these lines, on a login node, while the scan runs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+_CHECKPOINT = re.compile(r"^checkpoint: (.+)$", re.M)
+_BATCH = re.compile(r"^(\d+) folds as one batched model", re.M)
+# "epoch 3/8: ... (1.20 s)" of a classifier, "flow epoch 3/8: ..." of a density model
+_EPOCH = re.compile(r"^(?:[a-z]+ )?epoch \d+/\d+:.*\(([\d.]+) s\)$", re.M)
+_EPOCH_START = ("epoch ", "flow epoch ", "model epoch ")
+
+
+def checkpoint(path) -> str:
+    return f"checkpoint: {path}"
+
+
+def batch(n_folds: int, n_members: int, what: str) -> str:
+    return f"{n_folds} folds as one batched model of {n_members} members ({what})"
+
+
+def epoch(epoch: int, epochs: int, text: str, seconds: float, prefix: str = "") -> str:
+    return f"{prefix}epoch {epoch}/{epochs}: {text} ({seconds:.2f} s)"
+
+
+def resumed(path, epoch: int, what: str = "") -> str:
+    return f"resumed {what + ' ' if what else ''}from checkpoint {path} after epoch {epoch}"
+
+
+def foreign_checkpoint(path) -> str:
+    return f"checkpoint {path} belongs to other data or settings; starting fresh"
+
+
+def read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def logged_checkpoint(log: Path) -> Path | None:
+    """The checkpoint a fold's log names; folds trained together share one."""
+    found = _CHECKPOINT.findall(read(log))
+    return Path(found[-1]) if found else None
+
+
+def epoch_seconds(text: str) -> list[float]:
+    return [float(s) for s in _EPOCH.findall(text)]
+
+
+def batch_folds(text: str) -> int:
+    """How many folds shared the batched model of the last attempt (1 when trained alone)."""
+    found = _BATCH.findall(text)
+    return int(found[-1]) if found else 1
+
+
+def failure(text: str) -> str | None:
+    """The last error line of a log with a traceback, or None when the log has none."""
+    lines = text.strip().splitlines()
+    if not any(line.startswith("Traceback") for line in lines):
+        return None
+    errors = [line for line in lines if line and not line.startswith(" ") and ":" in line
+              and not line.startswith(("Traceback", *_EPOCH_START))]
+    return errors[-1] if errors else "see log"
+
+
+def logged_epochs(text: str) -> int:
+    return sum(line.startswith(_EPOCH_START) for line in text.splitlines())

@@ -1,0 +1,286 @@
+"""What a method is: how the events of a window are scored out of fold.
+
+Two kinds, one interface for the training stage:
+
+- a :class:`Reference` says how the label-0 background template of the SR is made, and which
+  per-window models that needs; a classifier backend then separates SR data (label 1) from it
+  (cwola, cathode, idealized, supervised). Its name in a scan is ``<reference>-<backend>``.
+- a :class:`Score` scores events itself, without a classifier (anode, ranode, flow-nll). Its name
+  in a scan is its own.
+
+For the model of fold ``k`` both build a :class:`FoldData`: what the model learns from (never a
+data event of fold ``k``) and what it scores (the events of fold ``k``). A configured method, a
+:class:`MethodRun`, is what the training stage drives: it fits the folds and scores their events.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ..windows import REGION_SR
+
+
+@dataclass
+class TrainingSet:
+    """Label-1 and label-0 events of one fold's model, with weights (and mjj, for density methods)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray
+    mjj: np.ndarray | None = None
+
+
+@dataclass
+class ModelOutput:
+    """The result of one per-window model (``density.Model``) for one pseudo-experiment: an HDF5 file."""
+
+    name: str
+    path: object  # pathlib.Path
+    _tables: dict = field(default_factory=dict, repr=False)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A table of the model's file (read once)."""
+        from ..io import read_table
+
+        if name not in self._tables:
+            self._tables[name] = read_table(self.path, name)
+        return self._tables[name]
+
+    @property
+    def attrs(self) -> dict:
+        from ..io import read_attrs
+
+        return read_attrs(self.path)
+
+    @property
+    def fingerprint(self) -> str:
+        """What the model was fitted on and with: part of the identity of every fold that reads it."""
+        return str(self.attrs.get("fingerprint", ""))
+
+    def density(self):
+        """The model's conditional density p(x | mjj) (a ``density.flows.TrainedFlow``, loaded once)."""
+        from ..density.flows import load_flow
+
+        if "_density" not in self._tables:
+            self._tables["_density"] = load_flow(self.path)
+        return self._tables["_density"]
+
+
+@dataclass
+class WindowInputs:
+    """What a method sees of one window and pseudo-experiment."""
+
+    window: object  # windows.Window
+    experiment: object  # layout.PseudoExperiment
+    data: pd.DataFrame  # the window's events, with their region and fold
+    tables: dict[str, pd.DataFrame]  # truth references of the SR (simulation): background_sr, signal
+    models: dict[str, ModelOutput]
+    features: list[str]
+
+    def training_events(self, fold: int) -> pd.DataFrame:
+        """The window's events that the model of ``fold`` may learn from."""
+        return self.data[self.data["fold"] != fold]
+
+    def sr(self, events: pd.DataFrame) -> pd.DataFrame:
+        return events[events["region"] == REGION_SR]
+
+    def sidebands(self, events: pd.DataFrame) -> pd.DataFrame:
+        return events[events["region"] != REGION_SR]
+
+    def model(self, name: str) -> ModelOutput:
+        if name not in self.models:
+            raise ValueError(f"{self.window.name} {self.experiment}: the output of model {name!r} was not given "
+                             f"(the method declares the models it needs; given: {sorted(self.models)})")
+        return self.models[name]
+
+
+@dataclass
+class FoldData:
+    """The model of one fold: what it learns from and what it scores."""
+
+    train: TrainingSet
+    scored: pd.DataFrame  # the window events of the fold
+    held_out: pd.DataFrame | None = None  # the fold's SR reference events, scored for the data-vs-reference AUC
+    # anything else the result depends on (e.g. the fingerprint of a model it reads)
+    extra_identity: tuple = ()
+
+
+class Method(ABC):
+    """A registered method: a :class:`Reference` or a :class:`Score`."""
+
+    name: str
+    description: str
+    needs_truth: bool = False
+    # the per-window models it needs (names in the model registry): built once per window and pseudo-experiment
+    models: tuple[str, ...] = ()
+    kind: ClassVar[str]
+
+    @property
+    def settings_types(self) -> tuple:
+        return ()
+
+
+def training_set(positive: pd.DataFrame, negative: pd.DataFrame, features: list[str], what: str) -> TrainingSet:
+    """Label 1 for ``positive``, 0 for ``negative``, each event weighted by its ``weight`` column if it has one."""
+    if len(positive) == 0 or len(negative) == 0:
+        raise ValueError(f"{what}: empty training sample ({len(positive)} label-1 events, {len(negative)} reference "
+                         "events); widen the window or add events")
+    x = np.concatenate([positive[features].to_numpy(), negative[features].to_numpy()])
+    y = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
+    w = np.concatenate([
+        positive["weight"].to_numpy() if "weight" in positive else np.ones(len(positive)),
+        negative["weight"].to_numpy() if "weight" in negative else np.ones(len(negative)),
+    ])
+    return TrainingSet(x, y, w)
+
+
+@dataclass(frozen=True)
+class Reference(Method):
+    """SR data (label 1) against a background template of the SR (label 0), for a classifier backend.
+
+    ``build(inputs, fold)`` returns the (label-1, label-0) events of the model of ``fold``; it must
+    leave out the data events of ``fold``, which that model scores. ``held_out(inputs, fold)``, for a
+    template other than the data itself, returns the template's events of ``fold``: they are scored
+    too, and "SR data vs template" must then give an AUC of 0.5 without signal.
+    """
+
+    name: str
+    description: str
+    build: Callable[[WindowInputs, int], tuple[pd.DataFrame, pd.DataFrame]]
+    needs_truth: bool = False
+    models: tuple[str, ...] = ()
+    held_out: Callable[[WindowInputs, int], pd.DataFrame] | None = None
+    kind: ClassVar[str] = "reference"
+
+    def fold_data(self, inputs: WindowInputs, fold: int, method: str) -> FoldData:
+        positive, negative = self.build(inputs, fold)
+        train = training_set(positive, negative, inputs.features, f"method {method}, fold {fold}")
+        held = self.held_out(inputs, fold) if self.held_out else None
+        return FoldData(train, inputs.data[inputs.data["fold"] == fold], held)
+
+
+def held_out_fold(table: pd.DataFrame, fold: int) -> pd.DataFrame:
+    return table[table["fold"] == fold]
+
+
+class Score(Method):
+    """A method that scores events itself (no classifier): a subclass registers one instance.
+
+    It declares its settings (``settings_type``, the section of its name), builds each fold's
+    :class:`FoldData` and fits the folds' models; a fitted model's ``predict(events)`` returns one
+    score per event (higher: more signal-like) and ``history`` its loss per epoch.
+    """
+
+    kind: ClassVar[str] = "score"
+    settings_type: ClassVar[type | None] = None
+
+    @property
+    def settings_types(self) -> tuple:
+        return (self.settings_type,) if self.settings_type else ()
+
+    def configure(self, config: dict):
+        from ..settings import section_of
+
+        return self.settings_type.from_config(section_of(config, self.settings_type.path())) \
+            if self.settings_type else None
+
+    def models_for(self, settings) -> tuple[str, ...]:
+        """The per-window models needed with these settings (by default, ``models``)."""
+        return self.models
+
+    def members(self, settings) -> int:
+        return int(getattr(settings, "members", 1))
+
+    @abstractmethod
+    def fold_data(self, inputs: WindowInputs, fold: int, settings) -> FoldData:
+        ...
+
+    @abstractmethod
+    def fit(self, fits: list["FoldFit"], settings, checkpoint, log: Callable[[str], None]) -> list:
+        ...
+
+
+@dataclass(eq=False)
+class FoldFit:
+    """One fold's model to fit: its key, its data, its member seeds, its window's inputs."""
+
+    name: str  # "seed 1 fold 2" in logs
+    seed: int
+    fold: int
+    data: FoldData
+    member_seeds: list[int]
+    inputs: WindowInputs
+
+
+class Fitted:
+    """A fold's fitted model: one score per event, and its loss history (per epoch, per member)."""
+
+    history: dict
+
+    def predict(self, events: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass
+class ClassifierScores(Fitted):
+    """A classifier backend's model, scoring events by their features."""
+
+    model: object
+    features: list[str]
+    history: dict = field(default_factory=dict)
+
+    def predict(self, events: pd.DataFrame) -> np.ndarray:
+        return self.model.predict(events[self.features].to_numpy())
+
+
+class MethodRun(ABC):
+    """A method as configured in a scan (``cathode-nn``, ``anode``): what the training stage drives."""
+
+    name: str
+    method: Method
+    # fits many folds as one model (with one checkpoint), when their ``epoch_key`` agrees
+    batched: bool = False
+
+    @property
+    @abstractmethod
+    def models(self) -> tuple[str, ...]:
+        ...
+
+    @property
+    @abstractmethod
+    def members(self) -> int:
+        ...
+
+    @property
+    @abstractmethod
+    def section(self) -> str:
+        """The config section whose settings change this method's results (for messages)."""
+
+    @abstractmethod
+    def tunables(self) -> dict:
+        """The settings that change results: part of every fold's identity."""
+
+    @abstractmethod
+    def fold_data(self, inputs: WindowInputs, fold: int) -> FoldData:
+        ...
+
+    def describe(self, fold: FoldData) -> str:
+        """The fold's training sample, for its log."""
+        return f"{len(fold.train.y)} training events, {self.members} members"
+
+    def epoch_key(self, folds: list[FoldData]) -> int | None:
+        """What every fold of a pseudo-experiment shares and its identity includes (events per epoch); None: nothing."""
+        return None
+
+    @abstractmethod
+    def fit(self, fits: list[FoldFit], checkpoint, log: Callable[[str], None], epoch_key: int | None = None
+            ) -> list[Fitted]:
+        ...
+
+    # a fold's score depends on its events' mjj too (density methods), not only on their features
+    uses_mjj: bool = False

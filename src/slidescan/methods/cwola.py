@@ -1,0 +1,11 @@
+"""CWoLa hunting (arXiv:1805.02664): SR data against the sideband data of the same window."""
+
+from . import Reference, register
+
+
+def build(inputs, fold):
+    train = inputs.training_events(fold)
+    return inputs.sr(train), inputs.sidebands(train)
+
+
+register(Reference("cwola", "SR data vs sideband data (CWoLa hunting)", build))

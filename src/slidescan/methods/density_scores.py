@@ -1,0 +1,75 @@
+"""What the density-based scores share: SR training sets, fold flows, and scores from log densities.
+
+ANODE and R-ANODE fit flows on the SR data of the other folds and compare them with the sideband
+flow's density interpolated into the SR. Every window event needs a score for the bump hunt, also
+in the sidebands, where a flow fitted in the SR would extrapolate in mjj; so densities are
+evaluated at the event's mjj clipped into the SR (a sideband event is compared with the SR
+background just at the SR's edge). A score is a log density ratio: higher is more signal-like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .base import FoldData, Fitted, TrainingSet, WindowInputs
+
+
+def sr_fold_data(inputs: WindowInputs, fold: int, models: tuple[str, ...]) -> FoldData:
+    """The SR data of the other folds (what an SR density learns), the fold's events (what it scores)."""
+    sr = inputs.sr(inputs.training_events(fold))
+    if len(sr) == 0:
+        raise ValueError(f"{inputs.window.name} fold {fold}: no SR events to fit an SR density on")
+    train = TrainingSet(sr[inputs.features].to_numpy(), np.ones(len(sr)), np.ones(len(sr)), sr["mjj"].to_numpy())
+    return FoldData(train, inputs.data[inputs.data["fold"] == fold], None,
+                    tuple(inputs.model(m).fingerprint for m in models))
+
+
+def clipped_mjj(mjj: np.ndarray, window) -> np.ndarray:
+    """mjj moved into the SR [sr_lo, sr_hi): where the SR densities are defined."""
+    return np.clip(np.asarray(mjj, float), window.sr_lo, np.nextafter(window.sr_hi, window.sr_lo))
+
+
+def mixture_log_prob(flows: list, x: np.ndarray, mjj: np.ndarray) -> np.ndarray:
+    """log of the members' mean density (each member is itself a mixture of its best epochs)."""
+    per = np.stack([f.log_prob(x, mjj) for f in flows])
+    top = per.max(0)
+    return top + np.log(np.exp(per - top).mean(0))
+
+
+def stacked_history(flows: list) -> dict:
+    """Per epoch, each member's training and validation loss (the members' epochs agree)."""
+    epochs = min(len(f.history["val_loss"]) for f in flows)
+    return {key: [[f.history[key][e] for f in flows] for e in range(epochs)] for key in ("train_loss", "val_loss")}
+
+
+@dataclass
+class LogRatio(Fitted):
+    """score = log p_numerator(x | m~) - log p_denominator(x | m~), m~ the event's mjj clipped into the SR."""
+
+    numerator: list  # flows (ensemble members)
+    denominator: object | None  # a flow; None: score = log p_numerator alone
+    window: object
+    features: list[str]
+    history: dict
+    sign: float = 1.0
+    clip: bool = True
+
+    def predict(self, events: pd.DataFrame) -> np.ndarray:
+        x = events[self.features].to_numpy()
+        m = clipped_mjj(events["mjj"].to_numpy(), self.window) if self.clip else events["mjj"].to_numpy()
+        score = mixture_log_prob(self.numerator, x, m)
+        if self.denominator is not None:
+            score = score - self.denominator.log_prob(x, m)
+        return self.sign * score
+
+
+def member_checkpoint(checkpoint, member: int) -> Path | None:
+    if not checkpoint:
+        return None
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}-member{member}{checkpoint.suffix}")
+

@@ -1,0 +1,68 @@
+"""The three registries a method plugs into: methods, per-window models and classifier backends.
+
+Each entry registers itself when its module is imported (``register(...)`` at the bottom of the
+module); the built-in modules are imported by :func:`load_builtins`, a user's own by the config's
+``plugins:`` list. Everything else — the DAG, the schema, ``slidescan status``, the summary and the
+report — asks these registries, so a new method is one module and its registration.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Named entries of one kind, with an error that lists what exists."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._origin: dict[str, str] = {}
+
+    def register(self, item: T, name: str | None = None) -> T:
+        name = name or getattr(item, "name")
+        origin = getattr(item, "__module__", None) or type(item).__module__
+        if name in self._items and self._origin[name] != origin:
+            raise ValueError(f"{self.kind} {name!r} is registered twice: by {self._origin[name]} and by {origin}")
+        self._items[name] = item  # the same module imported again (a plugin loaded by path) replaces its own entry
+        self._origin[name] = origin
+        return item
+
+    def __getitem__(self, name: str) -> T:
+        load_builtins()
+        if name not in self._items:
+            raise KeyError(f"unknown {self.kind} {name!r}; registered: {sorted(self._items)}")
+        return self._items[name]
+
+    def __contains__(self, name: str) -> bool:
+        load_builtins()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[T]:
+        load_builtins()
+        return iter(list(self._items.values()))
+
+    def names(self) -> list[str]:
+        load_builtins()
+        return list(self._items)
+
+
+METHODS: Registry = Registry("method")
+MODELS: Registry = Registry("model")
+BACKENDS: Registry = Registry("backend")
+
+# the modules whose import registers the built-in entries
+BUILTINS = ("slidescan.backends", "slidescan.density", "slidescan.methods")
+_loaded = False
+
+
+def load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTINS:
+        importlib.import_module(module)

@@ -1,0 +1,185 @@
+"""State of a scan from its files: which training folds, per-window models and bump hunts are done,
+failed, interrupted or not started.
+
+Works without Snakemake's own records, from the files every job leaves: its declared output, its
+log, and its checkpoint. So it answers on a login node while a scan is still running. The jobs
+come from the scan's settings and the registries (each method's folds, the models its methods
+need), their files from the layout, the meaning of their log lines from ``joblog``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import joblog
+from ..config import load_settings
+from ..layout import Layout
+from ..settings import ScanSettings
+
+STATES = ("done", "failed", "interrupted", "missing", "stale")
+
+
+@dataclass
+class JobState:
+    window: str
+    method: str  # the method of a training fold or bump hunt, the model's name for a model job
+    injection: int
+    seed: int
+    fold: int | None  # None for a model or bump-hunt job
+    state: str  # done | failed | interrupted | missing | stale
+    reason: str
+    output: Path
+    log: Path
+    target: Path  # the declared output of the job that makes it (what `snakemake <target>` reruns)
+    job: str = "train"  # train | model (one per window, injection, seed) | bumphunt (one per method, injection, seed)
+
+    @property
+    def what(self) -> str:
+        if self.job == "model":
+            return f"window {self.window} model {self.method} injection {self.injection} seed {self.seed}"
+        if self.job == "bumphunt":
+            return f"bump hunt method {self.method} injection {self.injection} seed {self.seed} (all windows)"
+        return (f"window {self.window} method {self.method} injection {self.injection} seed {self.seed} "
+                f"fold {self.fold}")
+
+
+def fold_states(settings: ScanSettings, layout: Layout) -> list[JobState]:
+    from ..stages.train import fold_settings_identity
+
+    states = []
+    for window in settings.windows:
+        for method, run in settings.methods.items():
+            for experiment in settings.experiments:
+                for fold in range(settings.k):
+                    output = layout.fold(window.name, method, experiment, fold)
+                    log = layout.fold_log(window.name, method, experiment, fold)
+                    state, reason = _classify(output, log, joblog.logged_checkpoint(log))
+                    if state == "done":
+                        state, reason = _settings_check(output, fold_settings_identity(
+                            settings, run, window.name, experiment, fold), run.section)
+                    states.append(JobState(window.name, method, experiment.injection, experiment.seed, fold, state,
+                                           reason, output, log, layout.scores(window.name, method, experiment)))
+    return states
+
+
+def model_states(settings: ScanSettings, layout: Layout) -> dict[str, list[JobState]]:
+    """Per model the scan's methods need, its jobs (one per window and pseudo-experiment)."""
+    out = {}
+    for name, configured in settings.models().items():
+        model = configured.model
+        out[name] = []
+        for window in settings.windows:
+            for experiment in settings.experiments:
+                output = layout.model(model, window.name, experiment)
+                log = layout.model_log(model, window.name, experiment)
+                state, reason = _classify(output, log, layout.model_checkpoint(model, window.name, experiment))
+                out[name].append(JobState(window.name, name, experiment.injection, experiment.seed, None, state, reason,
+                                          output, log, output, job="model"))
+    return out
+
+
+def bumphunt_states(settings: ScanSettings, layout: Layout) -> list[JobState]:
+    """The bump-hunt jobs, one per scan (method, injection, seed) over all windows."""
+    states = []
+    for method in settings.methods:
+        for experiment in settings.experiments:
+            output = layout.bumphunt(method, experiment)
+            log = layout.bumphunt_log(method, experiment)
+            state, reason = _classify(output, log, epochs=False)
+            states.append(JobState("all", method, experiment.injection, experiment.seed, None, state, reason, output,
+                                   log, output, job="bumphunt"))
+    return states
+
+
+def jobs_table(settings: ScanSettings, layout: Layout, workdir: Path):
+    """Every per-window model and training fold with its state, epochs logged, training seconds, reason and log."""
+    import pandas as pd
+
+    rows = []
+    models = [s for group in model_states(settings, layout).values() for s in group]
+    for f in models + fold_states(settings, layout):
+        text = joblog.read(f.log)
+        seconds = joblog.epoch_seconds(text)
+        # folds trained as one batched model share its epochs: each is given its share of the seconds
+        sharing = joblog.batch_folds(text)
+        rows.append({"job": f.job, "window": f.window, "method": f.method,
+                     "injection": f.injection, "seed": f.seed, "fold": "" if f.fold is None else f.fold,
+                     "state": f.state, "epochs": len(seconds), "train_seconds": round(sum(seconds) / sharing, 2),
+                     "batch_folds": sharing, "reason": f.reason, "log": str(_relative(f.log, workdir))})
+    return pd.DataFrame(rows)
+
+
+def _relative(path: Path, workdir: Path) -> Path:
+    try:
+        return Path(path).resolve().relative_to(Path(workdir).resolve())
+    except ValueError:
+        return Path(path)
+
+
+def count_states(states: list[JobState]) -> dict[str, int]:
+    return {s: sum(f.state == s for f in states) for s in STATES}
+
+
+def _settings_check(output: Path, expected: str, section: str) -> tuple[str, str]:
+    """``stale`` when a finished fold was trained with other settings or seeds than the config's.
+
+    Only the settings are compared (one HDF5 attribute per fold, no data is read): a changed input
+    (data, windows, a model) is found by the run itself, which checks the full fingerprint.
+    """
+    from ..io import read_attrs
+
+    stored = read_attrs(output).get("settings_fingerprint")
+    if stored is None or stored == expected:  # None: written before slidescan stored it, cannot tell
+        return "done", ""
+    return "stale", f"trained with other {section} settings or data.seed than the config's; the next run retrains it"
+
+
+def _classify(output: Path, log: Path, checkpoint: Path | None = None, epochs: bool = True) -> tuple[str, str]:
+    if output.exists():
+        return "done", ""
+    if not log.exists():
+        return "missing", "not started"
+    text = joblog.read(log)
+    error = joblog.failure(text)
+    if error is not None:
+        return "failed", error
+    if not epochs:  # a job without epochs (bump hunt)
+        return "interrupted", "no result: running, killed or timed out"
+    saved = " (checkpoint saved)" if checkpoint is not None and checkpoint.exists() else ""
+    return "interrupted", f"stopped after {joblog.logged_epochs(text)} logged epochs{saved}: running, killed or timed out"
+
+
+def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
+    """Human-readable status and the count of jobs (folds, models, bump hunts) in each state."""
+    settings = load_settings(workdir, configfile)
+    layout = settings.layout(workdir)
+    states = fold_states(settings, layout)
+    models = model_states(settings, layout)
+    bumphunts = bumphunt_states(settings, layout)
+    counts = count_states(states)
+    lines = [f"scan {settings.scan}: {len(states)} training folds: "
+             + ", ".join(f"{n} {s}" for s, n in counts.items())]
+    groups = [(f"{name} models ({settings.models()[name].model.description})", group) for name, group in models.items()]
+    groups.append(("bump-hunt jobs (one per method, injection and seed)", bumphunts))
+    for name, group in groups:
+        if group:
+            group_counts = count_states(group)
+            lines.append(f"{len(group)} {name}: " + ", ".join(f"{n} {s}" for s, n in group_counts.items()))
+            counts = {s: counts[s] + group_counts[s] for s in counts}
+    pending = [f for group in models.values() for f in group if f.state != "done"]
+    pending += [f for f in states + bumphunts if f.state != "done"]
+    for f in pending:
+        if f.state in ("missing", "stale") and counts[f.state] > 20:
+            continue  # a scan not yet run, or new settings for all of it: the count says it
+        lines.append(f"  {f.state:11s} {f.what}: {f.reason}\n              log: {f.log}")
+    if pending:
+        # a training job trains all folds of its pseudo-experiment: its target is the merged scores file
+        rerun = dict.fromkeys(str(_relative(f.target, workdir)) for f in pending
+                              if f.state in ("failed", "interrupted", "stale"))
+        targets = " ".join(rerun) or "(all of them)"
+        lines.append("rerun exactly these jobs and what depends on them (finished folds are kept, not retrained):")
+        lines.append(f"  slidescan run --configfile {configfile} --profile {profile}")
+        lines.append(f"only these jobs, nothing downstream:\n  snakemake --profile {profile} "
+                     f"--configfile {configfile} {targets}")
+    return "\n".join(lines), counts

@@ -1,0 +1,116 @@
+"""The summary a physicist reads first, on the report's landing page.
+
+Written by ``slidescan report`` from whatever results exist, so it also describes a scan with failed
+folds: most significant windows, agreement between methods, the calibration verdict, and the jobs
+that did not finish. Snakemake renders it as the report's global description.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import load_settings
+from ..io import atomic_path
+from .status import count_states, fold_states, model_states
+
+STATIC_DESCRIPTION = Path("workflow/report/workflow.rst")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    """An rst list-table."""
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header, *rows]:
+        lines.append(f"   * - {row[0]}")
+        lines.extend(f"     - {cell}" for cell in row[1:])
+    return "\n".join(lines) + "\n"
+
+
+def methods_text(settings) -> str:
+    """One line per method of the scan: what it is and the per-window models it needs."""
+    lines = []
+    for name, run in settings.methods.items():
+        what = run.method.description + (f", classifier: {run.backend.description}" if hasattr(run, "backend") else "")
+        models = ", ".join(run.models)
+        lines.append(f"- ``{name}``: {what}" + (f"; per-window models: {models}" if models else ""))
+    return "\n".join(lines)
+
+
+def summary_text(workdir: Path, configfile: Path) -> str:
+    settings = load_settings(workdir, configfile)
+    layout = settings.layout(workdir)
+    parts = ["**Summary.**", ""]
+    scan_csv = layout.pvalue_scan()
+    if scan_csv.exists():
+        table = pd.read_csv(scan_csv)
+        for injection, grp in table.groupby("injection"):
+            top = grp.dropna(subset=["z"]).sort_values("z", ascending=False).head(5)
+            parts.append(f"Most significant windows at injection {injection}. Global Z is the significance of the "
+                         "scan's smallest local p0 after the look-elsewhere effect over all its windows and "
+                         "efficiencies (background-only toys):")
+            parts.append("")
+            parts.append(_table(
+                [[f"{r.z:.2f}", f"{getattr(r, 'global_z', float('nan')):.2f}", f"{r.p0:.2g}",
+                  f"{r.window} ({r.sr_lo:g}-{r.sr_hi:g} TeV)", r.method,
+                  f"{r.efficiency:g}", f"{r.n_obs} / {r.n_bkg:.1f} +- {r.n_bkg_err:.1f}", str(r.seed)]
+                 for r in top.itertuples()],
+                ["local Z", "global Z", "p0", "window (SR)", "method", "efficiency", "observed / expected in SR",
+                 "seed"]))
+            if injection > 0:
+                best = grp.loc[grp.groupby("method")["z"].idxmax()]
+                windows = sorted(set(best["window"]))
+                verdict = ("all methods find their most significant window in " + windows[0]
+                           if len(windows) == 1 else "methods disagree on the most significant window: "
+                           + ", ".join(f"{r.method} {r.window} (Z {r.z:.1f})" for r in best.itertuples()))
+                parts.append(f"Agreement at injection {injection}: {verdict}.")
+                parts.append("")
+    else:
+        parts.append("No p-value scan yet (``pvalue_scan.csv`` is missing): see the jobs below.")
+        parts.append("")
+    calibration_csv = layout.calibration()
+    if calibration_csv.exists():
+        cal = pd.read_csv(calibration_csv)
+        verdicts = []
+        for r in cal.itertuples():
+            ok = r.max_z < 3 and not (r.ks_pvalue < 0.01)
+            verdicts.append(f"{r.method}: {'calibrated' if ok else 'CHECK'} (largest injection-0 Z {r.max_z:.2f}, "
+                            f"KS p {r.ks_pvalue:.2f})")
+        if verdicts:
+            parts.append("Calibration (background-only pseudo-experiments): " + "; ".join(verdicts) + ".")
+        else:
+            parts.append("Calibration: not checked, the scan has no injection-0 (background-only) runs; "
+                         "add 0 to ``injections`` to see whether the bump hunt is calibrated.")
+        parts.append("")
+    parts.append("Methods of this scan:")
+    parts.append("")
+    parts.append(methods_text(settings))
+    parts.append("")
+    states = fold_states(settings, layout)
+    counts = count_states(states)
+    jobs = f"Jobs: {counts['done']} of {len(states)} training folds done"
+    if counts["done"] < len(states):
+        jobs += (f"; {counts['failed']} failed, {counts['interrupted']} interrupted, {counts['missing']} not run, "
+                 f"{counts['stale']} trained with other settings than the config's")
+    for name, group in model_states(settings, layout).items():
+        done = count_states(group)
+        jobs += f"; {done['done']} of {len(group)} {name} models done"
+        if done["done"] < len(group):
+            jobs += f" ({done['failed']} failed, {done['interrupted']} interrupted, {done['missing']} not run)"
+    if counts["done"] < len(states) or "not run" in jobs:
+        jobs += (". ``slidescan status`` lists the unfinished jobs with their logs and the command that reruns "
+                 "exactly them")
+    parts.append(jobs + ".")
+    parts.append("")
+    static = workdir / STATIC_DESCRIPTION
+    if static.exists():
+        parts.append(static.read_text())
+    return "\n".join(parts)
+
+
+def write_summary(workdir: Path, configfile: Path) -> Path:
+    out = load_settings(workdir, configfile).layout(workdir).summary()
+    text = summary_text(workdir, configfile)
+    with atomic_path(out) as tmp:
+        tmp.write_text(text)
+    return out

@@ -1,0 +1,67 @@
+"""The data stages: the scan's events, one pseudo-experiment's injection, one window's split."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from .. import data as data_mod
+from ..io import read_attrs, read_table, write_tables
+from ..layout import PseudoExperiment
+from ..seeds import rng
+from ..settings import ScanSettings
+from ..windows import REGION_SR, assign_folds
+
+
+def prepare_data(settings: ScanSettings, out: str | os.PathLike) -> None:
+    """Background, signal pool and truth-level reference samples for the whole scan."""
+    d = settings.data
+    seed, k = d.seed, settings.k
+    if d.source == "synthetic":
+        s = d.synthetic
+        background = data_mod.generate_background(s.n_background, s.model, rng(seed, "background"))
+        pool = data_mod.generate_signal(s.signal_pool, s.model, rng(seed, "signal_pool"))
+        ref_bkg = data_mod.generate_background(s.reference_background, s.model, rng(seed, "reference_background"))
+        ref_sig = data_mod.generate_signal(s.reference_signal, s.model, rng(seed, "reference_signal"))
+    elif d.source == "lhco_h5":
+        events = data_mod.read_lhco_h5(d.lhco_h5.path)
+        background, ref_bkg = _split(events[events["label"] == 0], d.lhco_h5.reference_fraction,
+                                     rng(seed, "split_bkg"))
+        pool, ref_sig = _split(events[events["label"] == 1], 0.5, rng(seed, "split_sig"))
+    else:
+        raise ValueError(f"data.source: expected 'synthetic' or 'lhco_h5', got {d.source!r}")
+    ref_bkg = ref_bkg.assign(fold=assign_folds(len(ref_bkg), k, rng(seed, "folds", "reference_background")))
+    ref_sig = ref_sig.assign(fold=assign_folds(len(ref_sig), k, rng(seed, "folds", "reference_signal")))
+    write_tables(out, {"background": background, "signal_pool": pool,
+                       "reference_background": ref_bkg, "reference_signal": ref_sig}, attrs={"source": d.source})
+
+
+def _split(df: pd.DataFrame, fraction: float, generator: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    mask = generator.random(len(df)) < fraction
+    return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
+
+
+def make_injection(settings: ScanSettings, events: str | os.PathLike, experiment: PseudoExperiment,
+                   out: str | os.PathLike) -> None:
+    """One pseudo-experiment: all background plus ``injection`` signal events, with folds."""
+    background = read_table(events, "background")
+    pool = read_table(events, "signal_pool")
+    base, (injection, seed) = settings.data.seed, (experiment.injection, experiment.seed)
+    df = data_mod.inject(background, pool, injection, rng(base, "inject", injection, seed))
+    df["fold"] = assign_folds(len(df), settings.k, rng(base, "folds", injection, seed))
+    write_tables(out, {"events": df}, attrs=experiment.attrs())
+
+
+def split_window(settings: ScanSettings, injected: str | os.PathLike, events: str | os.PathLike, window: str,
+                 out: str | os.PathLike) -> None:
+    """The events of one window with their region, and the truth references restricted to its SR."""
+    w = settings.window(window)
+    df = read_table(injected, "events")
+    df["region"] = w.region(df["mjj"].to_numpy())
+    df = df[df["region"] != 2].reset_index(drop=True)
+    ref_bkg = read_table(events, "reference_background")
+    ref_bkg = ref_bkg[w.region(ref_bkg["mjj"].to_numpy()) == REGION_SR].reset_index(drop=True)
+    write_tables(out, {"data": df, "background_sr": ref_bkg, "signal": read_table(events, "reference_signal")},
+                 attrs={**read_attrs(injected), "window": window})

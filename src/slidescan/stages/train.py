@@ -1,0 +1,305 @@
+"""The training stage: every fold of every seed of one window, method and injection, in one job.
+
+One job per (window, method, injection), not per fold or seed: SLURM and Python start-up are paid
+once, the DAG is seeds x k times smaller, and a batched backend trains the folds of all seeds as
+one model, each the network it would be alone, up to floating-point rounding. A fold's result
+(with its own log) is not a declared output, so Snakemake never deletes it: when a fold fails, the
+job still trains the others and then fails naming the failed ones, and the rerun keeps every
+finished fold whose data and settings are unchanged (its fingerprint) and trains only the rest.
+The stage is the same for every method: a :class:`methods.MethodRun` says what a fold learns
+from, what it scores and how folds are fitted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import joblog
+from ..data import FEATURES
+from ..io import content_hash, has_table, read_attrs, read_table, write_tables
+from ..layout import Layout, PseudoExperiment
+from ..methods import FoldData, FoldFit, MethodRun, ModelOutput, WindowInputs
+from ..registry import MODELS
+from ..seeds import derive_seed
+from ..settings import ScanSettings
+from . import check_forced_failure
+
+
+def member_seeds(base_seed: int, window: str, method: str, experiment: PseudoExperiment, fold: int,
+                 members: int) -> list[int]:
+    return [derive_seed(base_seed, "member", window, method, experiment.injection, experiment.seed, int(fold), m)
+            for m in range(members)]
+
+
+def fold_settings(settings: ScanSettings, run: MethodRun, window: str, experiment: PseudoExperiment,
+                  fold: int) -> tuple:
+    """Method, fold, the settings that change results, and the member seeds."""
+    fold = int(fold)
+    return run.name, fold, run.tunables(), member_seeds(settings.data.seed, window, run.name, experiment, fold,
+                                                        run.members)
+
+
+def fold_settings_identity(settings: ScanSettings, run: MethodRun, window: str, experiment: PseudoExperiment,
+                           fold: int) -> str:
+    """The settings part of a fold's identity, without its data.
+
+    Stored in each fold's result so that ``slidescan status`` can tell, without reading any data, that
+    a finished fold was trained with other settings and will be retrained.
+    """
+    return content_hash(extra=fold_settings(settings, run, window, experiment, fold))
+
+
+def window_inputs(layout: Layout, run: MethodRun, window, experiment: PseudoExperiment) -> tuple[WindowInputs, dict]:
+    """The window's events, its SR references, the outputs of the models the method needs, the split's attrs."""
+    split = layout.split(window.name, experiment)
+    models = {}
+    for name in run.models:
+        path = layout.model(MODELS[name], window.name, experiment)
+        if not path.exists():
+            raise ValueError(f"method {run.name} needs model {name}'s output for {window.name} {experiment} "
+                             f"(rule {name}): {path} does not exist")
+        models[name] = ModelOutput(name, path)
+    inputs = WindowInputs(window, experiment, read_table(split, "data"),
+                          {t: read_table(split, t) for t in ("background_sr", "signal")}, models, list(FEATURES))
+    return inputs, read_attrs(split)
+
+
+@dataclass(eq=False)
+class FoldJob:
+    """One pseudo-experiment of a training job: its inputs, each fold's data, and the fold files."""
+
+    settings: ScanSettings
+    layout: Layout
+    run: MethodRun
+    window: str
+    experiment: PseudoExperiment
+    inputs: WindowInputs
+    attrs: dict
+    folds: list[FoldData]
+    epoch_key: int | None
+
+    @classmethod
+    def load(cls, settings: ScanSettings, layout: Layout, run: MethodRun, window: str,
+             experiment: PseudoExperiment) -> "FoldJob":
+        inputs, attrs = window_inputs(layout, run, settings.window(window), experiment)
+        folds = [run.fold_data(inputs, fold) for fold in range(settings.k)]
+        return cls(settings, layout, run, window, experiment, inputs, attrs, folds, run.epoch_key(folds))
+
+    def fold_file(self, fold: int) -> Path:
+        return self.layout.fold(self.window, self.run.name, self.experiment, fold)
+
+    def fold_log(self, fold: int) -> Path:
+        return self.layout.fold_log(self.window, self.run.name, self.experiment, fold)
+
+    def name(self, fold: int) -> str:
+        return f"seed {self.experiment.seed} fold {fold}"
+
+    def fit_of(self, fold: int) -> FoldFit:
+        return FoldFit(self.name(fold), self.experiment.seed, fold, self.folds[fold],
+                       member_seeds(self.settings.data.seed, self.window, self.run.name, self.experiment, fold,
+                                    self.run.members), self.inputs)
+
+    def identity(self, fold: int) -> str:
+        """What a fold's result depends on: its training and scored events, the settings, the seeds, and for
+        batched networks the events per epoch."""
+        fd = self.folds[fold]
+        arrays = [fd.train.x, fd.train.y, fd.train.weight]
+        if fd.train.mjj is not None:
+            arrays.append(fd.train.mjj)
+        arrays += [fd.scored[FEATURES].to_numpy(), fd.scored["event_id"].to_numpy()]
+        if self.run.uses_mjj:
+            arrays.append(fd.scored["mjj"].to_numpy())
+        if fd.held_out is not None:
+            arrays.append(fd.held_out[FEATURES].to_numpy())
+        extra = fold_settings(self.settings, self.run, self.window, self.experiment, fold)
+        # folds without an epoch length (trees) keep the fingerprints of before network folds were batched
+        if self.epoch_key is not None:
+            extra = (extra, self.epoch_key)
+        if fd.extra_identity:
+            extra = (extra, fd.extra_identity)
+        return content_hash(*arrays, extra=extra)
+
+    def write(self, fold: int, fitted, identity: str) -> None:
+        """A fold's out-of-fold scores (and held-out reference scores), loss history and fingerprints."""
+        fd = self.folds[fold]
+        tables = {"scores": _score_table(fitted, fd.scored), "history": _history_table(fitted)}
+        if fd.held_out is not None:
+            tables["reference_scores"] = _score_table(fitted, fd.held_out)
+        settings_fingerprint = fold_settings_identity(self.settings, self.run, self.window, self.experiment, fold)
+        write_tables(self.fold_file(fold), tables,
+                     attrs={**self.attrs, "method": self.run.name, "fold": int(fold), "fingerprint": identity,
+                            "settings_fingerprint": settings_fingerprint})
+
+
+def train(settings: ScanSettings, layout: Layout, window: str, method: str, injection: int,
+          seeds: list[int] | None = None, log: Callable[[str], None] = print) -> None:
+    """Train every fold of every seed (default: the scan's) of one window, method and injection; write each
+    seed's merged scores."""
+    run = settings.method(method)
+    k = settings.k
+    jobs, pending = [], []
+    for seed in (settings.seeds if seeds is None else seeds):
+        job = FoldJob.load(settings, layout, run, window, PseudoExperiment(int(injection), int(seed)))
+        jobs.append(job)
+        for fold in range(k):
+            identity = job.identity(fold)
+            path = job.fold_file(fold)
+            if path.exists() and read_attrs(path).get("fingerprint") == identity:
+                log(f"{job.name(fold)}: kept, finished earlier with the same data and settings ({path})")
+                continue
+            log(f"{job.name(fold)}: training (log: {job.fold_log(fold)})")
+            pending.append((job, fold, identity))
+    failed = _fit_batched(run, pending) if run.batched else _fit_one_by_one(run, pending)
+    for (job, fold), reason in failed.items():
+        log(f"{job.name(fold)}: FAILED: {reason} (traceback in {job.fold_log(fold)})")
+    if failed:
+        seed_list = ", ".join(str(job.experiment.seed) for job in jobs)
+        listing = "; ".join(f"{job.name(fold)}: {reason}" for (job, fold), reason in failed.items())
+        kept_in = ", ".join(str(layout.fold_dir(window, method, job.experiment)) for job in jobs)
+        raise RuntimeError(f"{len(failed)} of {k * len(jobs)} folds of {window} {method} injection {injection} seed "
+                           f"{seed_list} failed ({listing}). The {k * len(jobs) - len(failed)} finished folds are "
+                           f"kept in {kept_in}; a rerun trains only the failed ones.")
+    for job in jobs:
+        merge_folds([str(job.fold_file(f)) for f in range(k)], layout.scores(window, method, job.experiment))
+
+
+def _fit_one_by_one(run: MethodRun, pending: list) -> dict:
+    """Each fold on its own, with its own checkpoint and log (backends and scores that do not batch)."""
+    failed = {}
+    for job, fold, identity in pending:
+        checkpoint = job.layout.fold_checkpoint(job.window, run.name, job.experiment.injection, job.experiment.seed,
+                                                fold)
+        with _recorded(failed, job, fold), _fold_log(job.fold_log(fold)) as flog:
+            flog(joblog.checkpoint(checkpoint))
+            check_forced_failure(job.fold_file(fold))
+            flog(f"{job.window} {run.name} injection {job.experiment.injection} seed {job.experiment.seed} fold "
+                 f"{fold}: {run.describe(job.folds[fold])}")
+            fitted = run.fit([job.fit_of(fold)], checkpoint, flog)[0]
+            job.write(fold, fitted, identity)
+    return failed
+
+
+def _fit_batched(run: MethodRun, pending: list) -> dict:
+    """The pending folds as batched models, one per epoch length (usually one for the whole job).
+
+    A fold whose own check fails is left out; when a batched training fails, every fold in it not
+    yet written has failed.
+    """
+    failed = {}
+    buckets: dict = {}
+    for job, fold, identity in pending:
+        with _recorded(failed, job, fold), _fold_log(job.fold_log(fold)):
+            check_forced_failure(job.fold_file(fold))
+            buckets.setdefault(job.epoch_key, []).append((job, fold, identity))
+    for epoch_key, batch in buckets.items():
+        _fit_batch(run, batch, epoch_key, failed)
+    return failed
+
+
+def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: dict) -> None:
+    """One batched model of folds with the same epoch length; every fold's log gets the shared epoch lines."""
+    first = batch[0][0]
+    fits = [job.fit_of(f) for job, f, _ in batch]
+    checkpoint = first.layout.batch_checkpoint(first.window, run.name, first.experiment.injection,
+                                               [f"s{fit.seed}f{fit.fold}" for fit in fits])
+    written = []
+    try:
+        with contextlib.ExitStack() as logs:  # each fold's log gets the traceback of a failure too
+            fold_logs = [logs.enter_context(_fold_log(job.fold_log(f), append=True)) for job, f, _ in batch]
+
+            def log_all(message: str) -> None:
+                for flog in fold_logs:
+                    flog(message)
+
+            what = (f"{first.window} {run.name} injection {first.experiment.injection}: "
+                    f"{'; '.join(_folds_by_seed(batch))}")
+            log_all(joblog.batch(len(batch), len(batch) * run.members, what)
+                    + (f", {epoch_key} events per member-epoch" if epoch_key is not None else ""))
+            log_all(joblog.checkpoint(checkpoint))
+            for job, f, _ in batch:
+                y = job.folds[f].train.y
+                log_all(f"{job.name(f)}: {int(y.sum())} label-1 vs {int((1 - y).sum())} reference events")
+            for (job, f, identity), fitted in zip(batch, run.fit(fits, checkpoint, log_all, epoch_key)):
+                job.write(f, fitted, identity)
+                written.append((job, f))
+    except Exception as err:  # every fold of the batch not yet written failed with it
+        for job, f, _ in batch:
+            if (job, f) not in written:
+                failed[(job, f)] = f"{type(err).__name__}: {err}"
+
+
+def _folds_by_seed(batch) -> list[str]:
+    """``seed 1 folds 0, 1, 2`` per seed of a batch."""
+    seeds: dict[int, list[int]] = {}
+    for job, f, _ in batch:
+        seeds.setdefault(job.experiment.seed, []).append(f)
+    return [f"seed {s} folds {', '.join(map(str, folds))}" for s, folds in seeds.items()]
+
+
+@contextlib.contextmanager
+def _recorded(failed: dict, job: FoldJob, fold: int):
+    """Record a fold's error instead of raising it: the job's other folds still train."""
+    try:
+        yield
+    except Exception as err:
+        failed[(job, fold)] = f"{type(err).__name__}: {err}"
+
+
+@contextlib.contextmanager
+def _fold_log(path: Path, append: bool = False):
+    """A fold's own log, started afresh for each attempt (as Snakemake does with a job's log), with its traceback."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a" if append else "w", buffering=1) as handle:
+        def log(message: str) -> None:
+            print(message, file=handle, flush=True)
+
+        try:
+            yield log
+        except Exception:
+            traceback.print_exc(file=handle)
+            raise
+
+
+def _score_table(fitted, events: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "event_id": events["event_id"].to_numpy() if "event_id" in events else np.full(len(events), -1),
+        "mjj": events["mjj"].to_numpy(),
+        "region": events["region"].to_numpy() if "region" in events else np.zeros(len(events), np.int8),
+        "label": events["label"].to_numpy(),
+        "score": fitted.predict(events),
+    })
+
+
+def _history_table(fitted) -> pd.DataFrame:
+    """Per epoch, the members' mean training and validation loss (empty for trees)."""
+    losses = getattr(fitted, "history", None) or {"train_loss": [], "val_loss": []}
+    return pd.DataFrame({
+        "epoch": np.arange(1, len(losses["val_loss"]) + 1),
+        "train_loss": np.mean(losses["train_loss"], axis=1) if losses["train_loss"] else [],
+        "val_loss": np.mean(losses["val_loss"], axis=1) if losses["val_loss"] else [],
+    })
+
+
+def merge_folds(fold_files: list[str], out) -> None:
+    """Every window event once, with the score of the model that did not see it."""
+    tables = [read_table(f, "scores") for f in fold_files]
+    merged = pd.concat(tables, ignore_index=True).sort_values("event_id", kind="stable").reset_index(drop=True)
+    if merged["event_id"].duplicated().any():
+        raise ValueError(f"{out}: an event was scored by more than one fold; fold files: {fold_files}")
+    tables = {"scores": merged,
+              "history": pd.concat([read_table(f, "history").assign(fold=read_attrs(f)["fold"]) for f in fold_files],
+                                   ignore_index=True)}
+    if all(has_table(f, "reference_scores") for f in fold_files):
+        tables["reference_scores"] = pd.concat([read_table(f, "reference_scores") for f in fold_files],
+                                               ignore_index=True)
+    attrs = read_attrs(fold_files[0])
+    for key in ("fold", "fingerprint", "settings_fingerprint"):
+        attrs.pop(key, None)
+    write_tables(out, tables, attrs=attrs)
