@@ -7,7 +7,7 @@ CONFIG = ClusterSettings.from_config({"account": "physics", "partition": "cpu", 
 NOTHING = ClusterSettings.from_config({})
 
 
-LIMITS = {"runtime", "mem_mb", "disk_mb"}
+LIMITS = {"runtime", "mem_mb", "disk_mb", "gpu"}
 
 
 def site(resources: dict) -> dict:
@@ -39,5 +39,7 @@ def test_time_and_memory_grow_with_the_attempt():
     gpu = slurm_resources(ClusterSettings.from_config({"gpu_runtime": 90}), gpu=True, environ={})
     assert [gpu["runtime"](None, attempt) for attempt in (1, 2, 3)] == [90, 180, 270]
     assert [gpu["mem_mb"](None, attempt) for attempt in (1, 3)] == [8000, 24000]
+    assert gpu["gpu"] == 1 and "gpu" not in slurm_resources(NOTHING, environ={})
+    assert "gpu" not in slurm_resources(ClusterSettings.from_config({"gpus": 0}), gpu=True, environ={})
     cpu = job_limits(NOTHING, gpu=False)
     assert (cpu["runtime"](None, 2), cpu["mem_mb"](None, 2), cpu["disk_mb"]) == (60, 8000, 1000)

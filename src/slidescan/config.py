@@ -136,10 +136,21 @@ def import_plugins(names: list[str], workdir: str | Path = ".", where: str = "co
             raise ConfigError(f"{where}: plugins[{i}]: cannot import {name!r}: {type(err).__name__}: {err}") from err
 
 
+def unaliased(value):
+    """A copy in which no two keys share a dict or list (YAML anchors do, and defaults are filled in place)."""
+    if isinstance(value, dict):
+        return {k: unaliased(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unaliased(v) for v in value]
+    return value
+
+
 def validate(config: dict, source: str = "config", workdir: str | Path = ".") -> dict:
     """Import the config's plugins, then check ``config`` and fill in every default (in place)."""
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: expected a mapping of keys, got {type(config).__name__}")
+    for key in list(config):
+        config[key] = unaliased(config[key])
     import_plugins(config.get("plugins") or [], workdir, source)
     _check(schema(), config, source)
     return config

@@ -233,6 +233,8 @@ def loss_curves(histories: dict[str, pd.DataFrame], title: str, out: str | os.Pa
         color = plt.cm.tab20(i % 20)
         ax.plot(history["epoch"], history["train_loss"], "-", color=color, label=label)
         ax.plot(history["epoch"], history["val_loss"], "--", color=color)
+    if not any(len(h) for h in histories.values()):
+        ax.text(0.5, 0.5, "nothing trained: no loss history", transform=ax.transAxes, ha="center", fontsize=14)
     ax.plot([], [], "k-", label="training")
     ax.plot([], [], "k--", label="validation")
     ax.set_xlabel("epoch")

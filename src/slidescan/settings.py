@@ -9,7 +9,6 @@ defaults, rejects unknown keys naming the section, and checks types and ranges.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -52,7 +51,9 @@ class Settings:
         from .config import apply_defaults
 
         _check_fields(cls)
-        values = apply_defaults(cls.schema, copy.deepcopy(dict(config or {})), cls.section,
+        from .config import unaliased
+
+        values = apply_defaults(cls.schema, unaliased(dict(config or {})), cls.section,
                                 known=sorted(f.name for f in fields(cls)))
         return cls(**values)
 
@@ -119,6 +120,7 @@ class ClusterSettings(Settings):
     runtime: int
     mem_mb: int
     gpu_runtime: int
+    gpus: int
     gpu_mem_mb: int
 
 
@@ -145,7 +147,7 @@ class ScanSettings:
         from .methods import configure
         from .windows import window_grid
 
-        config = validate(copy.deepcopy(dict(config)), source=source, workdir=workdir)
+        config = validate(dict(config), source=source, workdir=workdir)  # validate copies every section
         data = DataSettings.from_config(config["data"])
         truth = config.get("truth_mass")
         if truth is None:

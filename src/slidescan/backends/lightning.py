@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,6 +150,8 @@ class LightningBackend(Backend):
         from torch.utils.data import DataLoader, TensorDataset
 
         ts, seeds, _ = one_group(self.name, groups)
+        # Lightning's banner lines ("GPU available: ...", tips) would fill every fold log
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
         torch.set_num_threads(max(1, int(settings.threads)))
         module_class = load_module_class(settings.module)
         x = np.asarray(ts.x, float)
@@ -173,7 +176,8 @@ class LightningBackend(Backend):
             history = _history_callback(log, member, settings.epochs, last)
             callbacks = [history]
             if root is not None:
-                callbacks.append(ModelCheckpoint(dirpath=root / f"member{member}", save_last=True, save_top_k=0,
+                # the newest epoch kept (save_top_k=1 with no monitor), last.ckpt a link to it: what ckpt_path="last" finds
+                callbacks.append(ModelCheckpoint(dirpath=root / f"member{member}", save_last="link", save_top_k=1,
                                                  every_n_epochs=1))
             trainer = L.Trainer(max_epochs=settings.epochs, accelerator=settings.accelerator, devices=settings.devices,
                                 precision=settings.precision, logger=False, enable_progress_bar=False,

@@ -52,10 +52,13 @@ def job_limits(cluster, gpu: bool = False) -> dict:
 
 
 def slurm_resources(cluster, gpu: bool = False, environ: dict | None = None) -> dict:
-    """Resources for a rule's jobs (``cluster``: the scan's ``ClusterSettings``); GPU jobs go to
+    """Resources for a rule's jobs (``cluster``: the scan's ``ClusterSettings``); GPU jobs ask for
+    ``cluster.gpus`` GPUs (Snakemake's ``gpu`` resource, the plugin's ``--gpus``) and go to
     ``gpu_partition`` when one is set."""
     settings = site_settings(cluster, environ)
     resources = job_limits(cluster, gpu)
+    if gpu and cluster.gpus:
+        resources["gpu"] = int(cluster.gpus)
     if "account" in settings:
         resources["slurm_account"] = settings["account"]
     partition = settings.get("gpu_partition") if gpu else None

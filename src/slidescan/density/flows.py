@@ -320,7 +320,7 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
                 snapshot["_logit_w"] = logit_w.detach().cpu().clone()
             kept.append((val, epoch + 1, snapshot))
             kept = sorted(kept, key=lambda item: item[0])[:settings.n_best]
-        fraction = f" signal fraction {float(torch.sigmoid(logit_w)):.4g}" if mixture else ""
+        fraction = f" signal fraction {float(torch.sigmoid(logit_w.detach())):.4g}" if mixture else ""
         log(joblog.epoch(epoch + 1, settings.epochs, f"train nll {train_nll:.4f} val nll {val:.4f}{fraction}",
                          time.time() - t0, prefix="flow "))
         if checkpoint:

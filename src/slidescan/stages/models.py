@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
+import pandas as pd
+
 from ..data import FEATURES
 from ..density import ModelContext, configure_model
 from ..io import read_attrs, read_table, write_tables
@@ -27,9 +30,9 @@ def fit_model(settings: ScanSettings, layout: Layout, name: str, window: str, ex
     result = model.fit(ctx)
     if "fingerprint" not in result.attrs:
         raise ValueError(f"model {name}: its fit returned no 'fingerprint' attribute (what its result depends on)")
-    tables = dict(result.tables)
-    if result.history is not None:
-        tables["history"] = result.history
+    # a model that trains nothing has an empty loss history (its loss-curve figure says so)
+    empty = pd.DataFrame({"epoch": np.zeros(0, int), "train_loss": np.zeros(0), "val_loss": np.zeros(0)})
+    tables = {**result.tables, "history": result.history if result.history is not None else empty}
     write_tables(out, tables, attrs={**read_attrs(split), "model": name, **result.attrs}, arrays=result.arrays)
     if model.diagnostics:
         if result.plot is None:

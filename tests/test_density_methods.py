@@ -1,0 +1,125 @@
+"""ANODE, R-ANODE and flow-nll: what they learn from, what they score, and R-ANODE's mixture fit."""
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from slidescan.density.flow_settings import FlowSettings
+from slidescan.density.flows import train_flow
+from slidescan.layout import Layout, PseudoExperiment
+from slidescan.methods import ModelOutput, WindowInputs
+from slidescan.methods.density_scores import LogRatio, clipped_mjj
+from slidescan.registry import METHODS, MODELS
+from slidescan.settings import ScanSettings
+from slidescan.stages.data import make_injection, prepare_data, split_window
+from slidescan.stages.models import fit_model
+from slidescan.stages.train import window_inputs
+from slidescan.windows import REGION_SR
+
+FEATURES = ["mj1", "delta_mj", "tau21_j1", "tau21_j2"]
+SMALL = {"transforms": 2, "hidden": [16], "epochs": 2, "batch_size": 512, "learning_rate": 0.003, "n_best": 1}
+CONFIG = {
+    "scan": "density",
+    "data": {"source": "synthetic", "seed": 9,
+             "synthetic": {"n_background": 30000, "signal_pool": 1000, "reference_background": 30000,
+                           "reference_signal": 1000}},
+    "injections": [500], "folds": {"k": 3}, "methods": ["anode", "ranode", "flow-nll"],
+    "windows": {"first_sr_lo": 3.3, "last_sr_lo": 3.3, "sr_width": 0.4, "step": 0.2, "sb_width": 0.6},
+    "flow": {**SMALL, "max_train_events": 5000}, "anode": SMALL, "ranode": SMALL,
+}
+E = PseudoExperiment(500, 1)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> WindowInputs:
+    settings = ScanSettings.from_config(CONFIG)
+    layout = Layout(tmp_path_factory.mktemp("density"))
+    prepare_data(settings, layout.events())
+    make_injection(settings, layout.events(), E, layout.injected(E))
+    split_window(settings, layout.injected(E), layout.events(), "w00", layout.split("w00", E))
+    fit_model(settings, layout, "sideband_flow", "w00", E, log=lambda s: None)
+    return window_inputs(layout, settings.method("anode"), settings.window("w00"), E)[0]
+
+
+@pytest.mark.parametrize("method", ["anode", "ranode"])
+def test_the_sr_density_of_a_fold_learns_from_the_sr_data_of_the_other_folds(inputs, method):
+    settings = METHODS[method].configure(CONFIG)
+    data = inputs.data
+    for fold in range(3):
+        fd = METHODS[method].fold_data(inputs, fold, settings)
+        expected = data[(data["fold"] != fold) & (data["region"] == REGION_SR)]
+        np.testing.assert_array_equal(fd.train.x, expected[FEATURES].to_numpy())
+        np.testing.assert_array_equal(fd.train.mjj, expected["mjj"].to_numpy())
+        assert (fd.scored["fold"] == fold).all() and len(fd.scored) == int((data["fold"] == fold).sum())
+        # the result depends on the sideband flow it reads: its fingerprint is part of the fold's identity
+        assert fd.extra_identity == (inputs.model("sideband_flow").fingerprint,) and fd.extra_identity[0]
+
+
+def test_flow_nll_scores_events_by_the_stored_sideband_density(inputs):
+    method = METHODS["flow-nll"]
+    settings = method.configure(CONFIG)
+    assert method.models_for(settings) == ("sideband_flow",)
+    assert method.models_for(method.settings_type.from_config({"background": "simulation"})) == ("simulation_flow",)
+    fd = method.fold_data(inputs, 1, settings)
+    assert len(fd.train.x) == 0  # nothing is fitted per fold
+    fitted = method.fit([type("Fit", (), {"inputs": inputs})()], settings, None, print)[0]
+    events = fd.scored.head(500)
+    density = inputs.model("sideband_flow").density()
+    np.testing.assert_allclose(fitted.predict(events),
+                               -density.log_prob(events[FEATURES].to_numpy(), events["mjj"].to_numpy()))
+
+
+def test_a_log_ratio_evaluates_sideband_events_at_the_srs_edge(inputs):
+    flow = inputs.model("sideband_flow").density()
+    w = inputs.window
+    ratio = LogRatio([flow], None, w, FEATURES, {})
+    events = inputs.data.head(2000)
+    clipped = clipped_mjj(events["mjj"].to_numpy(), w)
+    assert clipped.min() >= w.sr_lo and clipped.max() < w.sr_hi
+    sr = (events["mjj"] >= w.sr_lo) & (events["mjj"] < w.sr_hi)
+    np.testing.assert_array_equal(clipped[sr.to_numpy()], events.loc[sr, "mjj"].to_numpy())
+    np.testing.assert_allclose(ratio.predict(events), flow.log_prob(events[FEATURES].to_numpy(), clipped))
+
+
+def test_the_signal_fraction_of_a_mixture_with_a_fixed_background_is_fitted():
+    """R-ANODE's core: with the background density fixed, the flow and the fraction w of a 5 % signal are found."""
+    g = np.random.default_rng(3)
+    n, fraction = 20000, 0.05
+    m = g.uniform(1.0, 2.0, n)
+    signal = g.random(n) < fraction
+    x = g.normal(size=(n, 2))
+    x[signal] = g.normal([2.5, 2.5], 0.15, size=(int(signal.sum()), 2))
+    log_background = sps.norm.logpdf(x).sum(1)  # the exact background density
+    settings = FlowSettings.from_config({"transforms": 2, "hidden": [32], "epochs": 15, "batch_size": 256,
+                                         "learning_rate": 0.003, "n_best": 3})
+    flow = train_flow(x, m, settings, seed=1, background=log_background, signal_fraction=0.01, log=lambda s: None,
+                      what="signal flow")
+    assert flow.signal_fraction == pytest.approx(fraction, abs=0.01)
+    # the learned likelihood ratio ranks signal above background
+    ratio = flow.log_prob(x, m) - log_background
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(signal, ratio) > 0.95
+    # the mixture's identity is not a plain flow's: a checkpoint of one never resumes into the other
+    plain = train_flow(x, m, FlowSettings.from_config({**settings.__dict__, "epochs": 1}), seed=1, log=lambda s: None)
+    assert plain.fingerprint != flow.fingerprint and np.isnan(plain.signal_fraction)
+
+
+def test_the_simulated_background_flow_learns_the_reference_background_of_the_window(inputs, tmp_path):
+    """flow-nll with ``background: simulation``: a flow fitted on the simulated background, never on data."""
+    settings = ScanSettings.from_config({**CONFIG, "methods": ["flow-nll"], "flow-nll": {"background": "simulation"}})
+    assert list(settings.models()) == ["simulation_flow"]
+    layout = Layout(tmp_path)
+    source = Layout(inputs.model("sideband_flow").path.parents[2])
+    for path in (source.events(), source.split("w00", E)):
+        target = layout.root / path.relative_to(source.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(path)
+    lines = []
+    fit_model(settings, layout, "simulation_flow", "w00", E, log=lines.append)
+    model = MODELS["simulation_flow"]
+    output = ModelOutput("simulation_flow", layout.model(model, "w00", E))
+    assert output.path == layout.root / "models/simulation_flow/w00/inj500_seed1.h5"
+    assert output.attrs["n_train"] == 5000  # max_train_events of the flow section
+    assert any("simulated background events of the window" in line for line in lines)
+    assert 0.4 < output.attrs["sim_auc"] < 0.8 and layout.model_plot(model, "w00", E).stat().st_size > 20_000
