@@ -59,6 +59,11 @@ class Layout:
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
 
+    @classmethod
+    def of(cls, scan: str, workdir: str | Path = ".") -> "Layout":
+        """The layout of scan ``scan`` in the checkout ``workdir``: ``<workdir>/results/<scan>``."""
+        return cls(Path(workdir) / "results" / scan)
+
     def _p(self, *parts) -> Path:
         return self.root.joinpath(*map(str, parts))
 

@@ -195,4 +195,4 @@ class ScanSettings:
     def layout(self, workdir: str | Path = "."):
         from .layout import Layout
 
-        return Layout(Path(workdir) / "results" / self.scan)
+        return Layout.of(self.scan, workdir)
