@@ -27,7 +27,25 @@ PUBLISHED = {"transforms": 15, "hidden": [128], "epochs": 100, "batch_size": 256
 
 
 @dataclass(frozen=True)
-class FlowSettings(Settings):
+class FlowTraining(Settings):
+    """The training settings every flow has, in the order of the sideband flow's identity (a base class:
+    each section adds its own keys and declares its schema with its defaults)."""
+
+    transforms: int
+    hidden: list[int]
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    # "cosine": decay the learning rate to zero over the training (per step); lets large batches
+    # with a larger rate reach the published setting's likelihood in fewer epochs (docs/benchmarks.md)
+    lr_schedule: str
+    validation_fraction: float
+    # mixture of the n_best epochs of lowest validation loss (CATHODE: 10); 1 is the best epoch alone
+    n_best: int
+
+
+@dataclass(frozen=True)
+class FlowSettings(FlowTraining):
     """The sideband flow's settings (section ``flow``); defaults are the published CATHODE ones."""
 
     section = "flow"
@@ -43,17 +61,6 @@ properties:
 {FLOW_EXECUTION_SCHEMA}
 """)
 
-    transforms: int
-    hidden: list[int]
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    # "cosine": decay the learning rate to zero over the training (per step); lets large batches
-    # with a larger rate reach the published setting's likelihood in fewer epochs (docs/benchmarks.md)
-    lr_schedule: str
-    validation_fraction: float
-    # mixture of the n_best epochs of lowest validation loss (CATHODE: 10); 1 is the best epoch alone
-    n_best: int
     # train on at most this many sideband events (a random subset); 0 uses all
     max_train_events: int
     # SR samples per SR data event; the samples get weight 1/oversampling

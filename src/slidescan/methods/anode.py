@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..density.flow_settings import FLOW_EXECUTION_SCHEMA, FLOW_TRAINING_SCHEMA, PUBLISHED
-from ..settings import Settings, section_schema
-from . import Score, register
-from .density_scores import LogRatio, member_checkpoint, sr_fold_data, stacked_history
+from ..density.flow_settings import FLOW_EXECUTION_SCHEMA, FLOW_TRAINING_SCHEMA, PUBLISHED, FlowTraining
+from ..settings import section_schema
+from . import register
+from .density_scores import SRDensityScore
 
 
 @dataclass(frozen=True)
-class AnodeSettings(Settings):
+class AnodeSettings(FlowTraining):
     """The SR flows of ANODE (one per fold and member); defaults: the published MAF (15 MADE blocks of 128)."""
 
     section = "anode"
@@ -30,40 +30,16 @@ properties:
 {FLOW_EXECUTION_SCHEMA}
 """)
 
-    transforms: int
-    hidden: list[int]
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    lr_schedule: str
-    validation_fraction: float
-    n_best: int
     members: int
     cuda_graphs: bool
     device: str
     threads: int
 
 
-class Anode(Score):
+class Anode(SRDensityScore):
     name = "anode"
     description = "log p_SR data(x|m) - log p_sideband flow(x|m) (ANODE)"
-    models = ("sideband_flow",)
     settings_type = AnodeSettings
-
-    def fold_data(self, inputs, fold, settings):
-        return sr_fold_data(inputs, fold, self.models)
-
-    def fit(self, fits, settings, checkpoint, log):
-        from ..density.flows import train_flow
-
-        out = []
-        for f in fits:
-            train = f.data.train
-            flows = [train_flow(train.x, train.mjj, settings, seed, checkpoint=member_checkpoint(checkpoint, m),
-                                log=log, what="SR flow") for m, seed in enumerate(f.member_seeds)]
-            background = f.inputs.model("sideband_flow").density()
-            out.append(LogRatio(flows, background, f.inputs.window, f.inputs.features, stacked_history(flows)))
-        return out
 
 
 register(Anode())

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .base import FoldData, Fitted, TrainingSet, WindowInputs
+from .base import FoldData, Fitted, Score, TrainingSet, WindowInputs
 
 
 def sr_fold_data(inputs: WindowInputs, fold: int, models: tuple[str, ...]) -> FoldData:
@@ -73,3 +73,37 @@ def member_checkpoint(checkpoint, member: int) -> Path | None:
     checkpoint = Path(checkpoint)
     return checkpoint.with_name(f"{checkpoint.stem}-member{member}{checkpoint.suffix}")
 
+
+
+class SRDensityScore(Score):
+    """ANODE and R-ANODE: flows fitted per fold on the other folds' SR data, against the sideband flow."""
+
+    models = ("sideband_flow",)
+    # R-ANODE: the SR flow is the signal component of a mixture with the sideband flow held fixed
+    mixture = False
+
+    def fold_data(self, inputs, fold, settings):
+        return sr_fold_data(inputs, fold, self.models)
+
+    def fit(self, fits, settings, checkpoint, log):
+        from ..density.flows import train_flow
+
+        what = "signal flow" if self.mixture else "SR flow"
+        out = []
+        for f in fits:
+            train = f.data.train
+            background = f.inputs.model("sideband_flow").density()
+            extra = {}
+            if self.mixture:
+                extra = {"background": background.log_prob(train.x, train.mjj),
+                         "signal_fraction": settings.initial_signal_fraction}
+            flows = []
+            for m, seed in enumerate(f.member_seeds):
+                flow = train_flow(train.x, train.mjj, settings, seed, checkpoint=member_checkpoint(checkpoint, m),
+                                  log=log, what=what, **extra)
+                if self.mixture:
+                    log(f"member {m}: fitted signal fraction in the SR {flow.signal_fraction:.4g} "
+                        f"({flow.signal_fraction * len(train.x):.0f} of {len(train.x)} training events)")
+                flows.append(flow)
+            out.append(LogRatio(flows, background, f.inputs.window, f.inputs.features, stacked_history(flows)))
+        return out
