@@ -217,7 +217,10 @@ def test_the_seeds_of_a_window_share_one_model_and_each_fold_is_the_network_it_i
     log = layout.fold_log("w00", "idealized-nn", E2, 0).read_text()
     assert ("6 folds as one batched model of 12 members (w00 idealized-nn injection 300: seed 1 folds 0, 1, 2; "
             "seed 2 folds 0, 1, 2)") in log
-    assert layout.fold_log("w00", "idealized-nn", E1, 2).read_text().splitlines()[:2] == log.splitlines()[:2]
+    # every fold of the model has the same header lines (the attempt line first: a log keeps every attempt)
+    head = log.splitlines()[:3]
+    assert head[0].startswith("=== attempt ") and head[2].startswith("checkpoint: ")
+    assert layout.fold_log("w00", "idealized-nn", E1, 2).read_text().splitlines()[1:3] == head[1:3]
     for e in (E1, E2):
         merged = read_table(layout.scores("w00", "idealized-nn", e), "scores")
         assert sorted(merged["event_id"]) == sorted(read_table(layout.split("w00", e), "data")["event_id"])

@@ -170,10 +170,13 @@ def test_slurm_preempted_fold_resumes_from_its_checkpoint(cluster, tmp_path):
     assert len(attempts) == 2, attempts
     states = sacct_states(attempts)
     assert states[attempts[0]].startswith("CANCELLED") and states[attempts[1]] == "COMPLETED", states
-    # Snakemake clears a job's log when it starts it again: the retry's log tells where it resumed
+    # the fold's log keeps both attempts: the epochs before the kill, then where the retry resumed
     log = fold_log.read_text()
-    resumed_after = int(re.search(r"^resumed from checkpoint \S+ after epoch (\d+)$", log, re.M).group(1))
-    epochs_after = [int(e) for e in re.findall(r"^epoch (\d+)/60", log, re.M)]
+    assert log.count("=== attempt ") == 2
+    first, retry = log.rsplit("=== attempt ", 1)
+    assert [int(e) for e in re.findall(r"^epoch (\d+)/60", first, re.M)][:epochs_seen] == list(range(1, epochs_seen + 1))
+    resumed_after = int(re.search(r"^resumed from checkpoint \S+ after epoch (\d+)$", retry, re.M).group(1))
+    epochs_after = [int(e) for e in re.findall(r"^epoch (\d+)/60", retry, re.M)]
     # every epoch that had finished at the kill is kept, bar at most the last one (logged, killed before its
     # checkpoint was written); the retry runs only the remaining epochs
     assert resumed_after >= epochs_seen - 1

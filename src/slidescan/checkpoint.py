@@ -2,19 +2,49 @@
 
 A checkpoint stores a fingerprint of the data and settings it was trained with, and is resumed
 only into a training with the same fingerprint: a checkpoint from a changed config or another
-split starts a fresh training instead of a wrong model. Torch checkpoints hold tensors, numbers,
-strings and lists only and are read with ``weights_only=True``, so loading one runs no code.
+split starts a fresh training instead of a wrong model. Loading one runs no code: torch checkpoints
+hold tensors, numbers, strings and lists only and are read with ``weights_only=True``; the trees'
+pickles carry an HMAC with a key of the user's (``~/.config/slidescan/checkpoint.key``, or the file
+``$SLIDESCAN_CHECKPOINT_KEY`` names), and one that this key did not sign (a results directory
+handed over by someone else, an altered file) is not unpickled but trained afresh.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import pickle
+import secrets
 from pathlib import Path
 from typing import Callable
 
 from . import joblog
 from .io import atomic_path
+
+KEY_ENV = "SLIDESCAN_CHECKPOINT_KEY"
+_SIGNED = b"slidescan-signed-pickle-1 "
+
+
+class UnsignedCheckpoint(ValueError):
+    """A pickle checkpoint without this user's signature: it is never unpickled."""
+
+
+def key_file() -> Path:
+    return Path(os.environ.get(KEY_ENV) or Path.home() / ".config" / "slidescan" / "checkpoint.key")
+
+
+def _key() -> bytes:
+    path = key_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # O_EXCL: two jobs starting at once agree on one key
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+        except FileExistsError:
+            pass
+    return path.read_bytes()
 
 
 def _torch_read(path: Path, map_location):
@@ -30,13 +60,18 @@ def _torch_write(state: dict, tmp: Path) -> None:
 
 
 def _pickle_read(path: Path, map_location):
-    with open(path, "rb") as handle:
-        return pickle.load(handle)
+    raw = Path(path).read_bytes()
+    head, _, body = raw.partition(b"\n")
+    if not head.startswith(_SIGNED) or not hmac.compare_digest(
+            head[len(_SIGNED):], hmac.new(_key(), body, hashlib.sha256).hexdigest().encode()):
+        raise UnsignedCheckpoint(f"checkpoint {path} is not signed by this user's slidescan key ({key_file()}): "
+                                 "written elsewhere or altered; not loaded, training afresh")
+    return pickle.loads(body)
 
 
 def _pickle_write(state: dict, tmp: Path) -> None:
-    with open(tmp, "wb") as handle:
-        pickle.dump(state, handle)
+    body = pickle.dumps(state)
+    Path(tmp).write_bytes(_SIGNED + hmac.new(_key(), body, hashlib.sha256).hexdigest().encode() + b"\n" + body)
 
 
 FORMATS = {"torch": (_torch_read, _torch_write), "pickle": (_pickle_read, _pickle_write)}
@@ -47,7 +82,14 @@ def load(path: str | os.PathLike | None, fingerprint: str, log: Callable[[str], 
     """The saved state when ``path`` holds a checkpoint of this very training, else None (logged)."""
     if not path or not Path(path).exists():
         return None
-    state = FORMATS[fmt][0](Path(path), map_location)
+    try:
+        state = FORMATS[fmt][0](Path(path), map_location)
+    except UnsignedCheckpoint as err:
+        log(str(err))
+        return None
+    except Exception as err:  # a truncated or foreign file: train afresh rather than fail or trust it
+        log(f"checkpoint {path} is unreadable ({type(err).__name__}: {err}); training afresh")
+        return None
     if not isinstance(state, dict) or state.get("slidescan", {}).get("fingerprint") != fingerprint:
         log(joblog.foreign_checkpoint(path))
         return None

@@ -46,34 +46,149 @@ def _common(parser: argparse.ArgumentParser, profile: str = "profiles/local") ->
                         help="the slidescan checkout holding the Snakefile (default: current directory)")
 
 
+DRY = ("-n", "--dry-run", "--dryrun", "--unlock", "--list", "--summary", "--detailed-summary")
+
+
+def _check_settings(ns: argparse.Namespace, settings, extra: list[str]) -> None:
+    """Stop before a run would overwrite a scan made with other settings (``slidescan.record``)."""
+    from . import record
+
+    if any(flag in extra for flag in DRY):
+        return
+    path = settings.layout(ns.workdir).settings_record()
+    found = record.check(path, settings.config)
+    if found and not ns.force:
+        raise SystemExit(record.refusal(settings.scan, found, path.parent))
+    if found:
+        print(f"--force: replacing the results of scan {settings.scan!r} made with other settings "
+              f"({len(found)} changed: {'; '.join(found[:3])}{' ...' if len(found) > 3 else ''})")
+    record.write(path, settings.config)
+
+
+def _unlock_if_stale(ns: argparse.Namespace, settings) -> None:
+    """Clear the lock a dead run left (never while a head may run: then stop with who holds it)."""
+    from .cluster.lock import lock_state
+
+    lock = lock_state(ns.workdir, settings.layout(ns.workdir).launch())
+    if lock.state == "held":
+        raise SystemExit(f"slidescan: {lock.text}. Wait for it, or stop it (Ctrl-C in its terminal, "
+                         "`scancel --signal=INT <job>` for a launched head), then run again.")
+    if lock.state == "stale":
+        print(f"slidescan: {lock.text.split(';')[0]}; clearing it", flush=True)
+        rc = _snakemake(["--configfile", str(ns.configfile), "--unlock"], ns.workdir)
+        if rc != 0:
+            raise SystemExit(f"slidescan: snakemake --unlock failed (rc {rc})")
+
+
 def cmd_run(ns: argparse.Namespace, extra: list[str]) -> int:
-    _settings(ns)
+    from .cluster.lock import clear_head, record_head
+
+    settings = _settings(ns)
+    dry = any(flag in extra for flag in DRY)
+    _check_settings(ns, settings, extra)
+    if not dry:
+        _unlock_if_stale(ns, settings)
     base = ["--profile", ns.profile, "--configfile", str(ns.configfile)]
-    rc = _snakemake([*base, *extra], ns.workdir)
-    if rc != 0 or "-n" in extra or "--dry-run" in extra or ns.no_report:
+    launch = settings.layout(ns.workdir).launch()
+    if not dry:
+        record_head(launch)
+    try:
+        rc = _snakemake([*base, *extra], ns.workdir)
+    finally:
+        if not dry:
+            clear_head(launch)
+    if rc != 0 or dry or ns.no_report:
         return rc
     return cmd_report(ns, [])
 
 
+def cmd_unlock(ns: argparse.Namespace, extra: list[str]) -> int:
+    """Clear a stale lock; with --force also one this host cannot tell is stale (a head on another host)."""
+    from .cluster.lock import lock_state
+
+    settings = _settings(ns)
+    lock = lock_state(ns.workdir, settings.layout(ns.workdir).launch())
+    if lock.state == "none":
+        print("slidescan: the directory is not locked")
+        return 0
+    if lock.state == "held" and not ns.force:
+        print(f"slidescan: {lock.text}; not unlocking (--force unlocks anyway)", file=sys.stderr)
+        return 1
+    return _snakemake(["--configfile", str(ns.configfile), "--unlock"], ns.workdir)
+
+
+def report_targets(settings, workdir: Path) -> list[str]:
+    """The finished outputs a partial report can show, relative to the checkout as Snakemake's targets are.
+
+    Each is shown with every job upstream of it, so each must have finished with all it depends on: a
+    model's output, a scan's bump-hunt table (its folds all finished), and what needs the whole scan
+    (calibration, sensitivity, scan plots, jobs table) only when the scan table is there.
+    """
+    from .registry import MODELS
+
+    layout = settings.layout()
+    targets = [layout.window_map()]
+    targets += [layout.model(MODELS[name], w.name, e) for name in settings.models() for w in settings.windows
+                for e in settings.experiments]
+    targets += [layout.bumphunt(method, e) for method in settings.methods for e in settings.experiments]
+    if (workdir / layout.pvalue_scan()).exists():
+        targets += [layout.pvalue_scan(), layout.calibration(), layout.sensitivity_plot(), layout.jobs()]
+        targets += [layout.scan_plot(m, i) for m in settings.methods for i in settings.injections]
+    return [str(p) for p in targets if (workdir / p).exists()]
+
+
 def cmd_report(ns: argparse.Namespace, extra: list[str]) -> int:
+    """The HTML report of whatever has finished; a partial one (the summary says what is missing) after failures."""
+    import os
+    import shutil
+
     from .report.summary import write_summary
 
-    report = _settings(ns).layout().report()
+    settings = _settings(ns)
+    layout = settings.layout(ns.workdir)
+    targets = report_targets(settings, ns.workdir)
+    if not targets:
+        print(f"slidescan report: nothing to report yet for scan {settings.scan!r}: no job has finished in "
+              f"{layout.root} (run `slidescan run --configfile {ns.configfile}` first)", file=sys.stderr)
+        return 1
+    summary = layout.summary()
+    before = summary.read_bytes() if summary.exists() else None
     print(f"summary written to {write_summary(ns.workdir, ns.configfile)}")
-    rc = _snakemake(["--configfile", str(ns.configfile), "--cores", "1", "--report", str(report), *extra], ns.workdir)
+    relative = settings.layout().report()
+    partial = relative.with_name(f".{relative.name}.partial.html")  # renamed onto the report once complete
+    complete = layout.pvalue_scan().exists() and layout.jobs().exists()
+    args = ["--configfile", str(ns.configfile), "--cores", "1", "--report", str(partial), *extra]
+    rc = _snakemake(args + ([] if complete else targets), ns.workdir)
+    if rc != 0 and complete:  # a figure of the full report is missing (a failed plot): report what exists
+        rc = _snakemake(args + targets, ns.workdir)
     if rc == 0:
-        print(f"report written to {ns.workdir / report}")
+        os.replace(ns.workdir / partial, ns.workdir / relative)
+        print(f"report written to {ns.workdir / relative}" + ("" if complete else
+              " (partial: the summary lists what has not finished; `slidescan status` has the details)"))
+    else:  # leave nothing half-written: the summary as it was, no partial report
+        (ns.workdir / partial).unlink(missing_ok=True)
+        if before is None:
+            summary.unlink(missing_ok=True)
+        else:
+            summary.write_bytes(before)
     return rc
 
 
 def cmd_launch(ns: argparse.Namespace, extra: list[str]) -> int:
     from .cluster.launch import submit_head
 
+    from . import record
+
     settings = _settings(ns)
     scan = settings.scan
+    found = record.check(settings.layout(ns.workdir).settings_record(), settings.config)
+    if found and not ns.force:  # the head's `slidescan run` would refuse: say it now, not in its log
+        raise SystemExit(record.refusal(scan, found, settings.layout(ns.workdir).root))
     run_argv = ["--configfile", str(ns.configfile), "--profile", ns.profile]
     if ns.no_report:
         run_argv.append("--no-report")
+    if ns.force:
+        run_argv.append("--force")
     if extra:
         run_argv += ["--", *extra]
     try:
@@ -99,7 +214,7 @@ def cmd_status(ns: argparse.Namespace, extra: list[str]) -> int:
     text, counts = report(ns.workdir, ns.configfile, ns.profile)
     head = head_status(settings.layout(ns.workdir))
     print(text if head is None else f"{head}\n{text}")
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed"] or counts["stale_lock"] else 0
 
 
 def cmd_schema(ns: argparse.Namespace, extra: list[str]) -> int:
@@ -123,12 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the scan locally, then write results/<scan>/report.html")
     _common(run)
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    run.add_argument("--force", action="store_true", help="replace the results of a scan of the same name made "
+                                                          "with other settings (default: stop and list them)")
     report = sub.add_parser("report", help="write results/<scan>/report.html from a finished scan")
     _common(report)
     launch = sub.add_parser("launch", help="submit the whole scan (the Snakemake head process with "
                                            "profiles/slurm) as a long CPU job on SLURM; prints its job id and log")
     _common(launch, profile="profiles/slurm")
     launch.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    launch.add_argument("--force", action="store_true", help="replace the results of a scan of the same name made "
+                                                             "with other settings")
     launch.add_argument("--hours", type=float, default=72.0, help="time limit of the head job (default: 72)")
     launch.add_argument("--cpus", type=int, default=2, help="cores of the head job, which runs the cheap "
                                                              "aggregation and plotting rules (default: 2)")
@@ -140,11 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="list failed, interrupted and missing training folds, with logs and "
                                            "the command that reruns exactly them (exit 1 if any failed)")
     _common(status)
+    unlock = sub.add_parser("unlock", help="clear the Snakemake lock a killed run left (refused while a head runs)")
+    _common(unlock)
+    unlock.add_argument("--force", action="store_true", help="unlock even when a head on another host may hold it")
     schema = sub.add_parser("schema", help="print the config schema: every key with its default and meaning, "
                                            "including the sections of methods, models and backends (and plugins)")
     _common(schema)
     ns = parser.parse_args(argv)
-    commands = {"run": cmd_run, "launch": cmd_launch, "report": cmd_report, "status": cmd_status, "schema": cmd_schema}
+    commands = {"run": cmd_run, "launch": cmd_launch, "report": cmd_report, "status": cmd_status, "schema": cmd_schema,
+                "unlock": cmd_unlock}
     return commands[ns.command](ns, extra)
 
 

@@ -52,7 +52,11 @@ def _message(error) -> str:
     if error.validator == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
         unexpected = sorted(set(error.instance) - set(known))
-        return f"unknown key(s) {unexpected}; known: {known}"
+        import difflib
+
+        close = {u: difflib.get_close_matches(u, known, n=1) for u in unexpected}
+        hints = "; ".join(f"did you mean {c[0]!r} for {u!r}?" for u, c in close.items() if c)
+        return f"unknown key(s) {unexpected}" + (f" ({hints})" if hints else "") + f"; known: {known}"
     if error.validator == "enum" and len(error.validator_value) > 12:
         return f"{error.instance!r} is not one of the {len(error.validator_value)} valid values {error.validator_value}"
     return error.message

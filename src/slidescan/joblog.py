@@ -10,11 +10,25 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+_ATTEMPT = "=== attempt "
 _CHECKPOINT = re.compile(r"^checkpoint: (.+)$", re.M)
 _BATCH = re.compile(r"^(\d+) folds as one batched model", re.M)
 # "epoch 3/8: ... (1.20 s)" of a classifier, "flow epoch 3/8: ..." of a density model
 _EPOCH = re.compile(r"^(?:[a-z]+ )?epoch \d+/\d+:.*\(([\d.]+) s\)$", re.M)
 _EPOCH_START = ("epoch ", "flow epoch ", "model epoch ")
+
+
+def attempt() -> str:
+    """The first line of each attempt in a fold's log: a log keeps every attempt, status reads the last."""
+    import time
+
+    return f"{_ATTEMPT}{time.strftime('%Y-%m-%d %H:%M:%S')} ==="
+
+
+def last_attempt(text: str) -> str:
+    """The part of a log written by its last attempt (all of it for a log without attempt lines)."""
+    cut = text.rfind(_ATTEMPT)
+    return text if cut < 0 else text[cut:]
 
 
 def checkpoint(path) -> str:
@@ -42,8 +56,8 @@ def read(path: Path) -> str:
 
 
 def logged_checkpoint(log: Path) -> Path | None:
-    """The checkpoint a fold's log names; folds trained together share one."""
-    found = _CHECKPOINT.findall(read(log))
+    """The checkpoint a fold's log names (in its last attempt); folds trained together share one."""
+    found = _CHECKPOINT.findall(last_attempt(read(log)))
     return Path(found[-1]) if found else None
 
 
@@ -53,19 +67,20 @@ def epoch_seconds(text: str) -> list[float]:
 
 def batch_folds(text: str) -> int:
     """How many folds shared the batched model of the last attempt (1 when trained alone)."""
-    found = _BATCH.findall(text)
+    found = _BATCH.findall(last_attempt(text))
     return int(found[-1]) if found else 1
 
 
 def failure(text: str) -> str | None:
-    """The last error line of a log with a traceback, or None when the log has none."""
-    lines = text.strip().splitlines()
+    """The last error line of the last attempt of a log with a traceback, or None when it has none."""
+    lines = last_attempt(text).strip().splitlines()
     if not any(line.startswith("Traceback") for line in lines):
         return None
     errors = [line for line in lines if line and not line.startswith(" ") and ":" in line
-              and not line.startswith(("Traceback", *_EPOCH_START))]
+              and not line.startswith(("Traceback", _ATTEMPT, *_EPOCH_START))]
     return errors[-1] if errors else "see log"
 
 
 def logged_epochs(text: str) -> int:
-    return sum(line.startswith(_EPOCH_START) for line in text.splitlines())
+    """Epoch lines of the last attempt (a resumed attempt starts after its checkpoint's epoch)."""
+    return sum(line.startswith(_EPOCH_START) for line in last_attempt(text).splitlines())

@@ -185,3 +185,7 @@ class Layout:
 
     def launch(self) -> Path:
         return self._p("launch")
+
+    def settings_record(self) -> Path:
+        """The settings the scan's results were made with (``slidescan.record``)."""
+        return self._p("scan_settings.yaml")

@@ -134,6 +134,7 @@ class ScanSettings:
     injections: tuple[int, ...]
     seeds: tuple[int, ...]
     windows: tuple  # of windows.Window
+    min_events: int  # per region of a window
     k: int
     methods: dict  # name -> methods.MethodRun
     bumphunt: BumphuntSettings
@@ -156,7 +157,8 @@ class ScanSettings:
         return cls(config=config, scan=str(config["scan"]), data=data,
                    injections=tuple(int(i) for i in config["injections"]),
                    seeds=tuple(int(s) for s in config["seeds"]),
-                   windows=tuple(window_grid(config["windows"])), k=int(config["folds"]["k"]), methods=methods,
+                   windows=tuple(window_grid(config["windows"])), min_events=int(config["windows"]["min_events"]),
+                   k=int(config["folds"]["k"]), methods=methods,
                    bumphunt=BumphuntSettings(**config["bumphunt"]), cluster=ClusterSettings(**config["cluster"]),
                    truth_mass=float(truth))
 

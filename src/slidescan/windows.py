@@ -71,6 +71,36 @@ def window_grid(config: dict) -> list[Window]:
     return windows
 
 
+def check_windows(windows: list[Window], mjj: np.ndarray, min_events: int, source: str) -> None:
+    """Every window inside the data's mjj range, with at least ``min_events`` events in each region.
+
+    A sideband past the end of the data is partly empty, and its fit then predicts a wrong SR
+    background; a region with a handful of events trains nothing. Both are found here, when the
+    data are prepared, with the window named, instead of deep in a training job.
+    """
+    mjj = np.asarray(mjj, float)
+    lo, hi = float(mjj.min()), float(mjj.max())
+    problems = []
+    for w in windows:
+        # the sampled range starts a hair inside its nominal edge: 2 % of a sideband outside the data is no gap
+        slack = 0.02 * min(w.sr_lo - w.sb_lo, w.sb_hi - w.sr_hi)
+        if w.sb_lo < lo - slack or w.sb_hi > hi + slack:
+            problems.append(f"window {w.name} (sidebands {w.sb_lo:g}-{w.sb_hi:g} TeV) reaches beyond the data's mjj "
+                            f"range {lo:.4g}-{hi:.4g} TeV")
+            continue
+        region = w.region(mjj)
+        counts = {"low sideband": int((region == REGION_SB_LOW).sum()), "SR": int((region == REGION_SR).sum()),
+                  "high sideband": int((region == REGION_SB_HIGH).sum())}
+        few = {name: n for name, n in counts.items() if n < min_events}
+        if few:
+            problems.append(f"window {w.name} (SR {w.sr_lo:g}-{w.sr_hi:g} TeV) has "
+                            + ", ".join(f"{n} events in its {name}" for name, n in few.items())
+                            + f", fewer than windows.min_events ({min_events})")
+    if problems:
+        raise ValueError(f"{source}: " + "; ".join(problems) + ". Change the windows section (first_sr_lo, "
+                         "last_sr_lo, sr_width, sb_width) or windows.min_events")
+
+
 def window_table(windows: list[Window]) -> pd.DataFrame:
     return pd.DataFrame(
         [dict(window=w.name, sb_lo=w.sb_lo, sr_lo=w.sr_lo, sr_hi=w.sr_hi, sb_hi=w.sb_hi) for w in windows]

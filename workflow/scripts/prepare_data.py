@@ -1,5 +1,5 @@
 from slidescan.smk import job_log, settings
 from slidescan.stages.data import prepare_data
 
-with job_log(snakemake):
-    prepare_data(settings(snakemake), snakemake.output[0])
+with job_log(snakemake) as log:
+    prepare_data(settings(snakemake), snakemake.output[0], log=log)

@@ -15,7 +15,7 @@ COLUMNS = ["mjj", *FEATURES, "label"]
 SQRT_S = 13.0  # TeV
 
 from .injection import inject  # noqa: E402
-from .readers import LHCO_H5_COLUMNS, lhco_features, read_cathode_npy, read_lhco_h5  # noqa: E402
+from .readers import LHCO_H5_COLUMNS, finite_events, lhco_features, read_cathode_npy, read_lhco_h5  # noqa: E402
 from .synthetic import SyntheticModel, generate_background, generate_signal  # noqa: E402
 
 
@@ -40,6 +40,7 @@ class DataSettings:
 
     source: str
     seed: int
+    non_finite: str
     synthetic: SyntheticSettings
     lhco_h5: LhcoSettings | None
 
@@ -49,9 +50,10 @@ class DataSettings:
         synthetic = dict(section.get("synthetic") or {})
         model = SyntheticModel.from_config(synthetic.pop("model", None))
         lhco = section.get("lhco_h5")
-        return cls(str(section["source"]), int(section["seed"]), SyntheticSettings(**synthetic, model=model),
+        return cls(str(section["source"]), int(section["seed"]), str(section["non_finite"]),
+                   SyntheticSettings(**synthetic, model=model),
                    LhcoSettings(**lhco) if lhco else None)
 
 
 __all__ = ["FEATURES", "COLUMNS", "SQRT_S", "LHCO_H5_COLUMNS", "DataSettings", "SyntheticModel", "inject",
-           "generate_background", "generate_signal", "lhco_features", "read_cathode_npy", "read_lhco_h5"]
+           "finite_events", "generate_background", "generate_signal", "lhco_features", "read_cathode_npy", "read_lhco_h5"]

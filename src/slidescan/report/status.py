@@ -12,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import re
+
 from .. import joblog
 from ..config import load_settings
-from ..layout import Layout
+from ..layout import Layout, PseudoExperiment
 from ..settings import ScanSettings
 
 STATES = ("done", "failed", "interrupted", "missing", "stale")
@@ -32,10 +34,16 @@ class JobState:
     output: Path
     log: Path
     target: Path  # the declared output of the job that makes it (what `snakemake <target>` reruns)
-    job: str = "train"  # train | model (one per window, injection, seed) | bumphunt (one per method, injection, seed)
+    job: str = "train"  # train | model | bumphunt | a data or report rule (prepare_data, inject, split, scan, ...)
 
     @property
     def what(self) -> str:
+        if self.job not in ("train", "model", "bumphunt"):
+            key = " ".join(part for part in (f"window {self.window}" if self.window else "",
+                                             f"method {self.method}" if self.method else "",
+                                             f"injection {self.injection}" if self.injection is not None else "",
+                                             f"seed {self.seed}" if self.seed is not None else "") if part)
+            return f"job {self.job}" + (f" {key}" if key else "")
         if self.job == "model":
             return f"window {self.window} model {self.method} injection {self.injection} seed {self.seed}"
         if self.job == "bumphunt":
@@ -44,26 +52,88 @@ class JobState:
                 f"fold {self.fold}")
 
 
-def fold_states(settings: ScanSettings, layout: Layout) -> list[JobState]:
+def fold_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
+    """Every training fold. A fold without a log of its own belongs to a job that failed before it trained
+    any fold (an empty window, say) when that job's log has a traceback, or Snakemake recorded its failure."""
     from ..stages.train import fold_settings_identity
 
+    failures = failures or {}
     states = []
     for window in settings.windows:
         for method, run in settings.methods.items():
-            for experiment in settings.experiments:
-                for fold in range(settings.k):
-                    output = layout.fold(window.name, method, experiment, fold)
-                    log = layout.fold_log(window.name, method, experiment, fold)
-                    state, reason = _classify(output, log, joblog.logged_checkpoint(log))
-                    if state == "done":
-                        state, reason = _settings_check(output, fold_settings_identity(
-                            settings, run, window.name, experiment, fold), run.section)
-                    states.append(JobState(window.name, method, experiment.injection, experiment.seed, fold, state,
-                                           reason, output, log, layout.scores(window.name, method, experiment)))
+            for injection in settings.injections:
+                job_log = layout.train_log(window.name, method, injection)
+                job_error = joblog.failure(joblog.read(job_log))
+                for seed in settings.seeds:
+                    experiment = PseudoExperiment(injection, seed)
+                    target = layout.scores(window.name, method, experiment)
+                    for fold in range(settings.k):
+                        output = layout.fold(window.name, method, experiment, fold)
+                        log = layout.fold_log(window.name, method, experiment, fold)
+                        state, reason = _classify(output, log, joblog.logged_checkpoint(log))
+                        if state == "done":
+                            state, reason = _settings_check(output, fold_settings_identity(
+                                settings, run, window.name, experiment, fold), run.section)
+                        elif state == "missing" and (job_error or str(target) in failures):
+                            state, reason, log = "failed", job_error or failures[str(target)], job_log
+                        states.append(JobState(window.name, method, injection, seed, fold, state, reason, output,
+                                               log, target))
     return states
 
 
-def model_states(settings: ScanSettings, layout: Layout) -> dict[str, list[JobState]]:
+def data_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
+    """prepare_data, inject (per pseudo-experiment) and split (per window and pseudo-experiment)."""
+    jobs = [("prepare_data", "", None, None, layout.events(), layout.log("prepare_data"))]
+    for e in settings.experiments:
+        jobs.append(("inject", "", e.injection, e.seed, layout.injected(e), layout.log("inject", e.tag)))
+    for w in settings.windows:
+        for e in settings.experiments:
+            jobs.append(("split", w.name, e.injection, e.seed, layout.split(w.name, e),
+                         layout.log("split", w.name, e.tag)))
+    return [_job(rule, window, "", injection, seed, output, log, failures) for rule, window, injection, seed, output, log
+            in jobs]
+
+
+def report_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
+    """The jobs after the bump hunts: the scan table, calibration and the report's figures."""
+    jobs = [("scan", "", layout.pvalue_scan(), layout.log("scan")),
+            ("calibration", "", layout.calibration(), layout.log("calibration")),
+            ("sensitivity", "", layout.sensitivity_plot(), layout.log("sensitivity")),
+            ("window_map", "", layout.window_map(), layout.log("window_map")),
+            ("jobs", "", layout.jobs(), layout.log("jobs"))]
+    jobs += [("plot_scan", m, layout.scan_plot(m, i), layout.log("plot_scan", f"{m}_inj{i}"))
+             for m in settings.methods for i in settings.injections]
+    jobs += [("loss_curves", m, layout.loss_plot(m), layout.log("loss_curves", m)) for m in settings.methods]
+    if any(i > 0 for i in settings.injections):
+        jobs.append(("performance", "", layout.performance(), layout.log("performance")))
+    return [_job(rule, "", method, None, None, output, log, failures) for rule, method, output, log in jobs]
+
+
+def _job(rule, window, method, injection, seed, output: Path, log: Path, failures: dict | None) -> JobState:
+    state, reason = _classify(output, log, epochs=False)
+    if state in ("missing", "interrupted") and failures and str(output) in failures:
+        state, reason = "failed", failures[str(output)]
+    return JobState(window, method, injection, seed, None, state, reason, output, log, output, job=rule)
+
+
+def snakemake_failures(workdir: Path) -> dict[str, str]:
+    """Output path -> Snakemake's message, for every job its newest run reported failed ("Error in rule")."""
+    logs = sorted((Path(workdir) / ".snakemake" / "log").glob("*.snakemake.log"))
+    if not logs:
+        return {}
+    failures = {}
+    for block in joblog.read(logs[-1]).split("Error in rule ")[1:]:
+        rule = block.split(":", 1)[0].strip()
+        fields = dict(re.findall(r"^\s+(message|output): (.*)$", block, re.M))
+        message = fields.get("message", "").strip()
+        reason = f"Snakemake: rule {rule} failed" + (f": {message}" if message and message != "None" else "")
+        for output in fields.get("output", "").split(", "):
+            if output.strip():
+                failures[output.strip()] = reason
+    return failures
+
+
+def model_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> dict[str, list[JobState]]:
     """Per model the scan's methods need, its jobs (one per window and pseudo-experiment)."""
     out = {}
     for name, configured in settings.models().items():
@@ -74,21 +144,21 @@ def model_states(settings: ScanSettings, layout: Layout) -> dict[str, list[JobSt
                 output = layout.model(model, window.name, experiment)
                 log = layout.model_log(model, window.name, experiment)
                 state, reason = _classify(output, log, layout.model_checkpoint(model, window.name, experiment))
+                if state in ("missing", "interrupted") and failures and str(output) in failures:
+                    state, reason = "failed", failures[str(output)]
                 out[name].append(JobState(window.name, name, experiment.injection, experiment.seed, None, state, reason,
                                           output, log, output, job="model"))
     return out
 
 
-def bumphunt_states(settings: ScanSettings, layout: Layout) -> list[JobState]:
+def bumphunt_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
     """The bump-hunt jobs, one per scan (method, injection, seed) over all windows."""
     states = []
     for method in settings.methods:
         for experiment in settings.experiments:
-            output = layout.bumphunt(method, experiment)
-            log = layout.bumphunt_log(method, experiment)
-            state, reason = _classify(output, log, epochs=False)
-            states.append(JobState("all", method, experiment.injection, experiment.seed, None, state, reason, output,
-                                   log, output, job="bumphunt"))
+            job = _job("bumphunt", "all", method, experiment.injection, experiment.seed,
+                       layout.bumphunt(method, experiment), layout.bumphunt_log(method, experiment), failures)
+            states.append(job)
     return states
 
 
@@ -151,28 +221,41 @@ def _classify(output: Path, log: Path, checkpoint: Path | None = None, epochs: b
 
 
 def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
-    """Human-readable status and the count of jobs (folds, models, bump hunts) in each state."""
+    """Human-readable status and the count of jobs in each state (``counts["failed"]``: any job of the DAG;
+    ``counts["stale_lock"]``: 1 when a dead run left its lock)."""
+    from ..cluster.lock import lock_state
+
     settings = load_settings(workdir, configfile)
     layout = settings.layout(workdir)
-    states = fold_states(settings, layout)
-    models = model_states(settings, layout)
-    bumphunts = bumphunt_states(settings, layout)
+    failures = snakemake_failures(workdir)
+    states = fold_states(settings, layout, failures)
+    models = model_states(settings, layout, failures)
     counts = count_states(states)
     lines = [f"scan {settings.scan}: {len(states)} training folds: "
              + ", ".join(f"{n} {s}" for s, n in counts.items())]
-    groups = [(f"{name} models ({settings.models()[name].model.description})", group) for name, group in models.items()]
-    groups.append(("bump-hunt jobs (one per method, injection and seed)", bumphunts))
+    data, bumps = data_states(settings, layout, failures), bumphunt_states(settings, layout, failures)
+    reports = report_states(settings, layout, failures)
+    groups = [("data jobs (prepare_data, inject, split)", data)]
+    groups += [(f"{name} models ({settings.models()[name].model.description})", group) for name, group in models.items()]
+    groups += [("bump-hunt jobs (one per method, injection and seed)", bumps),
+               ("report jobs (scan table, calibration, figures)", reports)]
     for name, group in groups:
         if group:
             group_counts = count_states(group)
             lines.append(f"{len(group)} {name}: " + ", ".join(f"{n} {s}" for s, n in group_counts.items()))
             counts = {s: counts[s] + group_counts[s] for s in counts}
-    pending = [f for group in models.values() for f in group if f.state != "done"]
-    pending += [f for f in states + bumphunts if f.state != "done"]
+    ordered = data + [f for group in models.values() for f in group] + states + bumps + reports
+    pending = [f for f in ordered if f.state != "done"]
     for f in pending:
         if f.state in ("missing", "stale") and counts[f.state] > 20:
             continue  # a scan not yet run, or new settings for all of it: the count says it
+        if f.job in REPORT_RULES and f.state == "missing":
+            continue  # they follow from the rest
         lines.append(f"  {f.state:11s} {f.what}: {f.reason}\n              log: {f.log}")
+    lock = lock_state(workdir, layout.launch())
+    counts["stale_lock"] = int(lock.state == "stale")
+    if lock.state != "none":
+        lines.append(("STALE LOCK: " if lock.state == "stale" else "") + lock.text)
     if pending:
         # a training job trains all folds of its pseudo-experiment: its target is the merged scores file
         rerun = dict.fromkeys(str(_relative(f.target, workdir)) for f in pending
@@ -183,3 +266,6 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
         lines.append(f"only these jobs, nothing downstream:\n  snakemake --profile {profile} "
                      f"--configfile {configfile} {targets}")
     return "\n".join(lines), counts
+
+
+REPORT_RULES = ("scan", "calibration", "sensitivity", "window_map", "jobs", "plot_scan", "loss_curves", "performance")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -12,11 +13,14 @@ from ..io import read_attrs, read_table, write_tables
 from ..layout import PseudoExperiment
 from ..seeds import rng
 from ..settings import ScanSettings
-from ..windows import REGION_SR, assign_folds
+from ..windows import REGION_SR, assign_folds, check_windows
 
 
-def prepare_data(settings: ScanSettings, out: str | os.PathLike) -> None:
-    """Background, signal pool and truth-level reference samples for the whole scan."""
+def prepare_data(settings: ScanSettings, out: str | os.PathLike, log: Callable[[str], None] = print) -> None:
+    """Background, signal pool and truth-level reference samples for the whole scan.
+
+    The window grid is checked against the background's mjj range and counts (``windows.min_events``).
+    """
     d = settings.data
     seed, k = d.seed, settings.k
     if d.source == "synthetic":
@@ -26,12 +30,14 @@ def prepare_data(settings: ScanSettings, out: str | os.PathLike) -> None:
         ref_bkg = data_mod.generate_background(s.reference_background, s.model, rng(seed, "reference_background"))
         ref_sig = data_mod.generate_signal(s.reference_signal, s.model, rng(seed, "reference_signal"))
     elif d.source == "lhco_h5":
-        events = data_mod.read_lhco_h5(d.lhco_h5.path)
+        events = data_mod.read_lhco_h5(d.lhco_h5.path, d.non_finite, log)
         background, ref_bkg = _split(events[events["label"] == 0], d.lhco_h5.reference_fraction,
                                      rng(seed, "split_bkg"))
         pool, ref_sig = _split(events[events["label"] == 1], 0.5, rng(seed, "split_sig"))
     else:
         raise ValueError(f"data.source: expected 'synthetic' or 'lhco_h5', got {d.source!r}")
+    source = d.lhco_h5.path if d.source == "lhco_h5" else "the synthetic background (data.synthetic)"
+    check_windows(list(settings.windows), background["mjj"].to_numpy(), settings.min_events, source)
     ref_bkg = ref_bkg.assign(fold=assign_folds(len(ref_bkg), k, rng(seed, "folds", "reference_background")))
     ref_sig = ref_sig.assign(fold=assign_folds(len(ref_sig), k, rng(seed, "folds", "reference_signal")))
     write_tables(out, {"background": background, "signal_pool": pool,

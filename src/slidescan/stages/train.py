@@ -132,6 +132,11 @@ class FoldJob:
         tables = {"scores": _score_table(fitted, fd.scored), "history": _history_table(fitted)}
         if fd.held_out is not None:
             tables["reference_scores"] = _score_table(fitted, fd.held_out)
+        for name, table in tables.items():
+            if name != "history" and not np.isfinite(table["score"]).all():
+                bad = int((~np.isfinite(table["score"])).sum())
+                raise FloatingPointError(f"{self.name(fold)}: {bad} of {len(table)} {name.replace('_', ' ')} are not "
+                                         "finite (NaN or inf): the training diverged; its loss is in the fold's log")
         settings_fingerprint = fold_settings_identity(self.settings, self.run, self.window, self.experiment, fold)
         write_tables(self.fold_file(fold), tables,
                      attrs={**self.attrs, "method": self.run.name, "fold": int(fold), "fingerprint": identity,
@@ -176,7 +181,7 @@ def _fit_one_by_one(run: MethodRun, pending: list) -> dict:
     for job, fold, identity in pending:
         checkpoint = job.layout.fold_checkpoint(job.window, run.name, job.experiment.injection, job.experiment.seed,
                                                 fold)
-        with _recorded(failed, job, fold), _fold_log(job.fold_log(fold)) as flog:
+        with _recorded(failed, job, fold), _fold_log(job.fold_log(fold), start=True) as flog:
             flog(joblog.checkpoint(checkpoint))
             check_forced_failure(job.fold_file(fold))
             flog(f"{job.window} {run.name} injection {job.experiment.injection} seed {job.experiment.seed} fold "
@@ -195,7 +200,7 @@ def _fit_batched(run: MethodRun, pending: list) -> dict:
     failed = {}
     buckets: dict = {}
     for job, fold, identity in pending:
-        with _recorded(failed, job, fold), _fold_log(job.fold_log(fold)):
+        with _recorded(failed, job, fold), _fold_log(job.fold_log(fold), start=True):
             check_forced_failure(job.fold_file(fold))
             buckets.setdefault(job.epoch_key, []).append((job, fold, identity))
     for epoch_key, batch in buckets.items():
@@ -212,7 +217,7 @@ def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: dict) -> None:
     written = []
     try:
         with contextlib.ExitStack() as logs:  # each fold's log gets the traceback of a failure too
-            fold_logs = [logs.enter_context(_fold_log(job.fold_log(f), append=True)) for job, f, _ in batch]
+            fold_logs = [logs.enter_context(_fold_log(job.fold_log(f))) for job, f, _ in batch]
 
             def log_all(message: str) -> None:
                 for flog in fold_logs:
@@ -253,12 +258,16 @@ def _recorded(failed: dict, job: FoldJob, fold: int):
 
 
 @contextlib.contextmanager
-def _fold_log(path: Path, append: bool = False):
-    """A fold's own log, started afresh for each attempt (as Snakemake does with a job's log), with its traceback."""
+def _fold_log(path: Path, start: bool = False):
+    """A fold's own log, with its traceback. Every attempt appends (``start``: its first line), so a resumed
+    fold keeps the epochs of the attempts before; ``slidescan status`` reads the last attempt."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a" if append else "w", buffering=1) as handle:
+    with open(path, "a", buffering=1) as handle:
         def log(message: str) -> None:
             print(message, file=handle, flush=True)
+
+        if start:
+            log(joblog.attempt())
 
         try:
             yield log

@@ -1,0 +1,76 @@
+"""The settings a scan directory was made with, so that new settings under the same name stop first.
+
+Snakemake reruns whatever a changed setting touches, and overwrites the finished results of the scan
+with those of other settings: expected by Snakemake, a surprise to a physicist who wanted a second
+scan. ``slidescan run`` records the validated config in ``results/<scan>/scan_settings.yaml`` and,
+on the next run, compares: more methods, injections or seeds extend the scan; any other change of
+a setting that changes results stops with the keys that differ, unless ``--force`` is given. Where
+and how fast jobs run (``cluster``, ``plugins``, devices, threads, CUDA graphs) is not compared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .io import atomic_path
+from .settings import EXECUTION_ONLY
+
+NOT_COMPARED = ("cluster", "plugins")
+EXTENDABLE = ("methods", "injections", "seeds")
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, f"{name}."))
+        elif key not in EXECUTION_ONLY:
+            out[name] = value
+    return out
+
+
+def comparable(config: dict) -> dict:
+    return _flat({k: v for k, v in config.items() if k not in NOT_COMPARED})
+
+
+def changes(recorded: dict, current: dict) -> list[str]:
+    """``key: old -> new`` for every setting that differs; growing methods, injections or seeds is no change."""
+    old, new = comparable(recorded), comparable(current)
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
+        if a == b:
+            continue
+        if key in EXTENDABLE and isinstance(a, list) and isinstance(b, list) and set(a) <= set(b):
+            continue
+        out.append(f"{key}: {a} -> {b}")
+    return out
+
+
+def read(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def write(path: Path, config: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("# the settings this scan's results were made with (slidescan run); see slidescan.record\n"
+                       + yaml.safe_dump(config, sort_keys=False))
+
+
+def check(path: Path, config: dict) -> list[str]:
+    """The changes against the recorded settings (none when nothing was recorded yet)."""
+    recorded = read(path)
+    return [] if recorded is None else changes(recorded, config)
+
+
+def refusal(scan: str, found: list[str], results: Path) -> str:
+    listing = "\n".join(f"  {line}" for line in found[:12]) + (f"\n  ... and {len(found) - 12} more"
+                                                                 if len(found) > 12 else "")
+    return (f"slidescan: scan {scan!r} in {results} was made with other settings; this run would retrain and "
+            f"overwrite its results:\n{listing}\nGive this scan a new name (the config's `scan:` key) to keep "
+            f"both, or pass --force to replace its results.")
