@@ -14,7 +14,10 @@ flow); ``cpu`` is the same DAG shape scaled down for a 2-core machine (printed a
 
 Copies the workflow into ``--workdir`` (kept, so a run can be inspected or resumed), runs
 ``snakemake`` with ``--profile`` and prints one JSON line: jobs, fold trainings, flows, wall time,
-and the training and flow seconds summed from the scan's ``jobs.csv``. Nothing is downloaded.
+the training and flow seconds summed from the scan's ``jobs.csv``, the seconds of every stage (from
+the start and end of each job in Snakemake's log: flows, classifiers, bump hunts, the rest), and on a
+GPU its mean utilisation (``nvidia-smi`` sampled every second). ``--pack`` sets ``packing.models``
+(``window``: one flow job per window, its flows one batched model). Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -67,9 +70,10 @@ SCALES = {
 }
 
 
-def overlay(scale: str, device: str, seeds: int | None = None) -> dict:
+def overlay(scale: str, device: str, seeds: int | None = None, pack: str = "experiment", cpu_members: int = 0) -> dict:
     s = SCALES[scale]
     return {
+        "packing": {"models": pack, "cpu_members": cpu_members},
         "scan": f"fullscale_{scale}",
         "data": {"source": "synthetic", "seed": 1, "synthetic": s["data"]},
         "injections": s["injections"],
@@ -92,6 +96,9 @@ def main() -> None:
     parser.add_argument("--profile", default="profiles/local")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a new directory under /tmp")
     parser.add_argument("--json", type=Path, default=None, help="append the result line here")
+    parser.add_argument("--pack", default="experiment", choices=["experiment", "seeds", "window", "scan"],
+                        help="packing.models: how many flows one job trains as one batched model")
+    parser.add_argument("--cpu-members", type=int, default=0, help="packing.cpu_members (0: no cap)")
     parser.add_argument("snakemake_args", nargs="*", help="passed to snakemake (after --)")
     args = parser.parse_args()
 
@@ -103,15 +110,19 @@ def main() -> None:
             shutil.copytree(src, dst, dirs_exist_ok=True)
         else:
             shutil.copy(src, dst)
-    config = overlay(args.scale, args.device, args.seeds)
+    config = overlay(args.scale, args.device, args.seeds, args.pack, args.cpu_members)
     (work / "config" / "fullscale.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     command = [sys.executable, "-m", "snakemake", "--profile", args.profile, "--configfile",
                "config/fullscale.yaml", *args.snakemake_args]
     print(f"fullscale: {args.scale} in {work}: {' '.join(command)}", flush=True)
+    gpu_log = work / "gpu_utilisation.csv"
+    sampler = _gpu_sampler(gpu_log)
     started = time.perf_counter()
     result = subprocess.run(command, cwd=work, capture_output=True, text=True)
     wall = time.perf_counter() - started
+    if sampler is not None:
+        sampler.terminate()
     log = work / "fullscale_snakemake.log"
     log.write_text(result.stdout + result.stderr)
     if result.returncode != 0:
@@ -132,17 +143,62 @@ def main() -> None:
         "windows": n_windows, "folds": SHAPE["folds"], "seeds": n_seeds, "methods": len(SHAPE["methods"]),
         "injections": len(config["injections"]),
         "snakemake_jobs": int(done[-1][1]) if done else None,
-        "fold_trainings": int((jobs["job"] == "train").sum()), "flows": int((jobs["job"] == "flow").sum()),
+        "fold_trainings": int((jobs["job"] == "train").sum()), "flows": int((jobs["job"] == "model").sum()),
         "all_done": bool((jobs["state"] == "done").all()),
         "wall_s": round(wall, 1), "wall_hours": round(wall / 3600, 3),
         "train_s_sum": round(float(jobs.loc[jobs["job"] == "train", "train_seconds"].sum()), 1),
-        "flow_s_sum": round(float(jobs.loc[jobs["job"] == "flow", "train_seconds"].sum()), 1),
+        "flow_s_sum": round(float(jobs.loc[jobs["job"] == "model", "train_seconds"].sum()), 1),
+        "pack": args.pack, "cpu_members": args.cpu_members,
+        "stage_job_seconds": _stage_seconds(result.stdout + result.stderr),
+        "gpu_utilisation_mean_percent": _mean_utilisation(gpu_log),
         "max_z_truth_window": _max_z(results, config),
     }
     print(json.dumps(line), flush=True)
     if args.json:
         with args.json.open("a") as f:
             f.write(json.dumps(line) + "\n")
+
+
+STAGES = {"sideband_flow": "flows", "train": "classifiers", "bumphunt": "bump hunts"}
+
+
+def _stage_seconds(output: str) -> dict:
+    """Seconds of all jobs of each stage (job start to finish in Snakemake's log; jobs may overlap)."""
+    started, rule_of, total = {}, {}, {}
+    stamp = None
+    for line in output.splitlines():
+        found = re.match(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", line)
+        if found:
+            stamp = time.mktime(time.strptime(found.group(1), "%a %b %d %H:%M:%S %Y"))
+            continue
+        rule = re.match(r"^(?:local)?rule (\w+):$", line)
+        if rule:
+            current = rule.group(1)
+            continue
+        job = re.match(r"^    jobid: (\d+)$", line)
+        if job and stamp is not None:
+            started[job.group(1)], rule_of[job.group(1)] = stamp, current
+            continue
+        finished = re.match(r"^Finished jobid: (\d+)", line)
+        if finished and finished.group(1) in started and stamp is not None:
+            stage = STAGES.get(rule_of[finished.group(1)], "the rest")
+            total[stage] = total.get(stage, 0.0) + stamp - started[finished.group(1)]
+    return {k: round(v) for k, v in total.items()}
+
+
+def _gpu_sampler(path: Path):
+    """nvidia-smi writing the GPU's utilisation every second, or None without one."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    return subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-l", "1"],
+                            stdout=path.open("w"), stderr=subprocess.DEVNULL)
+
+
+def _mean_utilisation(path: Path) -> float | None:
+    if not path.exists():
+        return None
+    values = [float(v) for v in path.read_text().split() if v.replace(".", "", 1).isdigit()]
+    return round(sum(values) / len(values), 1) if values else None
 
 
 def _gpu_name() -> str | None:

@@ -83,7 +83,9 @@ def test_flow_samples_fill_the_signal_region(cathode_files):
     assert len(attrs["best_epochs"].split(",")) == 2 and attrs["model"] == "sideband_flow"
     assert len(read_table(flow_file, "history")) == 4
     assert layout.model_plot(FLOW, "w00", E1).stat().st_size > 20_000
-    assert any("sideband closure: classifier AUC" in line for line in lines)
+    unit_log = layout.model_log(FLOW, "w00", E1).read_text()  # the unit's own log, beside the job's
+    assert unit_log.startswith("=== attempt ") and "sideband closure: classifier AUC" in unit_log
+    assert unit_log.count("flow epoch ") == 4
     assert layout.model_checkpoint(FLOW, "w00", E1) == layout.root / "checkpoints/w00/flow/inj300_seed1.ckpt"
     assert layout.model_checkpoint(FLOW, "w00", E1).exists()
 
@@ -250,3 +252,19 @@ def test_epoch_length_is_the_largest_fold_rounded_up_to_the_batch_grid():
     # so the two seeds share one model; 64,400 events (504 batches) rounds up to 508
     assert epoch(79_780, 79_000, 78_500) == epoch(78_000, 80_320) == 503 * 128
     assert epoch(80_500, 79_000) == 508 * 128
+
+
+def test_the_cpu_cap_trains_the_folds_in_smaller_models_with_the_same_networks(cathode_files, tmp_path):
+    """packing.cpu_members: on a CPU, at most that many members per batched model (whole folds)."""
+    together = linked(cathode_files[0], tmp_path / "together", flow=False)
+    _train(together, method="idealized-nn")
+    capped = linked(cathode_files[0], tmp_path / "capped", flow=False)
+    cpu = {**CONFIG["classifier"], "nn": {**CONFIG["classifier"]["nn"], "device": "cpu"}}  # the cap is the CPU's
+    _train(capped, config=settings(packing={"cpu_members": 4}, classifier=cpu), method="idealized-nn")
+    logs = [capped.fold_log("w00", "idealized-nn", E1, f).read_text() for f in range(3)]
+    assert "2 folds as one batched model of 4 members" in logs[0] and "1 folds as one batched model of 2 members" \
+        in logs[2]
+    for f in range(3):
+        np.testing.assert_allclose(read_table(capped.fold("w00", "idealized-nn", E1, f), "scores")["score"],
+                                   read_table(together.fold("w00", "idealized-nn", E1, f), "scores")["score"],
+                                   atol=1e-5)

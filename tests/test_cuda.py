@@ -2,7 +2,7 @@
 from a captured CUDA graph computes what the eager step computes.
 
 These need an NVIDIA GPU; CI has none, so they skip there with that reason. They were run on an
-H100 (docs/benchmarks.md, "Training on a GPU").
+H100 (docs/benchmarks.md, "Training on a GPU"), except the batched flows' test, added without a GPU at hand.
 """
 
 import numpy as np
@@ -81,3 +81,21 @@ def test_flow_samples_on_the_gpu_reproduce_the_density_and_the_seed():
     np.testing.assert_allclose(samples.mean(0), [0.75, 0.70], atol=0.01)
     np.testing.assert_allclose(samples.std(0), [0.10, 0.05], rtol=0.1)
     assert np.isfinite(trained.log_prob(x[:100], mjj[:100])).all()
+
+
+def test_batched_flows_on_the_gpu_equal_each_flow_alone_graphed_or_eager():
+    from slidescan.density.batched import FlowTask, train_flows
+
+    gen = np.random.default_rng(6)
+    data = []
+    for n in (4000, 2600, 5200):
+        mjj = gen.uniform(2.7, 4.3, n)
+        data.append((np.column_stack([gen.normal(mjj, 1.0), gen.exponential(1.0, n)]), mjj))
+    kw = {"transforms": 3, "hidden": [32], "epochs": 3, "batch_size": 512, "learning_rate": 3e-3,
+          "lr_schedule": "cosine", "n_best": 2, "device": "cuda"}
+    for graphs in (True, False):
+        settings = FlowSettings.from_config(dict(**kw, cuda_graphs=graphs))
+        together = train_flows([FlowTask(x, m, 20 + i) for i, (x, m) in enumerate(data)], settings)
+        for i, (x, m) in enumerate(data):
+            alone = train_flow(x, m, settings, 20 + i, log=lambda _: None)
+            np.testing.assert_allclose(together[i].history["val_loss"], alone.history["val_loss"], rtol=1e-4)

@@ -12,7 +12,9 @@ from test_data import _lhco_table
 def _config(tmp_path, **data):
     return ScanSettings.from_config({
         "scan": "pipeline", "data": {"seed": 5, **data}, "folds": {"k": 3}, "injections": [0], "methods": ["cwola-nn"],
-        "windows": {"first_sr_lo": 3.1, "last_sr_lo": 3.1, "sr_width": 0.4, "step": 0.2, "sb_width": 0.6}})
+        # inside the mjj range of the small random LHCO tables of these tests, with few events per region
+        "windows": {"first_sr_lo": 3.5, "last_sr_lo": 3.5, "sr_width": 0.4, "step": 0.2, "sb_width": 0.4,
+                    "min_events": 1}})
 
 
 def test_prepare_from_lhco_file_splits_background_and_signal(tmp_path):

@@ -174,7 +174,7 @@ def test_status_and_report_learn_the_plugin_from_the_registry(family_run):
     assert report.returncode == 0, (report.stdout + report.stderr)[-3000:]
     html = (family_run / "results/family/report.html").read_text()
     assert "distance from the sideband means (toy plug-in)" in html  # the summary's method list
-    assert "Sideband feature moments (toy plug-in) of window" in html  # the model's diagnostics caption
+    assert "Sideband feature moments (toy plug-in) of one window and pseudo-experiment" in html  # the model's diagnostics caption
     assert "model toy_moments" in html and "loss_toy_moments.png" in html
     assert "pvalue_scan_toy_inj400.png" in html and "pvalue_scan_ranode_inj0.png" in html
     jobs = pd.read_csv(family_run / "results/family/jobs.csv")

@@ -127,7 +127,7 @@ def test_report_is_written(tiny_run):
     for caption in ("Calibration from the background-only", "Sensitivity: the local significance",
                     "Selected dijet-mass spectrum of window", "The sliding windows over the dijet-mass spectrum",
                     "ROC and significance-improvement (SIC) curves", "Max SIC (at least 20 background events",
-                    "Training (solid) and validation (dashed) loss", "Sideband flow (CATHODE background model) of window",
+                    "Training (solid) and validation (dashed) loss", "Sideband flow (CATHODE background model) of one window and pseudo-experiment",
                     "Every training fold and per-window model"):
         assert caption in html
     # one spectra figure per window, method and pseudo-experiment, from the per-scan bump-hunt jobs

@@ -140,7 +140,6 @@ def report_targets(settings, workdir: Path) -> list[str]:
 def cmd_report(ns: argparse.Namespace, extra: list[str]) -> int:
     """The HTML report of whatever has finished; a partial one (the summary says what is missing) after failures."""
     import os
-    import shutil
 
     from .report.summary import write_summary
 

@@ -93,6 +93,10 @@ class Layout:
     def model_checkpoint(self, model, window, experiment) -> Path:
         return self._p("checkpoints", window, model.short, f"{_tag(experiment)}.ckpt")
 
+    def model_job_log(self, model, window="all", injection="all", seed="all") -> Path:
+        """The log of one model job, which may serve many units (``packing.models``); each unit has its own too."""
+        return self._p("logs", model.short, "jobs", f"{window}_inj{injection}_seed{seed}.log")
+
     def model_loss_plot(self, model) -> Path:
         return self._p("plots", f"loss_{model.name}.png")
 

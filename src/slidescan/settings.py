@@ -109,6 +109,22 @@ class BumphuntSettings(Settings):
 
 
 @dataclass(frozen=True)
+class PackingSettings(Settings):
+    section = "packing"
+    schema = _base("packing")
+
+    models: str
+    model_members: int
+    cpu_members: int
+
+    def members_per_model(self, device: str, batched: int = 0) -> int:
+        """The most members one batched model may hold on ``device`` (0: no cap), given a batch size ``batched``
+        of the caller's own (``model_members`` for flows)."""
+        caps = [n for n in (batched, self.cpu_members if device == "cpu" else 0) if n]
+        return min(caps) if caps else 0
+
+
+@dataclass(frozen=True)
 class ClusterSettings(Settings):
     section = "cluster"
     schema = _base("cluster")
@@ -139,6 +155,7 @@ class ScanSettings:
     methods: dict  # name -> methods.MethodRun
     bumphunt: BumphuntSettings
     cluster: ClusterSettings
+    packing: PackingSettings
     truth_mass: float
 
     @classmethod
@@ -160,6 +177,7 @@ class ScanSettings:
                    windows=tuple(window_grid(config["windows"])), min_events=int(config["windows"]["min_events"]),
                    k=int(config["folds"]["k"]), methods=methods,
                    bumphunt=BumphuntSettings(**config["bumphunt"]), cluster=ClusterSettings(**config["cluster"]),
+                   packing=PackingSettings(**config["packing"]),
                    truth_mass=float(truth))
 
     def method(self, name: str):

@@ -1,29 +1,47 @@
-# One rule per per-window model the scan's methods need (slidescan.density.Model, from the registry):
-# a job per window and pseudo-experiment, its output, diagnostics figure, log and checkpoint from the layout.
+# One rule per per-window model the scan's methods need (slidescan.density.Model, from the registry). A job serves
+# the units (window, pseudo-experiment) that `packing.models` groups: one (experiment), all seeds of a window and
+# injection (seeds), all of a window (window) or the whole scan (scan); every unit has its own output, figure,
+# log and checkpoint (slidescan.layout).
+PACK = SETTINGS.packing.models
+# the wildcards of a model job, and the units it serves as (window, injection, seed) patterns
+_KEY = {"experiment": ("window", "injection", "seed"), "seeds": ("window", "injection"), "window": ("window",),
+        "scan": ()}[PACK]
+
+
+def model_units():
+    """The (window, injection, seed) of each unit of one job, as wildcard patterns where the job has them."""
+    windows = ["{window}"] if "window" in _KEY else WINDOWS
+    injections = ["{injection}"] if "injection" in _KEY else INJECTIONS
+    seeds = ["{seed}"] if "seed" in _KEY else SEEDS
+    return [(w, i, s) for w in windows for i in injections for s in seeds]
+
+
+def _labelled(window, injection, seed):
+    return {"window": window, "injection": str(injection), "seed": str(seed)}
+
+
 for _name, _configured in MODELS.items():
     _model = _configured.model
-    _outputs = {"data": str(LAYOUT.model(_model, "{window}", EXPERIMENT))}
+    _units = model_units()
+    _outputs = [str(LAYOUT.model(_model, w, f"inj{i}_seed{s}")) for w, i, s in _units]
     if _model.diagnostics:
-        _outputs["plot"] = report(
-            str(LAYOUT.model_plot(_model, "{window}", EXPERIMENT)),
-            category="Diagnostics",
-            subcategory=f"model {_name}",
-            labels={"window": "{window}", "injection": "{injection}", "seed": "{seed}"},
-            caption="../report/model.rst",
-        )
+        _outputs += [report(str(LAYOUT.model_plot(_model, w, f"inj{i}_seed{s}")), category="Diagnostics",
+                            subcategory=f"model {_name}", labels=_labelled(w, i, s), caption="../report/model.rst")
+                     for w, i, s in _units]
+    _job = {key: "{" + key + "}" for key in _KEY}
 
     rule:
         name:
             _name
         input:
-            split=LAYOUT.split("{window}", EXPERIMENT),
+            split=sorted({str(LAYOUT.split(w, f"inj{i}_seed{s}")) for w, i, s in _units}),
             events=LAYOUT.events(),
         output:
-            **_outputs,
+            _outputs,
         resources:
             **(SLURM_GPU if _model.gpu else SLURM),
         log:
-            str(LAYOUT.model_log(_model, "{window}", EXPERIMENT)),
+            str(LAYOUT.model_job_log(_model, **_job)),
         params:
             model=_name,
             description=_model.description,
@@ -31,6 +49,7 @@ for _name, _configured in MODELS.items():
             settings=_configured.config_section(config),
             windows=config["windows"],
             folds=config["folds"],
+            packing=config["packing"],
         threads: _configured.threads
         script:
             "../scripts/model.py"

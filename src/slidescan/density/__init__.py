@@ -69,6 +69,9 @@ class Model:
     description: str
     fit: Callable[[ModelContext], ModelResult]
     settings_type: type | None = None
+    # fits the units of one job together (a batched model), given the most members one batched model may
+    # hold (0: all); without it the units of a job are fitted one after another
+    fit_many: Callable[[list, int], list] | None = None
     directory: str = ""
     short: str = ""
     gpu: bool = True

@@ -32,17 +32,34 @@ def closure_auc(data: np.ndarray, samples: np.ndarray, seed: int) -> float:
     return float(roc_auc_score(y[test], clf.predict_proba(x[test])[:, 1]))
 
 
+def training_events(ctx: ModelContext, events: pd.DataFrame) -> pd.DataFrame:
+    """At most ``max_train_events`` of ``events`` (a random subset, seeded by the model's key)."""
+    limit = ctx.settings.max_train_events
+    if limit and len(events) > limit:
+        events = events.iloc[np.sort(ctx.rng("subset").choice(len(events), limit, replace=False))]
+    return events
+
+
 def fit_flow_on(ctx: ModelContext, events: pd.DataFrame):
-    """The flow of ``events`` (a random subset of at most ``max_train_events``), seeded by the model's key."""
+    """The flow of ``events`` (see ``training_events``), seeded by the model's key."""
     from .flows import train_flow
 
-    settings: FlowSettings = ctx.settings
-    if settings.max_train_events and len(events) > settings.max_train_events:
-        pick = ctx.rng("subset").choice(len(events), settings.max_train_events, replace=False)
-        events = events.iloc[np.sort(pick)]
-    flow = train_flow(events[ctx.features].to_numpy(), events["mjj"].to_numpy(), settings, ctx.seed(),
+    events = training_events(ctx, events)
+    flow = train_flow(events[ctx.features].to_numpy(), events["mjj"].to_numpy(), ctx.settings, ctx.seed(),
                       checkpoint=ctx.checkpoint, log=ctx.log)
     return flow, events
+
+
+def fit_flows_on(contexts: list[ModelContext], events: list[pd.DataFrame], members: int) -> list:
+    """The flows of many units as batched models of at most ``members`` flows (0: one model); each is the flow
+    ``fit_flow_on`` gives (``density.batched``)."""
+    from .batched import FlowTask, train_flows
+
+    tasks = [FlowTask(ev[ctx.features].to_numpy(), ev["mjj"].to_numpy(), ctx.seed(), ctx.checkpoint, ctx.log)
+             for ctx, ev in zip(contexts, events)]
+    size = members or len(tasks)
+    return [flow for start in range(0, len(tasks), size)
+            for flow in train_flows(tasks[start:start + size], contexts[0].settings)]
 
 
 def closure(ctx: ModelContext, flow, train: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, float]:
@@ -61,17 +78,35 @@ def history_table(flow) -> pd.DataFrame:
                          "train_loss": flow.history["train_loss"], "val_loss": flow.history["val_loss"]})
 
 
+def _regions(ctx: ModelContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    data = ctx.data
+    sb, sr = data[data["region"] != REGION_SR], data[data["region"] == REGION_SR]
+    settings: FlowSettings = ctx.settings
+    n_sb = min(len(sb), settings.max_train_events) if settings.max_train_events else len(sb)
+    ctx.log(f"{ctx.window.name} injection {ctx.experiment.injection} seed {ctx.experiment.seed}: flow on {n_sb} "
+            f"sideband events, sampling {settings.oversampling:g} x {len(sr)} SR events")
+    return sb, sr
+
+
 def fit(ctx: ModelContext) -> ModelResult:
+    sb, sr = _regions(ctx)
+    flow, sb = fit_flow_on(ctx, sb)
+    return _result(ctx, flow, sb, sr)
+
+
+def fit_many(contexts: list[ModelContext], members: int) -> list[ModelResult]:
+    regions = [_regions(ctx) for ctx in contexts]
+    events = [training_events(ctx, sb) for ctx, (sb, _) in zip(contexts, regions)]
+    flows = fit_flows_on(contexts, events, members)
+    return [_result(ctx, flow, sb, sr) for ctx, flow, sb, (_, sr) in zip(contexts, flows, events, regions)]
+
+
+def _result(ctx: ModelContext, flow, sb: pd.DataFrame, sr: pd.DataFrame) -> ModelResult:
+    """The SR samples (with folds), the closure test and the figure of a trained sideband flow."""
     from .flows import sample_sr_mjj
 
     settings: FlowSettings = ctx.settings
     w = ctx.window
-    sb = ctx.data[ctx.data["region"] != REGION_SR]
-    sr = ctx.data[ctx.data["region"] == REGION_SR]
-    n_sb = min(len(sb), settings.max_train_events) if settings.max_train_events else len(sb)
-    ctx.log(f"{w.name} injection {ctx.experiment.injection} seed {ctx.experiment.seed}: flow on {n_sb} sideband "
-            f"events, sampling {settings.oversampling:g} x {len(sr)} SR events")
-    flow, sb = fit_flow_on(ctx, sb)
     n = int(round(settings.oversampling * len(sr)))
     mjj = sample_sr_mjj(sr["mjj"].to_numpy(), n, w.sr_lo, w.sr_hi, ctx.seed("mjj"))
     samples = pd.DataFrame(flow.sample(mjj, ctx.seed("sr")), columns=ctx.features)
@@ -111,4 +146,4 @@ interpolate into the SR, and the p-values of the methods that use it are not to 
 
 # the paths of scans made before the method layer: flows/, logs/flow/, checkpoints/<window>/flow/
 register_model(Model("sideband_flow", "Sideband flow (CATHODE background model)", fit, FlowSettings,
-                     directory="flows", short="flow", caption=CAPTION))
+                     fit_many=fit_many, directory="flows", short="flow", caption=CAPTION))

@@ -9,23 +9,36 @@ sidebands and in the SR are scored alike.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ..io import read_table
 from ..windows import REGION_SR
 from . import Model, ModelContext, ModelResult, register_model
 from .flow_settings import FlowSettings
-from .sideband_flow import closure, fit_flow_on, history_table
+from .sideband_flow import closure, fit_flow_on, fit_flows_on, history_table, training_events
 
 
-def fit(ctx: ModelContext) -> ModelResult:
+def _simulated(ctx: ModelContext):
     w = ctx.window
     simulated = read_table(ctx.events, "reference_background")
     simulated = simulated[w.region(simulated["mjj"].to_numpy()) != 2].reset_index(drop=True)
     ctx.log(f"{w.name} injection {ctx.experiment.injection} seed {ctx.experiment.seed}: flow on {len(simulated)} "
             "simulated background events of the window")
-    flow, simulated = fit_flow_on(ctx, simulated)
+    return simulated
+
+
+def fit(ctx: ModelContext) -> ModelResult:
+    flow, simulated = fit_flow_on(ctx, _simulated(ctx))
+    return _result(ctx, flow, simulated)
+
+
+def fit_many(contexts: list[ModelContext], members: int) -> list[ModelResult]:
+    events = [training_events(ctx, _simulated(ctx)) for ctx in contexts]
+    return [_result(ctx, flow, ev) for ctx, flow, ev in zip(contexts, fit_flows_on(contexts, events, members), events)]
+
+
+def _result(ctx: ModelContext, flow, simulated) -> ModelResult:
+    w = ctx.window
     held, samples, auc = closure(ctx, flow, simulated)
     sr = ctx.data[ctx.data["region"] == REGION_SR]
     sr_samples = pd.DataFrame(flow.sample(sr["mjj"].to_numpy(), ctx.seed("sr")), columns=ctx.features)
@@ -50,5 +63,5 @@ CAPTION = """A conditional normalizing flow p(features | mjj) trained on the sim
 classifier (0.50: indistinguishable). **Bottom row:** SR data against flow samples at the data's mjj; data and
 simulation disagree where the simulation mismodels the data, which flow-nll would call anomalous."""
 
-register_model(Model("simulation_flow", "Flow of the simulated background", fit, FlowSettings, caption=CAPTION,
-                     needs_truth=True))
+register_model(Model("simulation_flow", "Flow of the simulated background", fit, FlowSettings, fit_many=fit_many,
+                     caption=CAPTION, needs_truth=True))

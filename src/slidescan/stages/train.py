@@ -203,8 +203,18 @@ def _fit_batched(run: MethodRun, pending: list) -> dict:
         with _recorded(failed, job, fold), _fold_log(job.fold_log(fold), start=True):
             check_forced_failure(job.fold_file(fold))
             buckets.setdefault(job.epoch_key, []).append((job, fold, identity))
-    for epoch_key, batch in buckets.items():
-        _fit_batch(run, batch, epoch_key, failed)
+    if not buckets:
+        return failed
+    from ..devices import resolve_device
+
+    settings = pending[0][0].settings
+    cap = settings.packing.members_per_model(resolve_device(getattr(run.settings, "device", "cpu")).type)
+    folds_per_model = max(1, cap // run.members) if cap else None
+    for epoch_key, bucket in buckets.items():
+        # on a CPU, models of at most `packing.cpu_members` members: a fold is the network it is alone anyway
+        size = folds_per_model or len(bucket)
+        for start in range(0, len(bucket), size):
+            _fit_batch(run, bucket[start:start + size], epoch_key, failed)
     return failed
 
 
