@@ -123,3 +123,27 @@ def test_the_simulated_background_flow_learns_the_reference_background_of_the_wi
     assert output.attrs["n_train"] == 5000  # max_train_events of the flow section
     assert "simulated background events of the window" in layout.model_log(model, "w00", E).read_text()
     assert 0.4 < output.attrs["sim_auc"] < 0.8 and layout.model_plot(model, "w00", E).stat().st_size > 20_000
+
+
+def test_anodes_folds_train_as_one_batched_model_each_the_flow_it_is_alone(inputs, tmp_path):
+    """A training job's ANODE folds: one batched model of all its SR flows, or (packing.cpu_members: 1) one by one."""
+    from slidescan.io import read_table
+    from slidescan.stages.train import train
+
+    source = Layout(inputs.model("sideband_flow").path.parents[2])
+    scores = {}
+    for name, packing in (("batched", {}), ("alone", {"cpu_members": 1})):
+        settings = ScanSettings.from_config({**CONFIG, "packing": packing,
+                                             "anode": {**SMALL, "device": "cpu"}})
+        layout = Layout(tmp_path / name)
+        for path in (source.split("w00", E), source.model(MODELS["sideband_flow"], "w00", E)):
+            target = layout.root / path.relative_to(source.root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+        train(settings, layout, "w00", "anode", 500, log=lambda s: None)
+        scores[name] = [read_table(layout.fold("w00", "anode", E, f), "scores")["score"].to_numpy() for f in range(3)]
+        log = layout.fold_log("w00", "anode", E, 0).read_text()
+        assert ("3 folds as one batched model of 3 members" in log) == (name == "batched")
+        assert "SR flow: best validation nll" in log
+    for batched, alone in zip(scores["batched"], scores["alone"]):
+        np.testing.assert_allclose(batched, alone, atol=1e-3)

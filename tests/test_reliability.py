@@ -156,27 +156,24 @@ def test_a_failed_data_job_is_listed_by_status_and_report_says_nothing_is_there_
 
 
 @pytest.mark.workflow
-def test_a_failed_injection_is_listed_by_status(tmp_path):
-    workdir = make_workdir(tmp_path, {**SMALL, "injections": [0, 3000]})  # the pool holds 2000 signal events
-    assert snakemake(workdir).returncode != 0
+def test_after_failures_status_lists_each_and_the_report_is_partial_and_says_so(tmp_path):
+    """A failed injection (larger than the signal pool) and a failed fold in one run: status names both, the
+    report shows what finished and says what did not, and leaves no half-written file."""
+    workdir = make_workdir(tmp_path, {**SMALL, "injections": [0, 400, 3000]})  # the pool holds 2000 signal events
+    run = snakemake(workdir, env={"SLIDESCAN_FAIL_JOBS": "*/train/w00/cwola-nn/inj400_seed1/fold1.h5"})
+    assert run.returncode != 0
     status = cli(workdir, "status")
     assert status.returncode == 1
     assert ("failed      job inject injection 3000 seed 1: ValueError: injection of 3000 signal events asks for more "
-            "than the signal pool holds (2000)") in status.stdout
-    assert "log: " in status.stdout and "logs/inject/inj3000_seed1.log" in status.stdout
-
-
-@pytest.mark.workflow
-def test_after_a_failed_fold_the_report_is_partial_and_says_so(tmp_path):
-    workdir = make_workdir(tmp_path, {**SMALL, "injections": [0, 400]})
-    run = snakemake(workdir, env={"SLIDESCAN_FAIL_JOBS": "*/train/w00/cwola-nn/inj400_seed1/fold1.h5"})
-    assert run.returncode != 0
+            "than the signal pool holds (2000)") in status.stdout and "logs/inject/inj3000_seed1.log" in status.stdout
+    assert ("failed      window w00 method cwola-nn injection 400 seed 1 fold 1: RuntimeError: forced failure"
+            in status.stdout)
     results = workdir / "results/small"
     report = cli(workdir, "report")
     assert report.returncode == 0, report.stdout[-3000:] + report.stderr[-3000:]
     assert "(partial: the summary lists what has not finished" in report.stdout
     html = (results / "report.html").read_text()
-    assert "No p-value scan yet" in html and "Jobs: 3 of 4 training folds done; 1 failed" in html
+    assert "No p-value scan yet" in html and "Jobs: 3 of 6 training folds done; 1 failed" in html
     assert "spectra" in html and "inj0_seed1" in html  # the scan that finished is in it
     assert sorted(p.name for p in results.iterdir() if p.name.startswith(".")) == []  # no partial file left
 
@@ -224,13 +221,14 @@ def test_new_settings_under_the_same_scan_name_stop_before_anything_is_overwritt
     recorded = yaml.safe_load((results / "scan_settings.yaml").read_text())
     assert recorded["classifier"]["nn"]["epochs"] == 2
     before = checksums(results)
-    changed = {**SMALL, "classifier": {**SMALL["classifier"], "nn": {**SMALL["classifier"]["nn"], "epochs": 3}}}
+    changed = {**SMALL, "classifier": {**SMALL["classifier"], "nn": {**SMALL["classifier"]["nn"], "epochs": 3}},
+               "bumphunt": {"efficiencies": [1.0, 0.1]}}
     (workdir / "config/config.yaml").write_text(yaml.safe_dump(changed))
     refused = cli(workdir, "run", "--no-report")
     assert refused.returncode == 1
-    assert refused.stderr.splitlines()[:2] == [
+    assert refused.stderr.splitlines()[:3] == [
         f"slidescan: scan 'small' in {results} was made with other settings; this run would retrain and overwrite its "
-        "results:", "  classifier.nn.epochs: 2 -> 3"]
+        "results:", "  bumphunt.efficiencies: [1.0, 0.1, 0.01] -> [1.0, 0.1]", "  classifier.nn.epochs: 2 -> 3"]
     assert "Give this scan a new name" in refused.stderr and "--force" in refused.stderr
     assert checksums(results) == before
     # more seeds extend the scan: no refusal; where jobs run is not a setting of the results
@@ -244,10 +242,11 @@ def test_new_settings_under_the_same_scan_name_stop_before_anything_is_overwritt
     assert extended.returncode == 0, extended.stdout[-3000:] + extended.stderr[-3000:]
     seed1 = {p: c for p, c in before.items() if "inj400_seed1" in p.parts and "train" in p.parts}
     assert seed1 and {p: checksums(results)[p] for p in seed1} == seed1  # the finished folds are kept as they were
-    (workdir / "config/config.yaml").write_text(yaml.safe_dump(changed))
+    other = {**grown, "bumphunt": {"efficiencies": [1.0, 0.1]}}  # a cheap change: only the bump hunts rerun
+    (workdir / "config/config.yaml").write_text(yaml.safe_dump(other))
     forced = cli(workdir, "run", "--no-report", "--force")
     assert forced.returncode == 0 and "--force: replacing the results of scan 'small'" in forced.stdout
-    assert yaml.safe_load((results / "scan_settings.yaml").read_text())["classifier"]["nn"]["epochs"] == 3
+    assert yaml.safe_load((results / "scan_settings.yaml").read_text())["bumphunt"]["efficiencies"] == [1.0, 0.1]
 
 
 # --- checkpoints from elsewhere ---

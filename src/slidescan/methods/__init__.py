@@ -88,7 +88,8 @@ class ScoreRun(MethodRun):
 
     def __init__(self, name: str, method: Score, settings):
         self.name, self.method, self.settings = name, method, settings
-        self.batched = False
+        # a score that fits many folds at once (``Score.batched``) gets all pending folds of a job in one call
+        self.batched = bool(getattr(method, "batched", False))
 
     @property
     def models(self) -> tuple[str, ...]:

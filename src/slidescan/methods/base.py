@@ -178,6 +178,8 @@ class Score(Method):
 
     kind: ClassVar[str] = "score"
     settings_type: ClassVar[type | None] = None
+    # fits the folds of a job together (one call for all pending folds), e.g. as one batched model
+    batched: ClassVar[bool] = False
 
     @property
     def settings_types(self) -> tuple:
@@ -215,6 +217,9 @@ class FoldFit:
     data: FoldData
     member_seeds: list[int]
     inputs: WindowInputs
+    # the fold's own checkpoint (its path does not depend on which folds train with it) and log
+    checkpoint: object = None
+    log: Callable[[str], None] = print
 
 
 class Fitted:

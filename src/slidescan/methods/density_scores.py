@@ -76,34 +76,62 @@ def member_checkpoint(checkpoint, member: int) -> Path | None:
 
 
 class SRDensityScore(Score):
-    """ANODE and R-ANODE: flows fitted per fold on the other folds' SR data, against the sideband flow."""
+    """ANODE and R-ANODE: flows fitted per fold on the other folds' SR data, against the sideband flow.
+
+    ANODE's flows of all pending folds of a job (and their members) train as one batched model
+    (``density.batched``; at most ``packing.cpu_members`` on a CPU, by the training stage), each the
+    flow it is alone. R-ANODE's mixture fit trains fold by fold.
+    """
 
     models = ("sideband_flow",)
     # R-ANODE: the SR flow is the signal component of a mixture with the sideband flow held fixed
     mixture = False
 
+    @property
+    def batched(self) -> bool:
+        return not self.mixture
+
     def fold_data(self, inputs, fold, settings):
         return sr_fold_data(inputs, fold, self.models)
 
     def fit(self, fits, settings, checkpoint, log):
+        if not self.mixture:
+            return self._fit_batched(fits, settings)
         from ..density.flows import train_flow
 
-        what = "signal flow" if self.mixture else "SR flow"
         out = []
         for f in fits:
             train = f.data.train
             background = f.inputs.model("sideband_flow").density()
-            extra = {}
-            if self.mixture:
-                extra = {"background": background.log_prob(train.x, train.mjj),
-                         "signal_fraction": settings.initial_signal_fraction}
+            log_background = background.log_prob(train.x, train.mjj)
             flows = []
             for m, seed in enumerate(f.member_seeds):
-                flow = train_flow(train.x, train.mjj, settings, seed, checkpoint=member_checkpoint(checkpoint, m),
-                                  log=log, what=what, **extra)
-                if self.mixture:
-                    log(f"member {m}: fitted signal fraction in the SR {flow.signal_fraction:.4g} "
-                        f"({flow.signal_fraction * len(train.x):.0f} of {len(train.x)} training events)")
+                flow = train_flow(train.x, train.mjj, settings, seed, checkpoint=member_checkpoint(f.checkpoint, m),
+                                  log=f.log, background=log_background,
+                                  signal_fraction=settings.initial_signal_fraction, what="signal flow")
+                f.log(f"member {m}: fitted signal fraction in the SR {flow.signal_fraction:.4g} "
+                      f"({flow.signal_fraction * len(train.x):.0f} of {len(train.x)} training events)")
                 flows.append(flow)
             out.append(LogRatio(flows, background, f.inputs.window, f.inputs.features, stacked_history(flows)))
         return out
+
+    def _fit_batched(self, fits, settings):
+        """Every fold's members as one batched model: each flow is the one ``train_flow`` gives alone."""
+        from ..density.batched import FlowTask, train_flows
+
+        tasks = [FlowTask(f.data.train.x, f.data.train.mjj, seed, member_checkpoint(f.checkpoint, m), f.log,
+                          what="SR flow") for f in fits for m, seed in enumerate(f.member_seeds)]
+        flows = train_flows(tasks, settings) if len(tasks) > 1 else [_alone(tasks[0], settings)]
+        out, start = [], 0
+        for f in fits:
+            own = flows[start:start + len(f.member_seeds)]
+            start += len(own)
+            out.append(LogRatio(own, f.inputs.model("sideband_flow").density(), f.inputs.window, f.inputs.features,
+                                stacked_history(own)))
+        return out
+
+
+def _alone(task, settings):
+    from ..density.flows import train_flow
+
+    return train_flow(task.x, task.mjj, settings, task.seed, checkpoint=task.checkpoint, log=task.log, what=task.what)

@@ -101,10 +101,12 @@ class FoldJob:
     def name(self, fold: int) -> str:
         return f"seed {self.experiment.seed} fold {fold}"
 
-    def fit_of(self, fold: int) -> FoldFit:
+    def fit_of(self, fold: int, log: Callable[[str], None] = print) -> FoldFit:
         return FoldFit(self.name(fold), self.experiment.seed, fold, self.folds[fold],
                        member_seeds(self.settings.data.seed, self.window, self.run.name, self.experiment, fold,
-                                    self.run.members), self.inputs)
+                                    self.run.members), self.inputs,
+                       self.layout.fold_checkpoint(self.window, self.run.name, self.experiment.injection,
+                                                   self.experiment.seed, fold), log)
 
     def identity(self, fold: int) -> str:
         """What a fold's result depends on: its training and scored events, the settings, the seeds, and for
@@ -186,7 +188,7 @@ def _fit_one_by_one(run: MethodRun, pending: list) -> dict:
             check_forced_failure(job.fold_file(fold))
             flog(f"{job.window} {run.name} injection {job.experiment.injection} seed {job.experiment.seed} fold "
                  f"{fold}: {run.describe(job.folds[fold])}")
-            fitted = run.fit([job.fit_of(fold)], checkpoint, flog)[0]
+            fitted = run.fit([job.fit_of(fold, flog)], checkpoint, flog)[0]
             job.write(fold, fitted, identity)
     return failed
 
@@ -221,13 +223,13 @@ def _fit_batched(run: MethodRun, pending: list) -> dict:
 def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: dict) -> None:
     """One batched model of folds with the same epoch length; every fold's log gets the shared epoch lines."""
     first = batch[0][0]
-    fits = [job.fit_of(f) for job, f, _ in batch]
-    checkpoint = first.layout.batch_checkpoint(first.window, run.name, first.experiment.injection,
-                                               [f"s{fit.seed}f{fit.fold}" for fit in fits])
+    names = [f"s{job.experiment.seed}f{f}" for job, f, _ in batch]
+    checkpoint = first.layout.batch_checkpoint(first.window, run.name, first.experiment.injection, names)
     written = []
     try:
         with contextlib.ExitStack() as logs:  # each fold's log gets the traceback of a failure too
             fold_logs = [logs.enter_context(_fold_log(job.fold_log(f))) for job, f, _ in batch]
+            fits = [job.fit_of(f, flog) for (job, f, _), flog in zip(batch, fold_logs)]
 
             def log_all(message: str) -> None:
                 for flog in fold_logs:
@@ -239,8 +241,7 @@ def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: dict) -> None:
                     + (f", {epoch_key} events per member-epoch" if epoch_key is not None else ""))
             log_all(joblog.checkpoint(checkpoint))
             for job, f, _ in batch:
-                y = job.folds[f].train.y
-                log_all(f"{job.name(f)}: {int(y.sum())} label-1 vs {int((1 - y).sum())} reference events")
+                log_all(f"{job.name(f)}: {run.describe(job.folds[f])}")
             for (job, f, identity), fitted in zip(batch, run.fit(fits, checkpoint, log_all, epoch_key)):
                 job.write(f, fitted, identity)
                 written.append((job, f))
