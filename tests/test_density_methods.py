@@ -72,7 +72,7 @@ def test_flow_nll_scores_events_by_the_stored_sideband_density(inputs):
 def test_a_log_ratio_evaluates_sideband_events_at_the_srs_edge(inputs):
     flow = inputs.model("sideband_flow").density()
     w = inputs.window
-    ratio = LogRatio([flow], None, w, FEATURES, {})
+    ratio = LogRatio([flow], None, w, FEATURES, {}, at="clipped")
     events = inputs.data.head(2000)
     clipped = clipped_mjj(events["mjj"].to_numpy(), w)
     assert clipped.min() >= w.sr_lo and clipped.max() < w.sr_hi
@@ -147,3 +147,13 @@ def test_anodes_folds_train_as_one_batched_model_each_the_flow_it_is_alone(input
         assert "SR flow: best validation nll" in log
     for batched, alone in zip(scores["batched"], scores["alone"]):
         np.testing.assert_allclose(batched, alone, atol=1e-3)
+
+
+def test_by_default_every_event_is_scored_at_the_srs_centre(inputs):
+    """A function of the features alone: sideband and SR events are scored alike (no step at the SR's edges)."""
+    flow = inputs.model("sideband_flow").density()
+    events = inputs.data.head(1000)
+    ratio = LogRatio([flow], None, inputs.window, FEATURES, {})
+    centre = np.full(len(events), inputs.window.sr_centre)
+    np.testing.assert_allclose(ratio.predict(events), flow.log_prob(events[FEATURES].to_numpy(), centre))
+    assert METHODS["anode"].configure(CONFIG).score_mjj == "centre"

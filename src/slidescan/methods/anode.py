@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ..density.flow_settings import FLOW_EXECUTION_SCHEMA, FLOW_TRAINING_SCHEMA, PUBLISHED, FlowTraining
 from ..settings import section_schema
 from . import register
-from .density_scores import SRDensityScore
+from .density_scores import SCORE_MJJ_SCHEMA, SRDensityScore
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,12 @@ description: ANODE's SR density p_data(x | m), fitted per fold on the SR data of
 properties:
 {FLOW_TRAINING_SCHEMA % PUBLISHED}
   members: {{type: integer, minimum: 1, default: 1, description: "SR flows per fold (seeds), their densities averaged"}}
+{SCORE_MJJ_SCHEMA}
 {FLOW_EXECUTION_SCHEMA}
 """)
 
     members: int
+    score_mjj: str
     cuda_graphs: bool
     device: str
     threads: int

@@ -2,9 +2,14 @@
 
 ANODE and R-ANODE fit flows on the SR data of the other folds and compare them with the sideband
 flow's density interpolated into the SR. Every window event needs a score for the bump hunt, also
-in the sidebands, where a flow fitted in the SR would extrapolate in mjj; so densities are
-evaluated at the event's mjj clipped into the SR (a sideband event is compared with the SR
-background just at the SR's edge). A score is a log density ratio: higher is more signal-like.
+in the sidebands, where a flow fitted in the SR would extrapolate in mjj. By default every event is
+scored at the SR's centre mass (``score_mjj: centre``): the score is then a function of the
+features alone, as a classifier's is, and sideband and SR events are scored alike, so the cut
+sculpts the selected spectrum smoothly. Scoring at each event's own mjj, clipped into the SR
+(``clipped``), is the likelihood ratio R(x|m) of the papers in the SR, but it scores sideband events
+at the SR's edges only, and the cut then steps at the SR's boundaries: on the benchmark's
+background-only pseudo-experiments R-ANODE found local Z up to 8.4 that way (docs/benchmarks.md).
+A score is a log density ratio: higher is more signal-like.
 """
 
 from __future__ import annotations
@@ -33,6 +38,15 @@ def clipped_mjj(mjj: np.ndarray, window) -> np.ndarray:
     return np.clip(np.asarray(mjj, float), window.sr_lo, np.nextafter(window.sr_hi, window.sr_lo))
 
 
+SCORE_MJJ = {"centre": lambda mjj, window: np.full(len(mjj), window.sr_centre), "clipped": clipped_mjj}
+SCORE_MJJ_SCHEMA = """
+  score_mjj:
+    enum: [centre, clipped]
+    default: centre
+    description: "the mjj at which every event is scored: the SR's centre (a function of the features alone), or its own, clipped into the SR"
+"""
+
+
 def mixture_log_prob(flows: list, x: np.ndarray, mjj: np.ndarray) -> np.ndarray:
     """log of the members' mean density (each member is itself a mixture of its best epochs)."""
     per = np.stack([f.log_prob(x, mjj) for f in flows])
@@ -48,7 +62,8 @@ def stacked_history(flows: list) -> dict:
 
 @dataclass
 class LogRatio(Fitted):
-    """score = log p_numerator(x | m~) - log p_denominator(x | m~), m~ the event's mjj clipped into the SR."""
+    """score = log p_numerator(x | m~) - log p_denominator(x | m~), m~ the mjj at which events are scored
+    (``at``: the SR's centre, the event's own clipped into the SR, or, ``own``, the event's own)."""
 
     numerator: list  # flows (ensemble members)
     denominator: object | None  # a flow; None: score = log p_numerator alone
@@ -56,11 +71,12 @@ class LogRatio(Fitted):
     features: list[str]
     history: dict
     sign: float = 1.0
-    clip: bool = True
+    at: str = "centre"
 
     def predict(self, events: pd.DataFrame) -> np.ndarray:
         x = events[self.features].to_numpy()
-        m = clipped_mjj(events["mjj"].to_numpy(), self.window) if self.clip else events["mjj"].to_numpy()
+        mjj = events["mjj"].to_numpy()
+        m = mjj if self.at == "own" else SCORE_MJJ[self.at](mjj, self.window)
         score = mixture_log_prob(self.numerator, x, m)
         if self.denominator is not None:
             score = score - self.denominator.log_prob(x, m)
@@ -112,7 +128,8 @@ class SRDensityScore(Score):
                 f.log(f"member {m}: fitted signal fraction in the SR {flow.signal_fraction:.4g} "
                       f"({flow.signal_fraction * len(train.x):.0f} of {len(train.x)} training events)")
                 flows.append(flow)
-            out.append(LogRatio(flows, background, f.inputs.window, f.inputs.features, stacked_history(flows)))
+            out.append(LogRatio(flows, background, f.inputs.window, f.inputs.features, stacked_history(flows),
+                                at=settings.score_mjj))
         return out
 
     def _fit_batched(self, fits, settings):
@@ -127,7 +144,7 @@ class SRDensityScore(Score):
             own = flows[start:start + len(f.member_seeds)]
             start += len(own)
             out.append(LogRatio(own, f.inputs.model("sideband_flow").density(), f.inputs.window, f.inputs.features,
-                                stacked_history(own)))
+                                stacked_history(own), at=settings.score_mjj))
         return out
 
 

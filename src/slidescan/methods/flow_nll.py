@@ -56,7 +56,7 @@ class FlowNll(Score):
     def fit(self, fits, settings, checkpoint, log):
         model = MODEL[settings.background]
         return [LogRatio([f.inputs.model(model).density()], None, f.inputs.window, f.inputs.features, {}, sign=-1.0,
-                         clip=False) for f in fits]
+                         at="own") for f in fits]
 
 
 register(FlowNll())

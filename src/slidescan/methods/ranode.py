@@ -15,7 +15,7 @@ from ..density.flow_settings import FLOW_EXECUTION_SCHEMA, FLOW_TRAINING_SCHEMA
 from ..settings import section_schema
 from . import register
 from .anode import AnodeSettings
-from .density_scores import SRDensityScore
+from .density_scores import SCORE_MJJ_SCHEMA, SRDensityScore
 
 # a signal is a small, narrow component: a smaller flow than the background's, trained faster
 SIGNAL_FLOW = {"transforms": 4, "hidden": [64, 64], "epochs": 40, "batch_size": 256, "learning_rate": 0.001,
@@ -30,6 +30,7 @@ description: R-ANODE's signal flow p_sig(x | m) and signal fraction w, fitted pe
 properties:
 {FLOW_TRAINING_SCHEMA % SIGNAL_FLOW}
   members: {{type: integer, minimum: 1, default: 1, description: "signal flows per fold (seeds), their densities averaged"}}
+{SCORE_MJJ_SCHEMA}
 {FLOW_EXECUTION_SCHEMA}
   initial_signal_fraction:
     type: number
