@@ -159,13 +159,20 @@ class ScanSettings:
     truth_mass: float
 
     @classmethod
-    def from_config(cls, config: dict, source: str = "config", workdir: str | Path = ".") -> "ScanSettings":
-        from .config import validate
+    def from_config(cls, config: dict, source: str = "config", workdir: str | Path = ".",
+                    validated: bool = False) -> "ScanSettings":
+        """The typed scan. ``validated``: ``config`` was checked and its defaults filled already (a workflow
+        job's config, which the Snakefile validated): only its plugins are imported."""
+        from .config import import_plugins, unaliased, validate
         from .data import DataSettings
         from .methods import configure
         from .windows import window_grid
 
-        config = validate(dict(config), source=source, workdir=workdir)  # validate copies every section
+        if validated:
+            config = {k: unaliased(v) for k, v in dict(config).items()}
+            import_plugins(config.get("plugins") or [], workdir, source)
+        else:
+            config = validate(dict(config), source=source, workdir=workdir)  # validate copies every section
         data = DataSettings.from_config(config["data"])
         truth = config.get("truth_mass")
         if truth is None:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 
 def settings(snakemake):
-    """The scan's typed settings, parsed once at the job's boundary (plugins imported, defaults filled)."""
+    """The scan's typed settings, parsed once at the job's boundary. The Snakefile validated the config and
+    filled its defaults (in the head, and again in a cluster job that re-parses it): only plugins load here."""
     from .settings import ScanSettings
 
-    return ScanSettings.from_config(snakemake.config)
+    return ScanSettings.from_config(snakemake.config, validated=True)
 
 
 def experiment(snakemake):
