@@ -58,6 +58,14 @@ def test_the_module_is_named_by_its_import_path(tmp_path):
         load_module_class("slidescan.examples.lightning_mlp:Nope")
 
 
+def test_a_scan_naming_the_backend_without_lightning_installed_stops_when_it_is_parsed(monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lightning" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'slidescan\[lightning\]'"):
+        ScanSettings.from_config(CONFIG)
+
+
 def test_a_killed_fold_resumes_from_lightnings_last_checkpoint(inputs, tmp_path):
     import yaml
 

@@ -138,6 +138,13 @@ class LightningBackend(Backend):
     description = "a user's LightningModule (Lightning Trainer)"
     settings_type = LightningSettings
 
+    def configure(self, config: dict):
+        # fail when the scan is parsed, not in its first fold job
+        if importlib.util.find_spec("lightning") is None:
+            raise ModuleNotFoundError("the lightning backend needs the lightning package: "
+                                      "pip install 'slidescan[lightning]' (or pip install lightning)")
+        return super().configure(config)
+
     def tunables(self, settings) -> dict:
         # where and on how many devices it trains does not change what it computes
         return {k: v for k, v in tunables(settings).items() if k not in ("accelerator", "devices")}
