@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from slidescan import joblog
 from slidescan.density.batched import FlowTask, train_flows
 from slidescan.density.flow_settings import FlowSettings
 from slidescan.density.flows import train_flow
@@ -120,6 +121,15 @@ def test_a_job_of_many_units_gives_each_unit_the_flow_it_gets_alone(splits, tmp_
         log = packed.model_log(FLOW, w, e).read_text()
         assert log.startswith("=== attempt ") and f"{w} injection {e.injection} seed 1: flow on" in log
         assert log.count("flow epoch ") == 3
+    # each unit's epoch lines time the batch of 4: the jobs table gives each unit a quarter of them
+    from slidescan.report.status import jobs_table
+
+    for layout, sharing in ((packed, 4), (alone, 1)):
+        models = jobs_table(settings, layout, layout.root).query("job == 'model'")
+        assert len(models) == len(UNITS) and models["shared_by"].tolist() == [sharing] * len(UNITS)
+        for row in models.itertuples():
+            seconds = joblog.epoch_seconds(joblog.read(layout.root / row.log))
+            assert len(seconds) == 3 and row.train_seconds == pytest.approx(sum(seconds) / sharing, abs=0.01)
 
 
 def test_a_failed_unit_leaves_the_others_written_and_their_rerun_trains_nothing(splits, tmp_path, monkeypatch):

@@ -128,5 +128,5 @@ def test_interrupted_folds_trained_together_name_their_shared_checkpoint(tmp_pat
     settings = load_settings(workdir, Path("config/config.yaml"))
     jobs = jobs_table(settings, settings.layout(workdir), workdir)
     trained = jobs[(jobs["window"] == "w00") & (jobs["job"] == "train")]
-    assert trained["train_seconds"].tolist() == [4.5, 4.5] and trained["batch_folds"].tolist() == [2, 2]
+    assert trained["train_seconds"].tolist() == [4.5, 4.5] and trained["shared_by"].tolist() == [2, 2]
     assert trained["epochs"].tolist() == [3, 3]

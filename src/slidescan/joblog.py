@@ -1,6 +1,6 @@
 """The lines of job and fold logs that ``slidescan status`` reads back: written and parsed here only.
 
-A training fold's log says which checkpoint it trains into, how many folds share its batched model
+A training fold's log says which checkpoint it trains into, how many folds (or flows) share its batched model
 and one line per epoch with its seconds; a traceback marks a failure. Status and the jobs table
 learn a job's state and training time from these lines, on a login node, while the scan runs.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 _ATTEMPT = "=== attempt "
 _CHECKPOINT = re.compile(r"^checkpoint: (.+)$", re.M)
-_BATCH = re.compile(r"^(\d+) folds as one batched model", re.M)
+_BATCH = re.compile(r"^(\d+) (?:folds|flows) as one batched model", re.M)
 # "epoch 3/8: ... (1.20 s)" of a classifier, "flow epoch 3/8: ..." of a density model
 _EPOCH = re.compile(r"^(?:[a-z]+ )?epoch \d+/\d+:.*\(([\d.]+) s\)$", re.M)
 _EPOCH_START = ("epoch ", "flow epoch ", "model epoch ")
@@ -35,8 +35,9 @@ def checkpoint(path) -> str:
     return f"checkpoint: {path}"
 
 
-def batch(n_folds: int, n_members: int, what: str) -> str:
-    return f"{n_folds} folds as one batched model of {n_members} members ({what})"
+def batch(n_folds: int, n_members: int, what: str, unit: str = "folds") -> str:
+    """Said once per batch in every log whose epoch lines time the whole batched model (``unit``: folds, flows)."""
+    return f"{n_folds} {unit} as one batched model of {n_members} members ({what})"
 
 
 def epoch(epoch: int, epochs: int, text: str, seconds: float, prefix: str = "") -> str:
@@ -65,8 +66,9 @@ def epoch_seconds(text: str) -> list[float]:
     return [float(s) for s in _EPOCH.findall(text)]
 
 
-def batch_folds(text: str) -> int:
-    """How many folds shared the batched model of the last attempt (1 when trained alone)."""
+def shared_by(text: str) -> int:
+    """How many folds or flows shared each epoch of the last attempt (1 when trained alone): a log's epoch
+    lines time the whole batched model, so its own share is their seconds over this number."""
     found = _BATCH.findall(last_attempt(text))
     return int(found[-1]) if found else 1
 

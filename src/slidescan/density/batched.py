@@ -111,6 +111,9 @@ def train_flows(tasks: list[FlowTask], settings) -> list[TrainedFlow]:
     pad = len(z) - 1
     offsets = np.cumsum([0] + [len(m.z) for m in members])
 
+    if n_members > 1:  # each member's epoch lines time the whole batch: the jobs table gives it its share
+        for i, m in enumerate(members):
+            m.task.log(joblog.batch(n_members, n_members, f"{m.task.what} {i + 1} of {n_members}", unit="flows"))
     modules = []
     for m in members:  # each member initialised from its own seed, as train_flow initialises it
         torch.manual_seed(int(m.task.seed) % (2**63))

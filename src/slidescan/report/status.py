@@ -171,12 +171,12 @@ def jobs_table(settings: ScanSettings, layout: Layout, workdir: Path):
     for f in models + fold_states(settings, layout):
         text = joblog.read(f.log)
         seconds = joblog.epoch_seconds(text)
-        # folds trained as one batched model share its epochs: each is given its share of the seconds
-        sharing = joblog.batch_folds(text)
+        # folds or flows trained as one batched model share its epochs: each is given its share of the seconds
+        sharing = joblog.shared_by(text)
         rows.append({"job": f.job, "window": f.window, "method": f.method,
                      "injection": f.injection, "seed": f.seed, "fold": "" if f.fold is None else f.fold,
                      "state": f.state, "epochs": len(seconds), "train_seconds": round(sum(seconds) / sharing, 2),
-                     "batch_folds": sharing, "reason": f.reason, "log": str(_relative(f.log, workdir))})
+                     "shared_by": sharing, "reason": f.reason, "log": str(_relative(f.log, workdir))})
     return pd.DataFrame(rows)
 
 
