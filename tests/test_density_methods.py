@@ -38,7 +38,7 @@ def inputs(tmp_path_factory) -> WindowInputs:
     make_injection(settings, layout.events(), E, layout.injected(E))
     split_window(settings, layout.injected(E), layout.events(), "w00", layout.split("w00", E))
     fit_model(settings, layout, "sideband_flow", "w00", E, log=lambda s: None)
-    return window_inputs(layout, settings.method("anode"), settings.window("w00"), E)[0]
+    return window_inputs(layout, settings.method("anode"), settings.window("w00"), E, settings.features)[0]
 
 
 @pytest.mark.parametrize("method", ["anode", "ranode"])

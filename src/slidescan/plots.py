@@ -157,6 +157,9 @@ def sensitivity(table: pd.DataFrame, out: str | os.PathLike) -> None:
     _save(fig, out)
 
 
+MAX_CLOSURE_FEATURES = 8
+
+
 def flow_closure(sb_data: pd.DataFrame, sb_samples: pd.DataFrame, sr_data: pd.DataFrame, sr_samples: pd.DataFrame,
                  title: str, out: str | os.PathLike, rows: tuple[str, str] = ("sideband (held out)", "signal region"),
                  features: list[str] | None = None) -> None:
@@ -166,6 +169,9 @@ def flow_closure(sb_data: pd.DataFrame, sb_samples: pd.DataFrame, sr_data: pd.Da
     bottom row data and samples agree without signal; a signal shows as an excess in a narrow range.
     """
     features = features or [c for c in sb_samples.columns if c != "mjj"]
+    if len(features) > MAX_CLOSURE_FEATURES:  # an extended set (56) would make a figure no one can read
+        title = f"{title}\n(the first {MAX_CLOSURE_FEATURES} of {len(features)} features)"
+        features = features[:MAX_CLOSURE_FEATURES]
     fig, axes = plt.subplots(2, len(features), figsize=(5 * len(features), 9), squeeze=False)
     for row, (data, samples, where) in enumerate([(sb_data, sb_samples, rows[0]), (sr_data, sr_samples, rows[1])]):
         for ax, feature in zip(axes[row], features):

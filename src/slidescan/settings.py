@@ -152,6 +152,7 @@ class ScanSettings:
     windows: tuple  # of windows.Window
     min_events: int  # per region of a window
     k: int
+    features: tuple[str, ...]  # what classifiers and density models see (features.resolve)
     methods: dict  # name -> methods.MethodRun
     bumphunt: BumphuntSettings
     cluster: ClusterSettings
@@ -165,6 +166,7 @@ class ScanSettings:
         job's config, which the Snakefile validated): only its plugins are imported."""
         from .config import import_plugins, unaliased, validate
         from .data import DataSettings
+        from .features import resolve
         from .methods import configure
         from .windows import window_grid
 
@@ -182,7 +184,7 @@ class ScanSettings:
                    injections=tuple(int(i) for i in config["injections"]),
                    seeds=tuple(int(s) for s in config["seeds"]),
                    windows=tuple(window_grid(config["windows"])), min_events=int(config["windows"]["min_events"]),
-                   k=int(config["folds"]["k"]), methods=methods,
+                   k=int(config["folds"]["k"]), features=resolve(config["features"]), methods=methods,
                    bumphunt=BumphuntSettings(**config["bumphunt"]), cluster=ClusterSettings(**config["cluster"]),
                    packing=PackingSettings(**config["packing"]),
                    truth_mass=float(truth))

@@ -8,6 +8,7 @@ rule prepare_data:
     params:
         data=config["data"],
         folds=config["folds"],
+        features=config["features"],
     script:
         "../scripts/prepare_data.py"
 

@@ -25,12 +25,27 @@ class SyntheticSettings:
     signal_pool: int
     reference_background: int
     reference_signal: int
+    substructure: bool  # the extended sets' subjettiness features too
+    noise_features: int  # noise1 ... noiseK
     model: SyntheticModel
 
 
 @dataclass(frozen=True)
 class LhcoSettings:
     path: str
+    reference_fraction: float
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """``data.table``: a ROOT TTree, Parquet file or HDF5 table and which of its columns are what."""
+
+    path: str
+    tree: str | None
+    mjj: str
+    mjj_unit: str
+    label: str | None
+    columns: dict  # feature -> the file's column, where they differ
     reference_fraction: float
 
 
@@ -43,16 +58,23 @@ class DataSettings:
     non_finite: str
     synthetic: SyntheticSettings
     lhco_h5: LhcoSettings | None
+    table: TableSettings | None
 
     @classmethod
     def from_config(cls, section: dict) -> "DataSettings":
         """From the validated ``data`` section (every default filled in)."""
         synthetic = dict(section.get("synthetic") or {})
         model = SyntheticModel.from_config(synthetic.pop("model", None))
-        lhco = section.get("lhco_h5")
+        lhco, table = section.get("lhco_h5"), section.get("table")
         return cls(str(section["source"]), int(section["seed"]), str(section["non_finite"]),
                    SyntheticSettings(**synthetic, model=model),
-                   LhcoSettings(**lhco) if lhco else None)
+                   LhcoSettings(**lhco) if lhco else None, TableSettings(**table) if table else None)
+
+    @property
+    def path(self) -> str | None:
+        """The input file (None for generated events)."""
+        chosen = {"lhco_h5": self.lhco_h5, "table": self.table}.get(self.source)
+        return chosen.path if chosen else None
 
 
 __all__ = ["FEATURES", "COLUMNS", "SQRT_S", "LHCO_H5_COLUMNS", "DataSettings", "SyntheticModel", "inject",

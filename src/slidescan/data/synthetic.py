@@ -93,3 +93,47 @@ def generate_signal(n: int, model: SyntheticModel, rng: np.random.Generator) -> 
     return pd.DataFrame(out)[COLUMNS]
 
 
+
+
+def add_extra_features(df: pd.DataFrame, substructure: bool, noise: int, rng: np.random.Generator) -> pd.DataFrame:
+    """The optional columns of the feature-set studies, drawn from their own random stream (the baseline
+    columns stay those of a sample without them).
+
+    ``substructure``: ``mj2`` and tau_N^beta of both jets for N <= 9, beta in {0.5, 1, 2}, and the
+    ratios tau_N,N-1 (names in ``slidescan.features``). tau1 follows the jet's mass over pT (25 %
+    log-normal); tau2 = tau21 * tau1; each further ratio is 0.3 times the one before plus 0.7 times a
+    fresh Beta draw. The fresh part of tau32 is Beta(7, 2.5) for two-prong (signal) jets and Beta(6, 3)
+    for QCD: with tau1 (mass over pT) the only information the extended sets add, by construction.
+    tau^beta = (tau^1)^beta times a 10 % log-normal smearing.
+    ``noise``: ``noise1`` ... standard normal, independent of everything.
+    """
+    from ..features import BETAS, ratio, tau
+
+    n, out = len(df), {}
+    if substructure:
+        signal = df["label"].to_numpy() == 1
+        masses = {1: df["mj1"].to_numpy(float), 2: (df["mj1"] + df["delta_mj"]).to_numpy(float)}
+        out["mj2"] = masses[2]
+        pt = df["mjj"].to_numpy(float) / 2
+        for j in (1, 2):
+            taus = {1: 0.5 * masses[j] / pt * np.exp(0.25 * rng.standard_normal(n))}
+            r = df[f"tau21_j{j}"].to_numpy(float)
+            taus[2] = r * taus[1]
+            for k in range(3, 10):
+                a, b = ((7.0, 2.5), (6.0, 3.0)) if k == 3 else ((7.0, 2.3), (7.0, 2.3))
+                fresh = np.where(signal, rng.beta(a[0], a[1], n), rng.beta(b[0], b[1], n))
+                r = np.clip(0.3 * r + 0.7 * fresh, 1e-4, 1.0)
+                taus[k] = r * taus[k - 1]
+            for k in range(1, 10):
+                for beta in BETAS:
+                    smear = 1.0 if beta == 1.0 else np.exp(0.1 * rng.standard_normal(n))
+                    out[tau(k, j, beta)] = taus[k] ** beta * smear
+                if k > 1:
+                    out[ratio(k, j)] = taus[k] / taus[k - 1]
+        out.pop("tau21_j1", None), out.pop("tau21_j2", None)
+    for i in range(1, noise + 1):
+        out[f"noise{i}"] = rng.standard_normal(n)
+    if not out:
+        return df
+    extra = pd.DataFrame(out, index=df.index)
+    return pd.concat([df.drop(columns=[c for c in extra.columns if c in df.columns]), extra], axis=1)

@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-import numpy as np
-import pandas as pd
-
 from .. import data as data_mod
 from ..io import read_attrs, read_table, write_tables
 from ..layout import PseudoExperiment
@@ -21,32 +18,19 @@ def prepare_data(settings: ScanSettings, out: str | os.PathLike, log: Callable[[
 
     The window grid is checked against the background's mjj range and counts (``windows.min_events``).
     """
+    from ..data.sources import samples
+    from ..features import require
+
     d = settings.data
     seed, k = d.seed, settings.k
-    if d.source == "synthetic":
-        s = d.synthetic
-        background = data_mod.generate_background(s.n_background, s.model, rng(seed, "background"))
-        pool = data_mod.generate_signal(s.signal_pool, s.model, rng(seed, "signal_pool"))
-        ref_bkg = data_mod.generate_background(s.reference_background, s.model, rng(seed, "reference_background"))
-        ref_sig = data_mod.generate_signal(s.reference_signal, s.model, rng(seed, "reference_signal"))
-    elif d.source == "lhco_h5":
-        events = data_mod.read_lhco_h5(d.lhco_h5.path, d.non_finite, log)
-        background, ref_bkg = _split(events[events["label"] == 0], d.lhco_h5.reference_fraction,
-                                     rng(seed, "split_bkg"))
-        pool, ref_sig = _split(events[events["label"] == 1], 0.5, rng(seed, "split_sig"))
-    else:
-        raise ValueError(f"data.source: expected 'synthetic' or 'lhco_h5', got {d.source!r}")
-    source = d.lhco_h5.path if d.source == "lhco_h5" else "the synthetic background (data.synthetic)"
+    background, pool, ref_bkg, ref_sig, source = samples(d, settings.features, log)
+    for sample in (background, pool, ref_bkg, ref_sig):
+        require(sample.columns, settings.features, source)
     check_windows(list(settings.windows), background["mjj"].to_numpy(), settings.min_events, source)
     ref_bkg = ref_bkg.assign(fold=assign_folds(len(ref_bkg), k, rng(seed, "folds", "reference_background")))
     ref_sig = ref_sig.assign(fold=assign_folds(len(ref_sig), k, rng(seed, "folds", "reference_signal")))
     write_tables(out, {"background": background, "signal_pool": pool,
                        "reference_background": ref_bkg, "reference_signal": ref_sig}, attrs={"source": d.source})
-
-
-def _split(df: pd.DataFrame, fraction: float, generator: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
-    mask = generator.random(len(df)) < fraction
-    return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
 
 
 def make_injection(settings: ScanSettings, events: str | os.PathLike, experiment: PseudoExperiment,

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .. import joblog
-from ..data import FEATURES
 from ..density import ModelContext, configure_model
+from ..features import require
 from ..io import read_attrs, read_table, write_tables
 from ..layout import Layout, PseudoExperiment
 from ..settings import ScanSettings
@@ -97,9 +97,11 @@ def _context(settings: ScanSettings, layout: Layout, configured, window: str, ex
              log: Callable[[str], None]) -> ModelContext:
     model = configured.model
     split = layout.split(window, experiment)
-    return ModelContext(configured.settings, settings.window(window), experiment, read_table(split, "data"),
-                        {t: read_table(split, t) for t in ("background_sr", "signal")}, layout.events(),
-                        layout.model_checkpoint(model, window, experiment), log, list(FEATURES), settings.k,
+    data, references = read_table(split, "data"), {t: read_table(split, t) for t in ("background_sr", "signal")}
+    for table in (data, *references.values()):
+        require(table.columns, settings.features, str(split))
+    return ModelContext(configured.settings, settings.window(window), experiment, data, references, layout.events(),
+                        layout.model_checkpoint(model, window, experiment), log, list(settings.features), settings.k,
                         settings.data.seed, (model.short, window, experiment.injection, experiment.seed))
 
 

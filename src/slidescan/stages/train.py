@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .. import joblog
-from ..data import FEATURES
+from ..features import require
 from ..io import content_hash, has_table, read_attrs, read_table, write_tables
 from ..layout import Layout, PseudoExperiment
 from ..methods import FoldData, FoldFit, MethodRun, ModelOutput, WindowInputs
@@ -56,7 +56,8 @@ def fold_settings_identity(settings: ScanSettings, run: MethodRun, window: str, 
     return content_hash(extra=fold_settings(settings, run, window, experiment, fold))
 
 
-def window_inputs(layout: Layout, run: MethodRun, window, experiment: PseudoExperiment) -> tuple[WindowInputs, dict]:
+def window_inputs(layout: Layout, run: MethodRun, window, experiment: PseudoExperiment,
+                  features: tuple[str, ...]) -> tuple[WindowInputs, dict]:
     """The window's events, its SR references, the outputs of the models the method needs, the split's attrs."""
     split = layout.split(window.name, experiment)
     models = {}
@@ -67,7 +68,9 @@ def window_inputs(layout: Layout, run: MethodRun, window, experiment: PseudoExpe
                              f"(rule {name}): {path} does not exist")
         models[name] = ModelOutput(name, path)
     inputs = WindowInputs(window, experiment, read_table(split, "data"),
-                          {t: read_table(split, t) for t in ("background_sr", "signal")}, models, list(FEATURES))
+                          {t: read_table(split, t) for t in ("background_sr", "signal")}, models, list(features))
+    for table in (inputs.data, *inputs.tables.values()):
+        require(table.columns, features, str(split))
     return inputs, read_attrs(split)
 
 
@@ -88,7 +91,7 @@ class FoldJob:
     @classmethod
     def load(cls, settings: ScanSettings, layout: Layout, run: MethodRun, window: str,
              experiment: PseudoExperiment) -> "FoldJob":
-        inputs, attrs = window_inputs(layout, run, settings.window(window), experiment)
+        inputs, attrs = window_inputs(layout, run, settings.window(window), experiment, settings.features)
         folds = [run.fold_data(inputs, fold) for fold in range(settings.k)]
         return cls(settings, layout, run, window, experiment, inputs, attrs, folds, run.epoch_key(folds))
 
@@ -115,11 +118,11 @@ class FoldJob:
         arrays = [fd.train.x, fd.train.y, fd.train.weight]
         if fd.train.mjj is not None:
             arrays.append(fd.train.mjj)
-        arrays += [fd.scored[FEATURES].to_numpy(), fd.scored["event_id"].to_numpy()]
+        arrays += [fd.scored[self.inputs.features].to_numpy(), fd.scored["event_id"].to_numpy()]
         if self.run.uses_mjj:
             arrays.append(fd.scored["mjj"].to_numpy())
         if fd.held_out is not None:
-            arrays.append(fd.held_out[FEATURES].to_numpy())
+            arrays.append(fd.held_out[self.inputs.features].to_numpy())
         extra = fold_settings(self.settings, self.run, self.window, self.experiment, fold)
         # folds without an epoch length (trees) keep the fingerprints of before network folds were batched
         if self.epoch_key is not None:

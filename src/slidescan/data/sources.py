@@ -1,0 +1,188 @@
+"""Where a scan's events come from (``data.source``): each source gives the four samples of ``prepare_data``.
+
+A source returns the background the scan searches, the signal pool that injections draw from, and the
+truth-level references (background in each SR, signal) that only the idealized and supervised
+references and the performance figures use. Add one with ``@source("name")``: a function of the
+``data`` settings, a log and the configured features.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ..seeds import rng
+from .readers import finite_events, read_lhco_h5
+from .synthetic import add_extra_features, generate_background, generate_signal
+
+
+class Samples(NamedTuple):
+    background: pd.DataFrame
+    signal_pool: pd.DataFrame
+    reference_background: pd.DataFrame
+    reference_signal: pd.DataFrame
+    description: str  # for errors: the file, or what was generated
+
+
+SOURCES: dict[str, Callable] = {}
+
+
+def source(name: str):
+    def register(fn):
+        SOURCES[name] = fn
+        return fn
+    return register
+
+
+def samples(data, features: tuple[str, ...], log: Callable[[str], None] = print) -> Samples:
+    """The ``data`` section's samples; a source that reads a file reads the configured ``features``."""
+    if data.source not in SOURCES:
+        raise ValueError(f"data.source: expected one of {sorted(SOURCES)}, got {data.source!r}")
+    return SOURCES[data.source](data, log, features)
+
+
+@source("synthetic")
+def _synthetic(data, log, features) -> Samples:
+    s, seed = data.synthetic, data.seed
+    out = []
+    for name, generate, n in (("background", generate_background, s.n_background),
+                              ("signal_pool", generate_signal, s.signal_pool),
+                              ("reference_background", generate_background, s.reference_background),
+                              ("reference_signal", generate_signal, s.reference_signal)):
+        df = generate(n, s.model, rng(seed, name))
+        out.append(add_extra_features(df, s.substructure, s.noise_features, rng(seed, "extra_features", name)))
+    return Samples(*out, "the synthetic background (data.synthetic)")
+
+
+@source("lhco_h5")
+def _lhco(data, log, features) -> Samples:
+    events = read_lhco_h5(data.lhco_h5.path, data.non_finite, log)
+    return _by_label(events, data.lhco_h5.reference_fraction, data.seed, data.lhco_h5.path)
+
+
+@source("table")
+def _table(data, log, features) -> Samples:
+    t = data.table
+    columns = {"mjj": t.mjj, "label": t.label, **{f: t.columns.get(f, f) for f in features}}
+    events = read_event_table(t.path, t.tree, columns, data.non_finite, log)
+    if t.mjj_unit == "GeV":
+        events["mjj"] = events["mjj"] / 1000.0
+    return _by_label(events, t.reference_fraction, data.seed, t.path)
+
+
+def _by_label(events: pd.DataFrame, reference_fraction: float, seed: int, path) -> Samples:
+    """Background (label 0) and signal (label 1), each split at random into the scan's and the references."""
+    background, ref_bkg = _split(events[events["label"] == 0], reference_fraction, rng(seed, "split_bkg"))
+    pool, ref_sig = _split(events[events["label"] == 1], 0.5, rng(seed, "split_sig"))
+    return Samples(background, pool, ref_bkg, ref_sig, str(path))
+
+
+def _split(df: pd.DataFrame, fraction: float, generator: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    mask = generator.random(len(df)) < fraction
+    return df[~mask].reset_index(drop=True), df[mask].reset_index(drop=True)
+
+
+# --- generic tables: ROOT TTrees, Parquet, HDF5 ---
+
+FORMATS = {".root": "root", ".parquet": "parquet", ".pq": "parquet", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5"}
+
+
+def read_event_table(path: str | Path, tree: str | None, columns: dict[str, str], non_finite: str = "reject",
+                     log: Callable[[str], None] = print) -> pd.DataFrame:
+    """The events of a ROOT TTree, a Parquet file or an HDF5 table, renamed by ``columns`` (the scan's name ->
+    the file's column); ``label`` is 0 for every event when the map has none (data, not simulation)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file (data.table.path)")
+    kind = FORMATS.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(f"{path}: unknown table format {path.suffix!r}; expected one of {sorted(FORMATS)}")
+    wanted = {ours: theirs for ours, theirs in columns.items() if theirs is not None}
+    frame = _hdf(path, tree) if kind == "hdf5" else None  # an HDF5 table is read whole; the others by column
+    available = list(frame.columns) if frame is not None else _columns(path, kind, tree)
+    missing = {ours: theirs for ours, theirs in wanted.items() if theirs not in available}
+    if missing:
+        listing = ", ".join(f"{theirs!r} (for {ours})" for ours, theirs in missing.items())
+        raise KeyError(f"{path}{'' if tree is None else ':' + tree}: no column {listing}; it has {sorted(available)} "
+                       "(map them with data.table.columns)")
+    raw = frame if frame is not None else _read(path, kind, tree, sorted(set(wanted.values())))
+    table = pd.DataFrame({ours: np.asarray(raw[theirs], float) for ours, theirs in wanted.items()})
+    table = finite_events(table, list(table.columns), str(path), non_finite, log)
+    labels = table["label"].to_numpy() if "label" in table else np.zeros(len(table))
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{path}: column {wanted['label']!r} (label) must be 0 (background) or 1 (signal), found "
+                         f"{[float(v) for v in np.unique(labels) if v not in (0, 1)][:5]}")
+    table["label"] = labels.astype(np.int8)
+    return table
+
+
+def _need(module: str, what: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(f"reading {what} needs the {module} package: pip install 'slidescan[inputs]' "
+                                  f"(or pip install {module})") from None
+
+
+def _columns(path: Path, kind: str, tree: str | None) -> list[str]:
+    if kind == "root":
+        return list(_tree(path, tree).keys())
+    pyarrow = _need("pyarrow", "Parquet files")
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except (pyarrow.ArrowException, OSError) as err:
+        raise ValueError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})") from None
+
+
+def _read(path: Path, kind: str, tree: str | None, columns: list[str]):
+    if kind == "root":
+        return _tree(path, tree).arrays(columns, library="np")
+    return pd.read_parquet(path, columns=columns)
+
+
+def _tree(path: Path, name: str | None):
+    uproot = _need("uproot", "ROOT files")
+    try:
+        file = uproot.open(path)
+    except Exception as err:  # uproot raises ValueError, OSError or its own errors for a file that is not ROOT
+        raise ValueError(f"{path}: not a readable ROOT file ({type(err).__name__}: {err})") from None
+    trees = [k.split(";")[0] for k, cls in file.classnames().items() if cls in ("TTree", "ROOT::RNTuple")]
+    if name is None:
+        if len(set(trees)) != 1:
+            raise KeyError(f"{path}: {len(set(trees))} TTrees {sorted(set(trees))}; name one in data.table.tree")
+        name = trees[0]
+    trees = sorted(set(trees))  # every cycle of a tree is listed
+    if name not in trees:
+        raise KeyError(f"{path}: no TTree {name!r} (data.table.tree); it has {trees}")
+    return file[name]
+
+
+def _hdf(path: Path, key: str | None) -> pd.DataFrame:
+    """A pandas HDF5 table (``DataFrame.to_hdf``), or a group of 1-D datasets of equal length (h5py)."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: not a readable HDF5 file ({err})") from None
+    with f:
+        keys = [k for k in f.keys()]
+        if key is None and len(keys) != 1:
+            raise KeyError(f"{path}: {len(keys)} top-level groups {keys}; name one in data.table.tree")
+        key = key or keys[0]
+        if key not in f:
+            raise KeyError(f"{path}: no group {key!r} (data.table.tree); it has {keys}")
+        group = f[key]
+        pandas_table = isinstance(group, h5py.Group) and "pandas_type" in group.attrs
+        if not pandas_table:
+            if not isinstance(group, h5py.Group):
+                raise ValueError(f"{path}: {key!r} is a dataset; expected a group of one 1-D dataset per column")
+            return pd.DataFrame({name: group[name][()] for name in group if group[name].ndim == 1})
+    return pd.read_hdf(path, key=key)

@@ -1,0 +1,70 @@
+"""The features a scan's classifiers and density models see: named sets or the config's own list of columns.
+
+Every stage reads ``ScanSettings.features`` (resolved here, once) instead of naming columns itself, and
+checks the events it reads with ``require``: a feature the input lacks fails with the file and the
+columns it does have, before anything trains. The named sets are those of "Back to the Roots"
+(arXiv:2309.13111): N-subjettiness ``tau_N^beta`` of both jets (``j1`` the lighter) and their masses.
+
+Column names: ``mj1``, ``mj2`` (TeV), ``delta_mj = mj2 - mj1``; ``tau{N}_j{i}`` for beta = 1,
+``tau{N}_b05_j{i}`` and ``tau{N}_b2_j{i}`` for beta = 0.5 and 2; ``tau{N}{N-1}_j{i}`` their ratios
+(``tau21_j1`` is tau2 / tau1 of the lighter jet). ``noise{i}`` are the synthetic generator's pure-noise
+features (``noise(k)`` lists the first k).
+"""
+
+from __future__ import annotations
+
+BETAS = {0.5: "_b05", 1.0: "", 2.0: "_b2"}
+
+
+def tau(n: int, jet: int, beta: float = 1.0) -> str:
+    return f"tau{n}{BETAS[beta]}_j{jet}"
+
+
+def ratio(n: int, jet: int) -> str:
+    return f"tau{n}{n - 1}_j{jet}"
+
+
+SETS: dict[str, list[str]] = {
+    # the CATHODE / LHCO features
+    "baseline": ["mj1", "delta_mj", "tau21_j1", "tau21_j2"],
+    # "Extended 1": the masses and tau_{N,N-1}, 2 <= N <= 5
+    "extended1": ["mj1", "mj2", *(ratio(n, j) for j in (1, 2) for n in range(2, 6))],
+    # "Extended 2": the masses and tau_N, N <= 5
+    "extended2": ["mj1", "mj2", *(tau(n, j) for j in (1, 2) for n in range(1, 6))],
+    # "Extended 3": the masses and tau_N^beta, N <= 9, beta in {0.5, 1, 2}
+    "extended3": ["mj1", "mj2", *(tau(n, j, b) for j in (1, 2) for b in BETAS for n in range(1, 10))],
+}
+OWN = ("mjj", "label", "weight", "fold", "region", "event_id")  # the scan's own columns, never features
+
+
+def noise(k: int) -> list[str]:
+    return [f"noise{i}" for i in range(1, k + 1)]
+
+
+def resolve(spec: str | list, where: str = "features") -> tuple[str, ...]:
+    """A set's name, or a list of set names and columns -> the columns, in order, each once."""
+    if isinstance(spec, str):
+        if spec not in SETS:
+            raise ValueError(f"{where}: unknown feature set {spec!r}; expected one of {sorted(SETS)} or a list of "
+                             "columns")
+        return tuple(SETS[spec])
+    out: list[str] = []
+    for item in spec:
+        out += SETS.get(item, [item])
+    columns = tuple(dict.fromkeys(out))
+    if not columns:
+        raise ValueError(f"{where}: the list of features is empty")
+    reserved = [c for c in columns if c in OWN]
+    if reserved:
+        raise ValueError(f"{where}: {reserved} are not features (mjj, label, weight, fold, region and event_id are "
+                         "the scan's own columns)")
+    return columns
+
+
+def require(columns, features, source: str) -> None:
+    """Fail, naming ``source``, when a configured feature is not among ``columns``."""
+    missing = [f for f in features if f not in set(columns)]
+    if missing:
+        have = [c for c in columns if c not in OWN]
+        raise KeyError(f"{source}: no column(s) {missing} for the configured features (features: ...); it has "
+                       f"{have}")
