@@ -42,8 +42,10 @@ def test_named_sets_and_lists_resolve_to_columns_in_order_each_once():
         features.resolve("extended9")
     with pytest.raises(ValueError, match=r"features: \['mjj'\] are not features"):
         features.resolve(["mj1", "mjj"])
-    with pytest.raises(ConfigError, match=r"^config: features: 'extended9' is not valid"):
+    with pytest.raises(ConfigError, match=r"^config: features: unknown feature set 'extended9'; expected one of"):
         settings(features="extended9")
+    with pytest.raises(ConfigError, match=r"^config: features: \[\] should be non-empty"):
+        settings(features=[])
 
 
 def test_a_feature_the_input_lacks_stops_the_data_job_naming_what_it_has(tmp_path):

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,6 +114,21 @@ def main() -> None:
     slidescan(path, "run", "--no-report")
     status = slidescan(path, "status")
     row("injection larger than the signal pool", "slidescan run; slidescan status", status,
+        first_line(status, "failed  "), {}, {})
+
+    # features and tables
+    path = workdir({**SMALL, "features": "extended1"})
+    slidescan(path, "run", "--no-report")
+    status = slidescan(path, "status")
+    row("a feature the input lacks (features: extended1 on the baseline synthetic events)",
+        "slidescan run; slidescan status", status, first_line(status, "failed  "), {}, {})
+    path = workdir({**SMALL, "data": {"source": "table", "table": {"path": "ntuple.parquet", "label": "label"}}})
+    g = np.random.default_rng(1)
+    pd.DataFrame({"mjj": g.uniform(2.8, 4.2, 500), "mj1": g.uniform(0, 0.5, 500), "delta_mj": g.uniform(0, 0.4, 500),
+                  "tau21_j1": g.uniform(0, 1, 500), "label": np.zeros(500)}).to_parquet(path / "ntuple.parquet")
+    slidescan(path, "run", "--no-report")
+    status = slidescan(path, "status")
+    row("a Parquet table without a feature's column (tau21_j2)", "slidescan run; slidescan status", status,
         first_line(status, "failed  "), {}, {})
 
     # a failed fold: status, the rerun, the partial report

@@ -226,6 +226,19 @@ def cmd_schema(ns: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def cmd_constituents(ns: argparse.Namespace, extra: list[str]) -> int:
+    """An LHCO-layout constituent file -> the features table that ``data.source: table`` reads (made once)."""
+    from .data.constituents import convert
+
+    try:
+        out = convert(ns.input, ns.output, chunk_size=ns.chunk_size, workers=ns.workers, stop=ns.events)
+    except (FileNotFoundError, ValueError, ModuleNotFoundError) as err:
+        print(f"slidescan: {err}", file=sys.stderr)
+        return 1
+    print(f"features of {ns.input} in {out}: use it with data: {{source: table, table: {{path: {out}, label: label}}}}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -264,9 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     schema = sub.add_parser("schema", help="print the config schema: every key with its default and meaning, "
                                            "including the sections of methods, models and backends (and plugins)")
     _common(schema)
+    constituents = sub.add_parser("constituents", help="cluster the jets of an LHCO-layout constituent file and write "
+                                                       "their masses and N-subjettiness as a features table")
+    constituents.add_argument("input", help="e.g. events_anomalydetection_v2.h5 (pT, eta, phi per particle, label)")
+    constituents.add_argument("output", help="the features table (HDF5); kept when made from the same input")
+    constituents.add_argument("--chunk-size", type=int, default=10000, help="events per chunk (bounds the memory)")
+    constituents.add_argument("--workers", type=int, help="processes (default: every core)")
+    constituents.add_argument("--events", type=int, help="only the first N events")
     ns = parser.parse_args(argv)
     commands = {"run": cmd_run, "launch": cmd_launch, "report": cmd_report, "status": cmd_status, "schema": cmd_schema,
-                "unlock": cmd_unlock}
+                "unlock": cmd_unlock, "constituents": cmd_constituents}
     return commands[ns.command](ns, extra)
 
 

@@ -180,11 +180,17 @@ class ScanSettings:
         if truth is None:
             truth = data.synthetic.model.m_wprime if data.source == "synthetic" else 3.5
         methods = {name: configure(name, config) for name in config["methods"]}
+        try:
+            features = resolve(config["features"])
+        except ValueError as err:
+            from .config import ConfigError
+
+            raise ConfigError(f"{source}: {err}") from None
         return cls(config=config, scan=str(config["scan"]), data=data,
                    injections=tuple(int(i) for i in config["injections"]),
                    seeds=tuple(int(s) for s in config["seeds"]),
                    windows=tuple(window_grid(config["windows"])), min_events=int(config["windows"]["min_events"]),
-                   k=int(config["folds"]["k"]), features=resolve(config["features"]), methods=methods,
+                   k=int(config["folds"]["k"]), features=features, methods=methods,
                    bumphunt=BumphuntSettings(**config["bumphunt"]), cluster=ClusterSettings(**config["cluster"]),
                    packing=PackingSettings(**config["packing"]),
                    truth_mass=float(truth))

@@ -2,8 +2,10 @@
 
 Every sample is a DataFrame with the LHCO / CATHODE columns ``mjj, mj1, delta_mj, tau21_j1,
 tau21_j2`` (masses in TeV; ``mj1`` is the lighter jet, ``tau21_j1`` its N-subjettiness ratio)
-plus ``label`` (1 signal, 0 background; truth, used only by methods that declare they need it).
-The synthetic model is documented in ``docs/synthetic.md``.
+plus ``label`` (1 signal, 0 background; truth, used only by methods that declare they need it), and
+whatever further feature columns the source gives (``slidescan.features``: the scan's features are
+chosen by the config). ``FEATURES`` is the baseline set, the columns of the LHCO and CATHODE readers.
+Where the events come from is ``data.sources``; the synthetic model is documented in ``docs/synthetic.md``.
 """
 
 from __future__ import annotations
