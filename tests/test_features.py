@@ -51,7 +51,7 @@ def test_named_sets_and_lists_resolve_to_columns_in_order_each_once():
 def test_a_feature_the_input_lacks_stops_the_data_job_naming_what_it_has(tmp_path):
     out = tmp_path / "events.h5"
     expected = re.escape("the synthetic background (data.synthetic): no column(s) ['mj2', 'tau32_j1']")
-    with pytest.raises(KeyError, match=expected + r".*it has \['mj1', 'delta_mj', 'tau21_j1', 'tau21_j2'\]"):
+    with pytest.raises(ValueError, match=expected + r".*it has \['mj1', 'delta_mj', 'tau21_j1', 'tau21_j2'\]"):
         prepare_data(settings(features=["mj1", "mj2", "tau32_j1"]), out, log=lambda s: None)
     assert not out.exists()
 
@@ -160,9 +160,9 @@ def test_table_errors_name_the_file_the_column_and_what_it_has(tmp_path):
         prepare_data(s, tmp_path / "out.h5", log=lambda m: None)
 
     missing = f"{root}:Events: no column 'tau21' (for tau21_j1); it has ['Mjj_GeV',"
-    with pytest.raises(KeyError, match=re.escape(missing)):
+    with pytest.raises(ValueError, match=re.escape(missing)):
         run(columns={**TABLE["columns"], "tau21_j1": "tau21"})
-    with pytest.raises(KeyError, match=re.escape(f"{root}: no TTree 'Tree' (data.table.tree); it has ['Events']")):
+    with pytest.raises(ValueError, match=re.escape(f"{root}: no TTree 'Tree' (data.table.tree); it has ['Events']")):
         run(tree="Tree")
     bad = tmp_path / "bad.root"
     bad.write_text("not a ROOT file")

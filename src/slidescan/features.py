@@ -66,5 +66,5 @@ def require(columns, features, source: str) -> None:
     missing = [f for f in features if f not in set(columns)]
     if missing:
         have = [c for c in columns if c not in OWN]
-        raise KeyError(f"{source}: no column(s) {missing} for the configured features (features: ...); it has "
-                       f"{have}")
+        raise ValueError(f"{source}: no column(s) {missing} for the scan's features (the config's features:); it "
+                         f"has {have}")

@@ -106,7 +106,7 @@ def read_event_table(path: str | Path, tree: str | None, columns: dict[str, str]
     missing = {ours: theirs for ours, theirs in wanted.items() if theirs not in available}
     if missing:
         listing = ", ".join(f"{theirs!r} (for {ours})" for ours, theirs in missing.items())
-        raise KeyError(f"{path}{'' if tree is None else ':' + tree}: no column {listing}; it has {sorted(available)} "
+        raise ValueError(f"{path}{'' if tree is None else ':' + tree}: no column {listing}; it has {sorted(available)} "
                        "(map them with data.table.columns)")
     raw = frame if frame is not None else _read(path, kind, tree, sorted(set(wanted.values())))
     table = pd.DataFrame({ours: np.asarray(raw[theirs], float) for ours, theirs in wanted.items()})
@@ -156,11 +156,11 @@ def _tree(path: Path, name: str | None):
     trees = [k.split(";")[0] for k, cls in file.classnames().items() if cls in ("TTree", "ROOT::RNTuple")]
     if name is None:
         if len(set(trees)) != 1:
-            raise KeyError(f"{path}: {len(set(trees))} TTrees {sorted(set(trees))}; name one in data.table.tree")
+            raise ValueError(f"{path}: {len(set(trees))} TTrees {sorted(set(trees))}; name one in data.table.tree")
         name = trees[0]
     trees = sorted(set(trees))  # every cycle of a tree is listed
     if name not in trees:
-        raise KeyError(f"{path}: no TTree {name!r} (data.table.tree); it has {trees}")
+        raise ValueError(f"{path}: no TTree {name!r} (data.table.tree); it has {trees}")
     return file[name]
 
 
@@ -175,10 +175,10 @@ def _hdf(path: Path, key: str | None) -> pd.DataFrame:
     with f:
         keys = [k for k in f.keys()]
         if key is None and len(keys) != 1:
-            raise KeyError(f"{path}: {len(keys)} top-level groups {keys}; name one in data.table.tree")
+            raise ValueError(f"{path}: {len(keys)} top-level groups {keys}; name one in data.table.tree")
         key = key or keys[0]
         if key not in f:
-            raise KeyError(f"{path}: no group {key!r} (data.table.tree); it has {keys}")
+            raise ValueError(f"{path}: no group {key!r} (data.table.tree); it has {keys}")
         group = f[key]
         pandas_table = isinstance(group, h5py.Group) and "pandas_type" in group.attrs
         if not pandas_table:
