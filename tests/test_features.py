@@ -213,3 +213,8 @@ def test_a_tiny_scan_with_an_extended_feature_set_trains_every_stage_on_it(tmp_p
     scores = read_table(results / "scores/w00/cathode-nn/inj400_seed1.h5", "scores")
     assert np.isfinite(scores["score"]).all() and len(scores) > 1000
     assert (results / "pvalue_scan.csv").exists()
+    from pathlib import Path
+
+    from slidescan.report.summary import summary_text
+
+    assert "Features (12): ``mj1``, ``mj2``, ``tau21_j1``" in summary_text(workdir, Path("config/config.yaml"))

@@ -86,6 +86,8 @@ def summary_text(workdir: Path, configfile: Path) -> str:
     parts.append("")
     parts.append(methods_text(settings))
     parts.append("")
+    parts.append(f"Features ({len(settings.features)}): " + ", ".join(f"``{f}``" for f in settings.features) + ".")
+    parts.append("")
     states = fold_states(settings, layout)
     counts = count_states(states)
     jobs = f"Jobs: {counts['done']} of {len(states)} training folds done"
