@@ -20,11 +20,3 @@ def lhco_sr_dir() -> Path:
         pytest.skip(f"real LHCO signal-region files not found at {path} (set SLIDESCAN_SHARED_DATA)")
     return path
 
-
-# the longest files first: `--dist loadfile` hands files to the two workers in this order, so they finish together
-SLOW_FIRST = ["test_slurm.py", "test_workflow.py", "test_reliability.py", "test_plugins.py", "test_features.py"]
-
-
-def pytest_collection_modifyitems(items):
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -281,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                                                        "their masses and N-subjettiness as a features table")
     constituents.add_argument("input", help="e.g. events_anomalydetection_v2.h5 (pT, eta, phi per particle, label)")
     constituents.add_argument("output", help="the features table (HDF5); kept when made from the same input")
-    constituents.add_argument("--chunk-size", type=int, default=10000, help="events per chunk (bounds the memory)")
+    constituents.add_argument("--chunk-size", type=int, default=2000,
+                              help="events per chunk; bounds the memory (about 0.65 GB per worker at 2000)")
     constituents.add_argument("--workers", type=int, help="processes (default: every core)")
     constituents.add_argument("--events", type=int, help="only the first N events")
     ns = parser.parse_args(argv)

@@ -72,12 +72,6 @@ class DataSettings:
                    SyntheticSettings(**synthetic, model=model),
                    LhcoSettings(**lhco) if lhco else None, TableSettings(**table) if table else None)
 
-    @property
-    def path(self) -> str | None:
-        """The input file (None for generated events)."""
-        chosen = {"lhco_h5": self.lhco_h5, "table": self.table}.get(self.source)
-        return chosen.path if chosen else None
-
 
 __all__ = ["FEATURES", "COLUMNS", "SQRT_S", "LHCO_H5_COLUMNS", "DataSettings", "SyntheticModel", "inject",
            "finite_events", "generate_background", "generate_signal", "lhco_features", "read_cathode_npy", "read_lhco_h5"]

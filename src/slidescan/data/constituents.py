@@ -158,7 +158,7 @@ def _events(path: Path) -> int:
         return int(store.get_storer(store.keys()[0]).shape[0])
 
 
-def convert(path: str | Path, out: str | Path, chunk_size: int = 10000, workers: int | None = None,
+def convert(path: str | Path, out: str | Path, chunk_size: int = 2000, workers: int | None = None,
             stop: int | None = None, log: Callable[[str], None] = print) -> Path:
     """The features table of a constituent file (``stop``: only the first events), made once: an ``out`` made from
     the same input (size, modification time) and settings is kept."""
