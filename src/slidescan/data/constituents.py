@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..features import BETAS, ratio, tau
+from .sources import optional
 
 R = 1.0
 N_MAX = 9
@@ -35,13 +36,8 @@ PARTICLE_COLUMNS = 3  # pT, eta, phi
 
 
 def _fastjet():
-    try:
-        import awkward as ak
-        import fastjet
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError("clustering jet constituents needs fastjet and awkward: "
-                                  "pip install 'slidescan[constituents]' (or pip install fastjet)") from None
-    return ak, fastjet
+    what = "clustering jet constituents"
+    return optional("awkward", what, "constituents"), optional("fastjet", what, "constituents")
 
 
 def _four_vectors(ak, pt, eta, phi):

@@ -119,20 +119,21 @@ def read_event_table(path: str | Path, tree: str | None, columns: dict[str, str]
     return table
 
 
-def _need(module: str, what: str):
+def optional(module: str, what: str, extra: str = "inputs"):
+    """An optional dependency, or an error that says which extra installs it."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError:
-        raise ModuleNotFoundError(f"reading {what} needs the {module} package: pip install 'slidescan[inputs]' "
+        raise ModuleNotFoundError(f"{what} needs the {module} package: pip install 'slidescan[{extra}]' "
                                   f"(or pip install {module})") from None
 
 
 def _columns(path: Path, kind: str, tree: str | None) -> list[str]:
     if kind == "root":
         return list(_tree(path, tree).keys())
-    pyarrow = _need("pyarrow", "Parquet files")
+    pyarrow = optional("pyarrow", "reading Parquet files")
     import pyarrow.parquet as pq
 
     try:
@@ -148,7 +149,7 @@ def _read(path: Path, kind: str, tree: str | None, columns: list[str]):
 
 
 def _tree(path: Path, name: str | None):
-    uproot = _need("uproot", "ROOT files")
+    uproot = optional("uproot", "reading ROOT files")
     try:
         file = uproot.open(path)
     except Exception as err:  # uproot raises ValueError, OSError or its own errors for a file that is not ROOT
