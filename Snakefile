@@ -16,6 +16,12 @@ configfile: "config/config.yaml"
 validate(config, source=", ".join(map(str, workflow.configfiles)) or "config")
 SETTINGS = ScanSettings.from_config(config)
 
+# an Apptainer image for every rule's script (cluster.container); used only with
+# --software-deployment-method apptainer (profiles/slurm-apptainer), docs/cluster.md
+if SETTINGS.cluster.container:
+
+    container: SETTINGS.cluster.container
+
 
 include: "workflow/rules/common.smk"
 

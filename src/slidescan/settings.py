@@ -138,6 +138,7 @@ class ClusterSettings(Settings):
     gpu_runtime: int
     gpus: int
     gpu_mem_mb: int
+    container: str  # an Apptainer image for every job's script ("": none); the Snakefile's `container:`
 
 
 @dataclass(frozen=True)
