@@ -1,5 +1,7 @@
 """Site settings for SLURM: from the config's `cluster` section, overridden by the environment."""
 
+import pytest
+
 from slidescan.cluster import job_limits, site_settings, slurm_resources
 from slidescan.settings import ClusterSettings
 
@@ -43,3 +45,14 @@ def test_time_and_memory_grow_with_the_attempt():
     assert "gpu" not in slurm_resources(ClusterSettings.from_config({"gpus": 0}), gpu=True, environ={})
     cpu = job_limits(NOTHING, gpu=False)
     assert (cpu["runtime"](None, 2), cpu["mem_mb"](None, 2), cpu["disk_mb"]) == (60, 8000, 1000)
+
+
+def test_gpu_shards_ask_for_a_share_of_one_gpu_instead_of_whole_gpus():
+    """gpu_shards: small jobs share a GPU through Slurm's gres/shard (--gres=shard:N), CPU jobs ask for none."""
+    shared = ClusterSettings.from_config({"gpu_shards": 2})
+    gpu = slurm_resources(shared, gpu=True, environ={})
+    assert gpu["gres"] == "shard:2" and "gpu" not in gpu
+    assert "gres" not in slurm_resources(shared, gpu=False, environ={})
+    assert slurm_resources(ClusterSettings.from_config({"gpus": 4}), gpu=True, environ={})["gpu"] == 4
+    with pytest.raises(ValueError, match=r"^cluster: gpu_shards \(1\) asks for a share of one GPU, but gpus is 2"):
+        slurm_resources(ClusterSettings.from_config({"gpus": 2, "gpu_shards": 1}), gpu=True, environ={})

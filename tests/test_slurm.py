@@ -20,8 +20,11 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
 SCAN = {**TINY, "scan": "slurm", "injections": [400], "methods": ["cwola-nn"]}
 # short status checks, so the test does not wait 40 s before the first sacct
-FAST_POLL = ["--slurm-init-seconds-before-status-checks", "1"]
+# (and lift the profile's cap of one status query per 10 s)
+FAST_POLL = ["--slurm-init-seconds-before-status-checks", "1", "--max-status-checks-per-second", "10"]
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: .*?/slurm_logs/rule_(\w+?)/(?:([^/]+)/)?\d+\.log\)")
+ARRAY = re.compile(r"Submitted array job with Snakemake IDs ([\d,]+) and SLURM job ID (\d+)\. The individual task IDs are 1-\d+")
+JOB_BLOCK = re.compile(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", re.M)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +47,22 @@ def snakemake_slurm(workdir: Path, *args: str, env: dict | None = None) -> subpr
 
 
 def submitted_jobs(output: str) -> list[tuple[str, str, str]]:
-    """(rule, wildcards, SLURM job id) of every job the run submitted to SLURM."""
-    return [(m.group(2), m.group(3) or "", m.group(1)) for m in SUBMITTED.finditer(output)]
+    """(rule, wildcards, SLURM job id) of every job the run submitted to SLURM; an array's task is
+    ``<array id>_<task>``, its rule and wildcards read from Snakemake's job block."""
+    jobs = [(m.group(2), m.group(3) or "", m.group(1)) for m in SUBMITTED.finditer(output)]
+    blocks = {}
+    for block in JOB_BLOCK.finditer(output):
+        fields = dict(re.findall(r"^    (\w+): (.*)$", block.group(2), re.M))
+        values = "_".join(v.split("=", 1)[1] for v in fields.get("wildcards", "").split(", ") if v)
+        blocks[fields["jobid"]] = (block.group(1), values)
+    for array in ARRAY.finditer(output):
+        for task, snakemake_id in enumerate(array.group(1).split(","), 1):
+            jobs.append((*blocks[snakemake_id], f"{array.group(2)}_{task}"))
+    return jobs
+
+
+def array_submissions(output: str) -> int:
+    return len(ARRAY.findall(output))
 
 
 def local_jobs(output: str) -> list[str]:
@@ -75,6 +92,7 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
     # (both windows in one job) waits for the failed one
     assert sorted(rule for rule, _, _ in jobs) == sorted(["prepare_data", "inject", "split", "split", "train",
                                                           "train"]), jobs
+    assert array_submissions(output) == 1  # the two splits went as one job array (profiles/slurm)
     states = sacct_states([job_id for _, _, job_id in jobs])
     placed = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Partition,QOS", "-j",
                              ",".join(job_id for _, _, job_id in jobs)], capture_output=True, text=True).stdout
@@ -136,8 +154,21 @@ def wait_for(what: str, test, seconds: float, process: subprocess.Popen | None =
     pytest.fail(f"timed out after {seconds} s waiting for {what}")
 
 
-def test_slurm_preempted_fold_resumes_from_its_checkpoint(cluster, tmp_path):
-    """scancel a training job in the middle of its epochs: the retry continues from the last checkpoint."""
+def epochs_in(log: Path) -> int:
+    return len(re.findall(r"^epoch \d+/60", log.read_text(), re.M)) if log.exists() else 0
+
+
+def sacct_runs(job_id: str) -> list[tuple[str, str, str]]:
+    """(state, start, end) of every run of a job, requeued runs included (``sacct -D``)."""
+    out = subprocess.run(["sacct", "-n", "-X", "-D", "-P", "-o", "State,Start,End", "-j", job_id],
+                         capture_output=True, text=True, check=True).stdout
+    return [tuple(line.split("|")) for line in out.splitlines() if line]
+
+
+def test_slurm_preempted_fold_is_requeued_once_and_a_cancelled_one_retried(cluster, tmp_path):
+    """A training job preempted by a higher-priority partition is requeued by SLURM under the same job id
+    and resumes from its checkpoint, without a second submission by Snakemake (no copy runs beside
+    it); the same job, scancel'ed later, is resubmitted by Snakemake's retry and resumes again."""
     workdir = make_workdir(tmp_path, PREEMPT)
     results = workdir / "results" / "preempt"
     fold_log = results / "logs/train/w00/cwola-nn/inj400_seed1/fold0.log"
@@ -146,18 +177,23 @@ def test_slurm_preempted_fold_resumes_from_its_checkpoint(cluster, tmp_path):
         run = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", *FAST_POLL],
                                cwd=workdir, stdout=out, stderr=subprocess.STDOUT, text=True)
         try:
-            def training_job():
-                found = [j for r, wc, j in submitted_jobs(output_path.read_text())
-                         if r == "train" and wc == "w00_cwola-nn_400"]
-                return found[0] if found else None
+            def training_jobs():
+                return [j for r, wc, j in submitted_jobs(output_path.read_text())
+                        if r == "train" and wc == "w00_cwola-nn_400"]
 
-            job_id = wait_for("the fold's SLURM job", training_job, 300, run)
-
-            def epochs_logged():
-                n = len(re.findall(r"^epoch \d+/60", fold_log.read_text(), re.M)) if fold_log.exists() else 0
-                return n if n >= 5 else None
-
-            epochs_seen = wait_for("5 finished epochs", epochs_logged, 300, run)
+            job_id = wait_for("the fold's SLURM job", lambda: training_jobs() and training_jobs()[0], 300, run)
+            wait_for("5 finished epochs", lambda: epochs_in(fold_log) >= 5, 300, run)
+            # a job of the higher-priority partition that needs the whole node preempts the training job
+            urgent = subprocess.run(["sbatch", "--parsable", "-p", "urgent", "--exclusive", "-t", "2",
+                                     "-o", str(tmp_path / "urgent.out"), "--wrap", "sleep 2"],
+                                    capture_output=True, text=True, check=True).stdout.strip()
+            wait_for("the preemption", lambda: [r for r in sacct_runs(job_id) if r[0] == "PREEMPTED"], 120, run)
+            preempted_at = epochs_in(fold_log)
+            # SLURM holds a requeued job back for about two minutes (its begin time); release it now
+            wait_for("the preemptor to end", lambda: sacct_states([urgent]).get(urgent) == "COMPLETED", 120, run)
+            subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True)
+            wait_for("the requeued run to train on", lambda: fold_log.read_text().count("=== attempt ") == 2
+                     and epochs_in(fold_log) >= preempted_at + 3, 300, run)
             subprocess.run(["scancel", job_id], check=True)
             rc = run.wait(timeout=600)
         finally:
@@ -166,28 +202,36 @@ def test_slurm_preempted_fold_resumes_from_its_checkpoint(cluster, tmp_path):
                 run.wait(timeout=120)
     output = output_path.read_text()
     assert rc == 0, output[-3000:]
-    attempts = [j for r, wc, j in submitted_jobs(output) if r == "train" and wc == "w00_cwola-nn_400"]
-    assert len(attempts) == 2, attempts
-    states = sacct_states(attempts)
-    assert states[attempts[0]].startswith("CANCELLED") and states[attempts[1]] == "COMPLETED", states
-    # the fold's log keeps both attempts: the epochs before the kill, then where the retry resumed
+    attempts = training_jobs()
+    # the preemption cost no submission: SLURM ran the same job again; the scancel cost one (the retry)
+    assert len(attempts) == 2 and attempts[0] == job_id, attempts
+    runs = sacct_runs(job_id)
+    assert [state for state, _, _ in runs] == ["PREEMPTED", "CANCELLED by 0"], runs
+    assert runs[0][2] <= runs[1][1], f"the requeued run started before the preempted one ended: {runs}"
+    assert sacct_states([attempts[1]])[attempts[1]] == "COMPLETED"
+    # the fold's log keeps all three runs; each later one resumed where the one before had stopped
     log = fold_log.read_text()
-    assert log.count("=== attempt ") == 2
-    first, retry = log.rsplit("=== attempt ", 1)
-    assert [int(e) for e in re.findall(r"^epoch (\d+)/60", first, re.M)][:epochs_seen] == list(range(1, epochs_seen + 1))
-    resumed_after = int(re.search(r"^resumed from checkpoint \S+ after epoch (\d+)$", retry, re.M).group(1))
-    epochs_after = [int(e) for e in re.findall(r"^epoch (\d+)/60", retry, re.M)]
-    # every epoch that had finished at the kill is kept, bar at most the last one (logged, killed before its
-    # checkpoint was written); the retry runs only the remaining epochs
-    assert resumed_after >= epochs_seen - 1
-    assert epochs_after == list(range(resumed_after + 1, 61))
+    runs_logged = log.split("=== attempt ")[1:]
+    assert len(runs_logged) == 3, log
+    last_epoch = 0
+    for number, text in enumerate(runs_logged):
+        epochs = [int(e) for e in re.findall(r"^epoch (\d+)/60", text, re.M)]
+        if number:
+            resumed = int(re.search(r"^resumed from checkpoint \S+ after epoch (\d+)$", text, re.M).group(1))
+            # the epoch logged last may have been killed before its checkpoint was written
+            assert last_epoch - 1 <= resumed <= last_epoch, (number, resumed, last_epoch)
+            assert epochs[0] == resumed + 1, (number, epochs[:3])
+        assert epochs == list(range(epochs[0], epochs[0] + len(epochs))), epochs
+        last_epoch = epochs[-1]
+    assert last_epoch == 60
     assert (results / "pvalue_scan.csv").exists()
-    print(f"preemption test: scancel after {epochs_seen} logged epochs; the retry resumed after epoch "
-          f"{resumed_after} and ran the other {len(epochs_after)} of 60")
+    print(f"preemption test: preempted after {preempted_at} logged epochs, requeued as the same job {job_id} "
+          f"and resumed; scancel'ed, retried as job {attempts[1]}, resumed and finished epoch 60")
 
 
 def test_launch_runs_the_head_as_a_slurm_job_and_status_sees_it(cluster, tmp_path):
-    workdir = make_workdir(tmp_path, {**SCAN, "scan": "launched"})
+    # its training jobs share a GPU: a shard each (Slurm's gres/shard) instead of a whole GPU
+    workdir = make_workdir(tmp_path, {**SCAN, "scan": "launched", "cluster": {"gpu_shards": 1}})
     cli = [sys.executable, "-m", "slidescan.cli"]
     launched = subprocess.run([*cli, "launch", "--cpus", "1", "--mem-gb", "2", "--", *FAST_POLL], cwd=workdir,
                               capture_output=True, text=True, timeout=120)
@@ -206,5 +250,10 @@ def test_launch_runs_the_head_as_a_slurm_job_and_status_sees_it(cluster, tmp_pat
                      and s, 600)
     assert f"head job {job_id}" in final and ": COMPLETED" in final, final + log.read_text()[-3000:]
     assert "4 training folds: 4 done, 0 failed" in final
-    assert "Finished jobid: 0 (Rule: all)" in log.read_text()
+    head_log = log.read_text()
+    assert "Finished jobid: 0 (Rule: all)" in head_log
     assert (workdir / "results/launched/report.html").exists()
+    trained = [job_id for rule, _, job_id in submitted_jobs(head_log) if rule == "train"]
+    allocated = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "AllocTRES", "-j", ",".join(trained)],
+                               capture_output=True, text=True, check=True).stdout.split()
+    assert len(trained) == 2 and all("gres/shard=1" in tres and "gres/gpu" not in tres for tres in allocated), allocated

@@ -10,7 +10,8 @@ What a faithful test cluster needs (each learned the hard way):
   without accounting ``sacct`` fails and Snakemake never sees a job finish;
 - the config in /etc/slurm: the job-step plugin drops ``SLURM_CONF`` inside jobs;
 - fake GPUs whose ``File=`` entries are character devices (symlinks to /dev/null), so ``--gpus=1``
-  is scheduled and sets ``CUDA_VISIBLE_DEVICES``;
+  is scheduled and sets ``CUDA_VISIBLE_DEVICES``, each split into shards (gres/shard) for jobs that share a GPU;
+- a higher-priority partition (``urgent``) whose jobs preempt and requeue those of ``debug``, to test preemption;
 - ``EnforcePartLimits=ALL``: a job asking for more than the node is refused at submission instead of
   pending forever; ``MinJobAge=300`` keeps finished jobs visible to ``squeue`` for a while.
 Idempotent: a running cluster with this configuration is left alone.
@@ -33,7 +34,9 @@ RUN = Path("/run/slidescan-slurm")
 LOG = Path("/var/log/slidescan-slurm")
 DB_PORT = 3309
 FAKE_GPUS = 2
+SHARDS = 4  # gres/shard per fake GPU: jobs asking --gres=shard:N share a GPU
 PARTITION = "debug"
+URGENT = "urgent"  # a higher-priority partition whose jobs preempt (requeue) those of PARTITION
 
 
 def sh(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -108,13 +111,16 @@ ReturnToService=2
 MinJobAge=300
 KillWait=10
 MailProg=/bin/true
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
-AccountingStorageTRES=gres/gpu
+AccountingStorageTRES=gres/gpu,gres/shard
 JobAcctGatherType=jobacct_gather/linux
-GresTypes=gpu
-NodeName={host} NodeAddr=127.0.0.1 {hardware} Gres=gpu:{FAKE_GPUS} State=UNKNOWN
-PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+GresTypes=gpu,shard
+NodeName={host} NodeAddr=127.0.0.1 {hardware} Gres=gpu:{FAKE_GPUS},shard:{FAKE_GPUS * SHARDS} State=UNKNOWN
+PartitionName={PARTITION} Nodes=ALL Default=YES MaxTime=INFINITE State=UP PriorityTier=1
+PartitionName={URGENT} Nodes=ALL MaxTime=INFINITE State=UP PriorityTier=10 PreemptMode=OFF
 """
 
 
@@ -215,8 +221,9 @@ def start() -> None:
         if not link.is_symlink():
             link.symlink_to("/dev/null")
     changed = write(ETC / "slurm.conf", slurm_conf(host, hardware))
-    changed |= write(ETC / "gres.conf", f"AutoDetect=off\nNodeName={host} Name=gpu "
-                                       f"File={STATE}/gpu/nvidia[0-{FAKE_GPUS - 1}]\n")
+    gpus = f"File={STATE}/gpu/nvidia[0-{FAKE_GPUS - 1}]"
+    changed |= write(ETC / "gres.conf", f"AutoDetect=off\nNodeName={host} Name=gpu {gpus}\n"
+                                       f"NodeName={host} Name=shard Count={FAKE_GPUS * SHARDS} {gpus}\n")
     if changed:
         stop_daemon(RUN / "slurmd.pid")
         stop_daemon(RUN / "slurmctld.pid")

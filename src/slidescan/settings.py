@@ -137,6 +137,7 @@ class ClusterSettings(Settings):
     mem_mb: int
     gpu_runtime: int
     gpus: int
+    gpu_shards: int  # > 0: a share of one GPU (Slurm's gres/shard) instead of `gpus` whole GPUs
     gpu_mem_mb: int
     container: str  # an Apptainer image for every job's script ("": none); the Snakefile's `container:`
 

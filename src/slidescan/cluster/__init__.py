@@ -53,11 +53,18 @@ def job_limits(cluster, gpu: bool = False) -> dict:
 
 def slurm_resources(cluster, gpu: bool = False, environ: dict | None = None) -> dict:
     """Resources for a rule's jobs (``cluster``: the scan's ``ClusterSettings``); GPU jobs ask for
-    ``cluster.gpus`` GPUs (Snakemake's ``gpu`` resource, the plugin's ``--gpus``) and go to
-    ``gpu_partition`` when one is set."""
+    ``cluster.gpus`` GPUs (Snakemake's ``gpu`` resource, the plugin's ``--gpus``), or with
+    ``cluster.gpu_shards`` for that many shards of one GPU (``--gres=shard:N``: jobs too small to
+    fill a GPU share one, where the site has set up Slurm's gres/shard), and go to ``gpu_partition``
+    when one is set."""
     settings = site_settings(cluster, environ)
     resources = job_limits(cluster, gpu)
-    if gpu and cluster.gpus:
+    if gpu and cluster.gpu_shards:
+        if cluster.gpus > 1:
+            raise ValueError(f"cluster: gpu_shards ({cluster.gpu_shards}) asks for a share of one GPU, but gpus is "
+                             f"{cluster.gpus}; set one of them (gpus: 1 with gpu_shards, or gpu_shards: 0)")
+        resources["gres"] = f"shard:{int(cluster.gpu_shards)}"
+    elif gpu and cluster.gpus:
         resources["gpu"] = int(cluster.gpus)
     if "account" in settings:
         resources["slurm_account"] = settings["account"]
