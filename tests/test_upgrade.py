@@ -1,26 +1,36 @@
 """Upgrade safety: a scan made before the method layer (slidescan 0.1, commit f524167) is not retrained.
 
-The digests below were computed by that version for the same tiny inputs. A finished fold is kept
-when its fingerprint is unchanged, and a flow resumes (zero epochs) from a checkpoint whose
-fingerprint is unchanged; so if these still agree, rerunning an old scan trains nothing (measured
-too: the tiny workflow scan of 0.1, rerun by 0.2, kept all 24 folds and trained 0 flow epochs).
-The CATHODE folds' full fingerprints hash the flow's samples, which depend on the machine's
-floating point, so only their settings part is pinned here.
+The digests below were computed by slidescan 0.1 itself (its ``pipeline.split_window``, ``fit_flow``
+and ``train_folds``, with this CONFIG) from the input files shipped in ``tests/data/upgrade``: the
+events and the injected pseudo-experiment, made by ``prepare_data`` and ``make_injection`` (0.1 makes
+the same files on the same machine). The inputs are shipped instead of generated because the synthetic
+generator's events differ in their last bits between CPUs (numpy runs float64 ``power``, ``exp`` and
+``log`` with kernels chosen by the CPU, AVX-512 ones where it has them), and every data fingerprint
+hashes them; from the inputs on, each fingerprint is exact: selections by mjj, integer random choices,
+hashes of the events.
+A finished fold is kept when its fingerprint is unchanged, and a flow resumes (zero epochs) from a
+checkpoint whose fingerprint is unchanged; so if these still agree, rerunning an old scan trains
+nothing (measured too: the tiny workflow scan of 0.1, rerun by 0.2, kept all 24 folds and trained 0
+flow epochs). The CATHODE folds' full fingerprints hash the flow's samples, which depend on the
+machine's floating point, so only their settings part is pinned here.
 """
+
+import shutil
+from pathlib import Path
 
 import pytest
 
 from slidescan.io import read_attrs
 from slidescan.layout import Layout, PseudoExperiment
 from slidescan.settings import ScanSettings
-from slidescan.stages.data import make_injection, prepare_data, split_window
+from slidescan.stages.data import split_window
 from slidescan.stages.models import fit_model
 from slidescan.stages.train import train
 
 CONFIG = {
     "scan": "upgrade",
-    "data": {"source": "synthetic", "seed": 11, "synthetic": {"n_background": 20000, "signal_pool": 500,
-                                                              "reference_background": 20000, "reference_signal": 1000}},
+    "data": {"source": "synthetic", "seed": 11, "synthetic": {"n_background": 8000, "signal_pool": 200,
+                                                              "reference_background": 6000, "reference_signal": 200}},
     "injections": [100], "seeds": [1], "folds": {"k": 2},
     "windows": {"spacing": "linear", "first_sr_lo": 3.3, "last_sr_lo": 3.3, "sr_width": 0.4, "step": 0.2,
                 "sb_width": 0.6},
@@ -31,18 +41,20 @@ CONFIG = {
                    "bdt": {"members": 1, "max_iter": 5}},
 }
 OLD = {
-    "flow": "c61bd660234914c46bd43323ca746ad4320c6736a9ce2b1565f97deb029f0811",
-    "cwola-nn": [("efcdacb64b7cf04b4ace6b6d9ab92245749f7f2a897e550d7d48ec9d371cc626",
+    "flow": "d26cf0a0b0afd66de0eb706b5f8db14579ab1db95fff0fb921574f32fdd49d3c",
+    "cwola-nn": [("45f28b47a987567664698724eb8b5f42e601c9529088a12acb8938bfea001baf",
                   "736190a001578cf8d57f28dd9bd6866c5dce9bb24ae54b2897be29bd5ba528c1"),
-                 ("4c08a857b8b4e89b1d22b4ed725c3f88fbdd8900a0db49033adc69066499a17d",
+                 ("3fb0873b6e8ca57e832ff296431ec44422953854c1b4b205bc71bb2e185d25df",
                   "4bf184730fc7a5c920fd80180701fb26e19cc1373a39f781010382cb00dc879a")],
-    "idealized-bdt": [("c8fa3a0048148bb6c61e2b58071f7aabd4e32fb73808030e772b5483a09db489",
+    "idealized-bdt": [("a458da0e9d82c616e27531df0f59de3be4a958eb62bc2853509e92b0bea00eb2",
                        "29d3c6ac6a2ee1d869897929c840456b7e52f5d1b8b5f67540200976a9c0caf2"),
-                      ("6495c05797b87a1848715f372c67b7678f8f7ea5ba181b41535a1bb6cee8fb3e",
+                      ("82ff253bc8039609959e88a81e460f6821ab5ee897e8e40838fa4eaa5616d434",
                        "05d8bcefcf76aef08dabc7cab3ef180d9f29d4bf50473fb4c2beabc215e07896")],
 }
 OLD_CATHODE_SETTINGS = ["8e631a9a23331dbedb94e6d6293478d083928ec2a7ea166b21b094e1f7ec6842",
                         "7db295a249e49d40540e3ffe2e73953f06f06e8ad9b1a2e725fe406426d769af"]
+# made by prepare_data and make_injection with CONFIG (tests/data/upgrade/README.md)
+INPUTS = Path(__file__).parent / "data" / "upgrade"
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +62,9 @@ def scan(tmp_path_factory):
     settings = ScanSettings.from_config(CONFIG)
     layout = Layout(tmp_path_factory.mktemp("upgrade"))
     e = PseudoExperiment(100, 1)
-    prepare_data(settings, layout.events())
-    make_injection(settings, layout.events(), e, layout.injected(e))
+    for source, target in ((INPUTS / "events.h5", layout.events()), (INPUTS / f"{e.tag}.h5", layout.injected(e))):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
     split_window(settings, layout.injected(e), layout.events(), "w00", layout.split("w00", e))
     fit_model(settings, layout, "sideband_flow", "w00", e, log=lambda s: None)
     for method in CONFIG["methods"]:
