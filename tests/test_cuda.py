@@ -2,7 +2,8 @@
 from a captured CUDA graph computes what the eager step computes.
 
 These need an NVIDIA GPU; CI has none, so they skip there with that reason. They were run on an
-H100 (docs/benchmarks.md, "Training on a GPU"), except the batched flows' test, added without a GPU at hand.
+H100 (docs/benchmarks.md, "Training on a GPU"), except the batched flows' test and the tests of several GPUs in
+one job (and of one GPU named twice), added without a GPU at hand; those of two GPUs skip on a machine with one.
 """
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from slidescan.density.flows import FlowSettings, train_flow
+from slidescan.io import read_table
 from slidescan.backends.nn.engine import NNSettings, train_ensemble
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
@@ -99,3 +101,91 @@ def test_batched_flows_on_the_gpu_equal_each_flow_alone_graphed_or_eager():
         for i, (x, m) in enumerate(data):
             alone = train_flow(x, m, settings, 20 + i, log=lambda _: None)
             np.testing.assert_allclose(together[i].history["val_loss"], alone.history["val_loss"], rtol=1e-4)
+
+
+# --- several GPUs in one job (slidescan.devices): one batched model per GPU, all at once ---
+# The stage-level checks reuse the data of tests/test_multigpu.py, which runs the same path on two CPU "devices".
+
+from test_multigpu import SEEDS, UNITS, FEATURES, FLOW, linked, settings as scan_on, splits  # noqa: E402,F401
+
+two_gpus = pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+GPU0, GPU1, ALL = "cuda:0", "cuda:1", "auto"
+
+
+@two_gpus
+def test_a_member_is_the_same_network_on_either_gpu():
+    x, y = separable(seed=7)
+    on = {d: train_ensemble(x, y, None, nn_settings(device=d), [5, 7, 9], log=lambda _: None) for d in (GPU0, GPU1)}
+    assert on[GPU1].snapshots[0][0][0].device == torch.device(GPU1)
+    np.testing.assert_allclose(on[GPU0].predict(x, per_member=True), on[GPU1].predict(x, per_member=True), atol=1e-5)
+
+
+def _cwola(layout, scan, lines):
+    from slidescan.stages.train import train
+
+    train(scan, layout, "w00", "cwola-nn", 300, log=lines.append)
+    return [read_table(layout.fold("w00", "cwola-nn", e, f), "scores")["score"].to_numpy() for e in SEEDS
+            for f in range(3)]
+
+
+def _models_on(lines: list[str]) -> list[str]:
+    return [line.split(": ")[0].rsplit(" on ", 1)[1] for line in lines if line.startswith("model ")]
+
+
+@two_gpus
+def test_a_train_job_on_two_gpus_trains_a_model_on_each_and_equals_one_gpu(splits, tmp_path):
+    one, lines = _cwola(linked(splits, tmp_path / "one"), scan_on(GPU0, "nn"), []), []
+    both = _cwola(linked(splits, tmp_path / "both"), scan_on(ALL, "nn"), lines)
+    assert sorted(_models_on(lines)) == [GPU0, GPU1]  # `auto` is every visible GPU
+    for a, b in zip(both, one):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+@two_gpus
+def test_a_flow_job_on_two_gpus_gives_each_unit_its_one_gpu_flow_graphed(splits, tmp_path, monkeypatch):
+    from slidescan.stages.models import fit_models
+
+    monkeypatch.setattr("slidescan.plots.flow_closure", lambda *a, **k: None)
+    one, both, lines = linked(splits, tmp_path / "one"), linked(splits, tmp_path / "both"), []
+    fit_models(scan_on(GPU0, "flow"), one, "sideband_flow", UNITS, log=lambda s: None)
+    fit_models(scan_on(ALL, "flow"), both, "sideband_flow", UNITS, log=lines.append)
+    assert sorted(_models_on(lines)) == [GPU0, GPU1]
+    for w, e in UNITS:
+        a, b = (read_table(x.model(FLOW, w, e), "samples") for x in (both, one))
+        np.testing.assert_allclose(a[FEATURES], b[FEATURES], atol=5e-3)
+
+
+@two_gpus
+def test_anode_folds_on_two_gpus_share_the_sideband_flow_and_equal_one_gpu(splits, tmp_path, monkeypatch):
+    _anode_on(splits, tmp_path, monkeypatch, ALL, [GPU0, GPU1])
+
+
+def test_two_models_at_once_on_one_gpu_equal_the_serial_job(splits, tmp_path, monkeypatch):
+    """A GPU named twice takes two models at once (two threads, two streams, captures one at a time)."""
+    _anode_on(splits, tmp_path, monkeypatch, f"{GPU0},{GPU0}", [GPU0, GPU0])
+    one, lines = _cwola(linked(splits, tmp_path / "nn1"), scan_on(GPU0, "nn"), []), []
+    for a, b in zip(_cwola(linked(splits, tmp_path / "nn2"), scan_on(f"{GPU0},{GPU0}", "nn"), lines), one):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+    assert _models_on(lines) == [GPU0, GPU0]
+
+
+def _anode_on(splits, tmp_path, monkeypatch, device, expected):
+    from slidescan.settings import ScanSettings
+    from slidescan.stages.models import fit_models
+    from slidescan.stages.train import train
+    from test_multigpu import CONFIG
+
+    monkeypatch.setattr("slidescan.plots.flow_closure", lambda *a, **k: None)
+    flows = linked(splits, tmp_path / "flows")
+    fit_models(scan_on(GPU0, "flow"), flows, "sideband_flow", [("w00", SEEDS[0])], log=lambda s: None)
+    anode = {"transforms": 2, "hidden": [16], "epochs": 2, "batch_size": 256, "learning_rate": 0.003, "n_best": 1}
+    scores, lines = {}, []
+    for name, dev in (("one", GPU0), ("many", device)):
+        layout = linked(flows, tmp_path / name)
+        scan = ScanSettings.from_config({**CONFIG, "methods": ["anode"], "anode": {**anode, "device": dev}})
+        train(scan, layout, "w00", "anode", 300, seeds=[1], log=(lines.append if name == "many" else print))
+        scores[name] = [read_table(layout.fold("w00", "anode", SEEDS[0], f), "scores")["score"].to_numpy()
+                        for f in range(3)]
+    assert sorted(_models_on(lines)) == sorted(expected)
+    for a, b in zip(scores["many"], scores["one"]):
+        np.testing.assert_allclose(a, b, atol=1e-3)

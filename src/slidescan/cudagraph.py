@@ -12,11 +12,13 @@ and replayed steps share its state on the device.
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 import torch
 
 WARMUP_STEPS = 3
+_CAPTURE = threading.Lock()
 
 
 class GraphedStep:
@@ -53,7 +55,11 @@ class GraphedStep:
             return loss
         self.static_idx = idx.clone()
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # a job with several devices trains one model per device in threads (slidescan.devices): one capture at a
+        # time in the process, on a stream of the model's device (torch.cuda.graph's default capture stream is one
+        # for the whole process); thread_local, so another thread may allocate or synchronise meanwhile
+        with _CAPTURE, torch.cuda.graph(self.graph, stream=torch.cuda.Stream(idx.device),
+                                        capture_error_mode="thread_local"):
             self.static_loss = self.step(self.static_idx)
         self.graph.replay()  # the capture recorded the step without running it
         return self.static_loss

@@ -29,7 +29,7 @@ from .. import checkpoint as ckpt
 from .. import joblog
 from ..backends.nn.ensemble import member_generator
 from ..cudagraph import GraphedStep, use_graphs
-from ..devices import resolve_device
+from ..devices import GLOBAL_RNG, resolve_device
 from ..io import content_hash
 from ..settings import EXECUTION_ONLY
 from .flows import Preprocessor, TrainedFlow, build_flow
@@ -115,9 +115,10 @@ def train_flows(tasks: list[FlowTask], settings) -> list[TrainedFlow]:
         for i, m in enumerate(members):
             m.task.log(joblog.batch(n_members, n_members, f"{m.task.what} {i + 1} of {n_members}", unit="flows"))
     modules = []
-    for m in members:  # each member initialised from its own seed, as train_flow initialises it
-        torch.manual_seed(int(m.task.seed) % (2**63))
-        modules.append(_LogProb(build_flow(m.z.shape[1], settings)))
+    with GLOBAL_RNG:  # another device's thread may seed torch's global generator too
+        for m in members:  # each member initialised from its own seed, as train_flow initialises it
+            torch.manual_seed(int(m.task.seed) % (2**63))
+            modules.append(_LogProb(build_flow(m.z.shape[1], settings)))
     base = modules[0]
     names = [n for n, _ in base.named_parameters()]
     params = [torch.stack([dict(mod.named_parameters())[n].detach() for mod in modules]).to(device).requires_grad_()

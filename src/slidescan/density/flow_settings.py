@@ -20,7 +20,7 @@ FLOW_TRAINING_SCHEMA = """
 """
 FLOW_EXECUTION_SCHEMA = """
   cuda_graphs: {type: boolean, default: true, description: "on CUDA, replay each training step as one captured CUDA graph"}
-  device: {type: string, default: auto, description: "auto, cpu, cuda or cuda:N"}
+  device: {type: string, default: auto, description: "auto (every visible GPU, else the CPU), cpu, cuda (every visible GPU), cuda:N, or a comma-separated list (cuda:0,cuda:2); a job with several devices trains one batched model per device at once (docs/cluster.md)"}
   threads: {type: integer, minimum: 1, default: 1}
 """
 PUBLISHED = {"transforms": 15, "hidden": [128], "epochs": 100, "batch_size": 256, "learning_rate": 0.0001, "n_best": 10}

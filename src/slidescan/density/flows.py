@@ -25,7 +25,7 @@ from .. import checkpoint as ckpt
 from .. import joblog
 from ..backends.nn.ensemble import member_generator
 from ..cudagraph import GraphedStep, adam, keep_rate_on_device, set_learning_rate, use_graphs
-from ..devices import resolve_device
+from ..devices import GLOBAL_RNG, resolve_device
 from ..io import content_hash
 from ..settings import EXECUTION_ONLY
 from .flow_settings import FlowSettings
@@ -80,7 +80,9 @@ class Preprocessor:
 def build_flow(n_features: int, settings: FlowSettings) -> torch.nn.Module:
     import zuko
 
-    flow = zuko.flows.MAF(n_features, 1, transforms=settings.transforms, hidden_features=list(settings.hidden))
+    # its random init draws from torch's global generator: never inside another device thread's seeded section
+    with GLOBAL_RNG:
+        flow = zuko.flows.MAF(n_features, 1, transforms=settings.transforms, hidden_features=list(settings.hidden))
     # Start every transform with scale 1 (zero the scale outputs of each MADE; the shifts keep their random
     # init, so gradients flow from the first step). zuko's random init lets each affine layer scale by up
     # to e^6.9: stacked 15 deep (the published setting), some ordinary events started at an NLL of 1e27
@@ -147,7 +149,8 @@ class TrainedFlow:
         mjj = np.asarray(mjj, float)
         c = torch.as_tensor(self.pre.condition(mjj), dtype=torch.float32, device=self.device)
         z = torch.empty(len(mjj), len(self.pre.lo), device=self.device)
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        # GLOBAL_RNG: another device's thread of the job may seed torch's global generators too
+        with GLOBAL_RNG, torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(int(seed) % (2**63))
             for i, flow in enumerate(self.flows):
                 rows = torch.arange(i, len(mjj), len(self.flows), device=self.device)
@@ -237,8 +240,9 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
         b = torch.as_tensor(np.asarray(background, float) - pre.log_jacobian(x), dtype=torch.float32, device=device)
         b_train, b_val = b[train_idx], b[val_idx]
 
-    torch.manual_seed(int(seed) % (2**63))
-    flow = build_flow(x.shape[1], settings).to(device)
+    with GLOBAL_RNG:  # another device's thread of the job may seed torch's global generator too
+        torch.manual_seed(int(seed) % (2**63))
+        flow = build_flow(x.shape[1], settings).to(device)
     params = list(flow.parameters())
     if mixture:
         logit_w = torch.nn.Parameter(torch.tensor(math.log(signal_fraction / (1 - signal_fraction)), device=device))

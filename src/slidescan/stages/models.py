@@ -45,11 +45,13 @@ def fit_models(settings: ScanSettings, layout: Layout, name: str, units: list[tu
         except Exception as err:
             unit_log(traceback.format_exc().rstrip())
             failed[(window, experiment)] = f"{type(err).__name__}: {err}"
-    if model.fit_many is not None and len(contexts) > 1:
-        device = getattr(configured.settings, "device", "cpu")
-        from ..devices import resolve_device
+    devices = _devices(configured.settings) if model.fit_many is not None and len(contexts) > 1 else []
+    if len(devices) > 1:
+        contexts, results = _fit_on_devices(settings, model, contexts, devices, failed, log)
+    elif devices:
+        import torch
 
-        cap = settings.packing.members_per_model(resolve_device(device).type, settings.packing.model_members)
+        cap = settings.packing.members_per_model(torch.device(devices[0]).type, settings.packing.model_members)
         log(f"{len(contexts)} {name} units as batched models of at most {cap or len(contexts)} members")
         try:
             results = model.fit_many(contexts, cap)
@@ -79,6 +81,59 @@ def fit_models(settings: ScanSettings, layout: Layout, name: str, units: list[tu
         listing = "; ".join(f"{w} {e}: {reason}" for (w, e), reason in failed.items())
         raise RuntimeError(f"{len(failed)} of {len(units)} {name} units failed ({listing}). The others are written; "
                            "a rerun resumes them from their checkpoints")
+
+
+def _devices(model_settings) -> list[str]:
+    """The devices a model's ``device`` setting names (a model without one: the CPU)."""
+    from ..devices import device_names
+
+    setting = getattr(model_settings, "device", None)
+    return device_names(setting) if isinstance(setting, str) else ["cpu"]
+
+
+def _fit_on_devices(settings: ScanSettings, model, contexts: list[ModelContext], devices: list[str], failed: dict,
+                    log: Callable[[str], None]) -> tuple[list[ModelContext], list]:
+    """The units as batched models spread over several devices (``devices.split_models``, ``assign_devices``:
+    balanced by units x window events), each device training one model at a time, all devices at once. A model
+    that fails fails its units; the others are kept. Returns the fitted units' contexts and results, in order."""
+    import dataclasses
+
+    import torch
+
+    from ..devices import assign_devices, describe, run_on_devices, split_models
+
+    cap = settings.packing.members_per_model(torch.device(devices[0]).type, settings.packing.model_members)
+    sizes = split_models([len(contexts)], cap, len(devices))[0]
+    bounds = np.cumsum([0] + sizes)
+    models = [contexts[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    # the events of a unit's window stand for those its flow trains on (sidebands, or the window's simulation)
+    slots = assign_devices([len(m) * max(len(ctx.data) for ctx in m) for m in models], len(devices))
+    log(f"{len(contexts)} {model.name} units as {len(models)} batched models of at most {max(sizes)} members on "
+        f"{len(devices)} devices ({describe(devices)})")
+    done: dict[int, list] = {}
+    work = [[] for _ in devices]
+    for i, (units, slot) in enumerate(zip(models, slots)):
+        device = devices[slot]
+        units = [dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, device=device))
+                 for ctx in units]
+        models[i] = units
+        listing = ", ".join(f"{ctx.window.name} {ctx.experiment}" for ctx in units)
+        log(f"model {i + 1} of {len(models)} on {device}: {len(units)} units ({listing})")
+        for ctx in units:
+            ctx.log(f"trained on {device}, in model {i + 1} of {len(models)} of its job ({len(units)} units)")
+
+        def fit(i=i, units=units) -> None:
+            try:
+                done[i] = model.fit_many(units, len(units))
+            except Exception as err:  # the model failed: every unit of it failed with it
+                for ctx in units:
+                    ctx.log(traceback.format_exc().rstrip())
+                    failed[(ctx.window.name, ctx.experiment)] = f"{type(err).__name__}: {err}"
+
+        work[slot].append(fit)
+    run_on_devices(devices, work)
+    fitted = [(ctx, result) for i in sorted(done) for ctx, result in zip(models[i], done[i])]
+    return [ctx for ctx, _ in fitted], [result for _, result in fitted]
 
 
 def _unit_log(path: Path) -> Callable[[str], None]:

@@ -7,12 +7,15 @@ one model, each the network it would be alone, up to floating-point rounding. A 
 job still trains the others and then fails naming the failed ones, and the rerun keeps every
 finished fold whose data and settings are unchanged (its fingerprint) and trains only the rest.
 The stage is the same for every method: a :class:`methods.MethodRun` says what a fold learns
-from, what it scores and how folds are fitted.
+from, what it scores and how folds are fitted. A job with several devices (``device: auto`` with
+several GPUs, or a list) trains one batched model per device at once (``slidescan.devices``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,7 +169,7 @@ def train(settings: ScanSettings, layout: Layout, window: str, method: str, inje
                 continue
             log(f"{job.name(fold)}: training (log: {job.fold_log(fold)})")
             pending.append((job, fold, identity))
-    failed = _fit_batched(run, pending) if run.batched else _fit_one_by_one(run, pending)
+    failed = _fit_batched(run, pending, log) if run.batched else _fit_one_by_one(run, pending)
     for (job, fold), reason in failed.items():
         log(f"{job.name(fold)}: FAILED: {reason} (traceback in {job.fold_log(fold)})")
     if failed:
@@ -196,8 +199,9 @@ def _fit_one_by_one(run: MethodRun, pending: list) -> dict:
     return failed
 
 
-def _fit_batched(run: MethodRun, pending: list) -> dict:
-    """The pending folds as batched models, one per epoch length (usually one for the whole job).
+def _fit_batched(run: MethodRun, pending: list, log: Callable[[str], None] = print) -> dict:
+    """The pending folds as batched models, one per epoch length (usually one for the whole job), or on
+    several devices at least one per device, each device training one model at a time, all at once.
 
     A fold whose own check fails is left out; when a batched training fails, every fold in it not
     yet written has failed.
@@ -210,20 +214,55 @@ def _fit_batched(run: MethodRun, pending: list) -> dict:
             buckets.setdefault(job.epoch_key, []).append((job, fold, identity))
     if not buckets:
         return failed
-    from ..devices import resolve_device
+    import torch
+
+    from ..devices import describe, device_names, run_on_devices, split_models
 
     settings = pending[0][0].settings
-    cap = settings.packing.members_per_model(resolve_device(getattr(run.settings, "device", "cpu")).type)
-    folds_per_model = max(1, cap // run.members) if cap else None
-    for epoch_key, bucket in buckets.items():
-        # on a CPU, models of at most `packing.cpu_members` members: a fold is the network it is alone anyway
-        size = folds_per_model or len(bucket)
-        for start in range(0, len(bucket), size):
-            _fit_batch(run, bucket[start:start + size], epoch_key, failed)
+    device_setting = getattr(getattr(run, "settings", None), "device", None)
+    devices = device_names(device_setting) if isinstance(device_setting, str) else [None]
+    # on a CPU, models of at most `packing.cpu_members` members: a fold is the network it is alone anyway
+    cap = settings.packing.members_per_model(torch.device(devices[0]).type if devices[0] else "cpu")
+    folds_per_model = max(1, cap // run.members) if cap else 0
+    models = []
+    for (epoch_key, bucket), sizes in zip(buckets.items(), split_models([len(b) for b in buckets.values()],
+                                                                          folds_per_model, len(devices))):
+        for start, size in zip(np.cumsum([0] + sizes[:-1]), sizes):
+            models.append((epoch_key, bucket[start:start + size]))
+    if len(devices) == 1 or len(models) == 1:
+        for epoch_key, batch in models:
+            _fit_batch(run, batch, epoch_key, failed)
+        return failed
+    log(f"{sum(len(batch) for _, batch in models)} folds as {len(models)} batched models on {len(devices)} devices "
+        f"({describe(devices)})")
+    work = [[] for _ in devices]
+    for i, ((epoch_key, batch), slot) in enumerate(zip(models, _placed(run, models, len(devices)))):
+        device = devices[slot]
+        log(f"model {i + 1} of {len(models)} on {device}: {len(batch)} folds, {len(batch) * run.members} members "
+            f"({'; '.join(_folds_by_seed(batch))})")
+        work[slot].append(lambda b=batch, k=epoch_key, d=device: _fit_batch(_on_device(run, d), b, k, failed, d))
+    run_on_devices(devices, work)
     return failed
 
 
-def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: dict) -> None:
+def _placed(run: MethodRun, models: list, n_devices: int) -> list[int]:
+    """The device of each batched model, balanced by its members x events per member-epoch (the epoch length
+    of the nn backend, else the largest training set of its folds)."""
+    from ..devices import assign_devices
+
+    costs = [len(batch) * run.members * (epoch_key or max(len(job.folds[f].train.y) for job, f, _ in batch))
+             for epoch_key, batch in models]
+    return assign_devices(costs, n_devices)
+
+
+def _on_device(run: MethodRun, device: str) -> MethodRun:
+    """The method with its settings' device replaced (an execution setting: no identity changes)."""
+    moved = copy.copy(run)
+    moved.settings = dataclasses.replace(run.settings, device=device)
+    return moved
+
+
+def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: dict, device: str | None = None) -> None:
     """One batched model of folds with the same epoch length; every fold's log gets the shared epoch lines."""
     first = batch[0][0]
     names = [f"s{job.experiment.seed}f{f}" for job, f, _ in batch]
@@ -242,6 +281,8 @@ def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: dict) -> None:
                     f"{'; '.join(_folds_by_seed(batch))}")
             log_all(joblog.batch(len(batch), len(batch) * run.members, what)
                     + (f", {epoch_key} events per member-epoch" if epoch_key is not None else ""))
+            if device is not None:
+                log_all(f"device: {device} (one of the job's devices; the others train other models at once)")
             log_all(joblog.checkpoint(checkpoint))
             for job, f, _ in batch:
                 log_all(f"{job.name(f)}: {run.describe(job.folds[f])}")

@@ -33,7 +33,7 @@ properties:
   n_best: {type: integer, minimum: 0, default: 0, description: "average the n_best lowest-validation-loss epochs; 0 = last epoch"}
   precision: {enum: ["32", 32, "bf16-mixed"], default: "32", description: "bf16-mixed: bf16 autocast of the matmuls (about 2x on an H100 at batch 1024)"}
   cuda_graphs: {type: boolean, default: true, description: "on CUDA, replay each training step as one captured CUDA graph"}
-  device: {type: string, default: auto, description: "auto, cpu, cuda or cuda:N"}
+  device: {type: string, default: auto, description: "auto (every visible GPU, else the CPU), cpu, cuda (every visible GPU), cuda:N, or a comma-separated list (cuda:0,cuda:2); a job with several devices trains one batched model per device at once (docs/cluster.md)"}
   threads: {type: integer, minimum: 1, default: 1}
 """)
 
