@@ -75,8 +75,14 @@ def sacct_states(job_ids: list[str]) -> dict[str, str]:
     return dict(line.split("|")[:2] for line in out.splitlines() if line)
 
 
+# the training jobs get both fake GPUs and drive two batched models at once ("cpu,cpu": a CPU build of torch
+# cannot use the fake GPUs, the bookkeeping is the same)
+TWO_DEVICES = {**SCAN, "cluster": {"gpus": 2},
+               "classifier": {**TINY["classifier"], "nn": {**TINY["classifier"]["nn"], "device": "cpu,cpu"}}}
+
+
 def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
-    workdir = make_workdir(tmp_path, SCAN)
+    workdir = make_workdir(tmp_path, TWO_DEVICES)
     results = workdir / "results" / "slurm"
     failing = "*/train/w01/cwola-nn/inj400_seed1/fold1.h5"
     started = time.monotonic()
@@ -97,6 +103,15 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
     placed = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Partition,QOS", "-j",
                              ",".join(job_id for _, _, job_id in jobs)], capture_output=True, text=True).stdout
     assert set(placed.split()) == {"debug|normal"}, placed
+    trained = [job_id for rule, _, job_id in jobs if rule == "train"]
+    allocated = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "AllocTRES", "-j", ",".join(trained)],
+                               capture_output=True, text=True, check=True).stdout.split()
+    assert all("cpu=2" in tres and "gres/gpu=2" in tres for tres in allocated), allocated
+    # the window whose two folds both trained: one batched model per device, on the GPUs SLURM gave the job
+    job_log = (results / "logs/train/w00/cwola-nn/inj400.log").read_text()
+    assert re.search(r"^2 folds as 2 batched models on 2 devices \(cpu, cpu; CUDA_VISIBLE_DEVICES=0,1\)$", job_log, re.M), \
+        job_log
+    assert sorted(re.findall(r"^model (\d) of 2 on cpu: 1 folds", job_log, re.M)) == ["1", "2"], job_log
     failed = [(rule, wc) for rule, wc, job_id in jobs if states[job_id] != "COMPLETED"]
     assert failed == [("train", "w01_cwola-nn_400")], states
     assert not (results / "train/w01/cwola-nn/inj400_seed1/fold1.h5").exists()

@@ -16,6 +16,18 @@ def settings(snakemake):
     return ScanSettings.from_config(snakemake.config, validated=True)
 
 
+def known_signature(function):
+    """``function`` with its signature attached, for a rule's input, params, threads or resource function.
+
+    Snakemake calls ``inspect.signature`` on such a function at every call, that is for every job (and a
+    resource more than once); ``inspect.signature`` returns a function's ``__signature__`` as it is, so with
+    it attached that is an attribute lookup. The function and its arguments stay the same."""
+    import inspect
+
+    function.__signature__ = inspect.signature(function)
+    return function
+
+
 def experiment(snakemake):
     from .layout import PseudoExperiment
 

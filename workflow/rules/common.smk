@@ -4,6 +4,7 @@ import re
 
 from slidescan.cluster import slurm_resources
 from slidescan.layout import EXPERIMENT, PseudoExperiment
+from slidescan.smk import known_signature
 
 LAYOUT = SETTINGS.layout()
 WINDOWS = [w.name for w in SETTINGS.windows]
@@ -16,9 +17,16 @@ TRUTH_MASS = SETTINGS.truth_mass
 # the window whose SR centre is nearest to the injected mass: where ROC, SIC and loss curves are drawn
 TRUTH_WINDOW = SETTINGS.truth_window.name
 SIGNAL_INJECTIONS = [i for i in INJECTIONS if i > 0]
+
+
+# Snakemake inspects the signature of every function it calls per job; known_signature gives it once (slidescan.smk)
+def _known_signatures(resources):
+    return {key: known_signature(value) if callable(value) else value for key, value in resources.items()}
+
+
 # sbatch account / partition / QoS, time and memory of the submitted rules (config `cluster` or SLIDESCAN_SLURM_*)
-SLURM = slurm_resources(SETTINGS.cluster)
-SLURM_GPU = slurm_resources(SETTINGS.cluster, gpu=True)
+SLURM = _known_signatures(slurm_resources(SETTINGS.cluster))
+SLURM_GPU = _known_signatures(slurm_resources(SETTINGS.cluster, gpu=True))
 
 
 wildcard_constraints:
@@ -47,7 +55,15 @@ def bumphunt_tables():
     return [LAYOUT.bumphunt(m, e) for m in METHODS for e in SETTINGS.experiments]
 
 
+_SECTIONS = {}
+
+
+@known_signature
 def section_of_method(wildcards):
-    """The config the results of a method's folds depend on: a change reruns its training jobs."""
-    run = SETTINGS.method(wildcards.method)
-    return {"section": run.section, "tunables": run.tunables()}
+    """The config the results of a method's folds depend on: a change reruns its training jobs. Once per method,
+    not per job (20,000 training jobs: benchmarks/dag.py)."""
+    method = wildcards.method
+    if method not in _SECTIONS:
+        run = SETTINGS.method(method)
+        _SECTIONS[method] = {"section": run.section, "tunables": run.tunables()}
+    return _SECTIONS[method]

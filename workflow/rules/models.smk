@@ -50,7 +50,7 @@ for _name, _configured in MODELS.items():
             windows=config["windows"],
             folds=config["folds"],
             packing=config["packing"],
-        threads: _configured.threads
+        threads: max(_configured.threads, SETTINGS.cluster.gpus) if _model.gpu else _configured.threads
         script:
             "../scripts/model.py"
 

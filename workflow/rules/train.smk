@@ -1,15 +1,31 @@
+# the layout's paths of a training job's inputs as patterns, and each method's models and threads: built once,
+# not per job (the layout's paths, formatted; benchmarks/dag.py)
+_SPLIT = str(LAYOUT.split("{window}", EXPERIMENT))
+_MODEL = {name: str(LAYOUT.model(configured.model, "{window}", EXPERIMENT)) for name, configured in MODELS.items()}
+_METHOD_MODELS, _THREADS = {}, {}
+
+
+@known_signature
 def train_inputs(wildcards):
     """Every seed's events of the window, and the outputs of the models its method needs."""
-    experiments = [PseudoExperiment(int(wildcards.injection), seed) for seed in SEEDS]
-    inputs = {"split": [LAYOUT.split(wildcards.window, e) for e in experiments]}
-    for name in SETTINGS.method(wildcards.method).models:
-        inputs[name] = [LAYOUT.model(MODELS[name].model, wildcards.window, e) for e in experiments]
+    window, injection, method = wildcards.window, int(wildcards.injection), wildcards.method
+    if method not in _METHOD_MODELS:
+        _METHOD_MODELS[method] = SETTINGS.method(method).models
+    inputs = {"split": [_SPLIT.format(window=window, injection=injection, seed=seed) for seed in SEEDS]}
+    for name in _METHOD_MODELS[method]:
+        inputs[name] = [_MODEL[name].format(window=window, injection=injection, seed=seed) for seed in SEEDS]
     return inputs
 
 
+@known_signature
 def train_threads(wildcards):
-    run = SETTINGS.method(wildcards.method)
-    return int(getattr(getattr(run, "settings", None), "threads", 1) or 1)
+    method = wildcards.method
+    if method not in _THREADS:
+        run = SETTINGS.method(method)
+        threads = int(getattr(getattr(run, "settings", None), "threads", 1) or 1)
+        # a job given several GPUs drives each from a thread of its own (slidescan.devices): a core each
+        _THREADS[method] = max(threads, SETTINGS.cluster.gpus)
+    return _THREADS[method]
 
 
 rule train:
