@@ -2,8 +2,11 @@
 
     python benchmarks/dag.py [--shape lhco|20k] [--seeds N] [--windows N] [--methods a,b] [--injections 0,100]
                              [--variant NAME ...] [--quiet] [--slurm-profile] [--scheduler greedy]
-                             [--scheduler-subsample N] [--repeat 2] [--json FILE] [--py-spy FILE] [--cprofile FILE]
+                             [--scheduler-subsample N] [--repeat 2] [--json FILE] [--source DIR]
+                             [--py-spy FILE [--py-spy-bin PATH]] [--cprofile FILE] [--select]
     python benchmarks/dag.py --breakdown FILE     # where the time of a recorded py-spy profile went
+
+    e.g. python benchmarks/dag.py --shape 20k --variant all --repeat 2     (about 40 min on 2 cores)
 
 Copies the workflow (the working tree's Snakefile, workflow/, config/, profiles/) to a temporary directory and
 times ``snakemake -n`` on a scan that overlays ``config/synthetic_lhco_size.yaml``. Nothing is trained.
@@ -23,13 +26,18 @@ Without ``--variant``, ``--quiet``/``--slurm-profile``/``--scheduler``/``--sched
 With ``--repeat``, the rounds go through the variants in turn, so a load that comes and goes hits them alike.
 
 Every run reports wall time, the CPU time of the snakemake process (user + sys: less sensitive than wall
-time to other load on the machine) and its peak memory (max RSS), with the 1-minute load average before it.
+time to other load on the machine) and its peak memory (max RSS), with the 1-minute load average before it,
+and the phases of the dry run from the times of its log lines: start-up and parsing, building the DAG, the
+dry-run loop over every job, and Python's exit (freeing the DAG). ``--source DIR`` takes the workflow from
+another directory, to compare a change.
 ``--py-spy FILE`` (``pip install py-spy``) samples the first variant's run and prints where the time went,
 by part: Snakefile parsing, our input functions / params / resources, Snakemake's DAG construction,
 its dry-run scheduling loop, job printing. ``--cprofile FILE`` does the same run under cProfile (slower,
 and it inflates many small calls) and prints the top functions. ``--select`` times what a dry run skips: one
 round of the scheduler's job selection (``--scheduler ilp``, ``greedy``, and each with ``--scheduler-subsample``)
-on the DAG's sets of jobs that become ready together (every split job; the training jobs).
+on the DAG's sets of jobs that become ready together (every split job; the training jobs), with the first
+variant's options (``slurm-quiet``: the profile's 500 job slots), subsamples 100 and 500 unless
+``--scheduler-subsample`` is given.
 Every cluster job re-parses the Snakefile too, so parse time is paid per job as well.
 """
 
@@ -103,21 +111,40 @@ def job_stats(output: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
+PHASES = [("start-up and parsing", "Building DAG of jobs..."), ("DAG", "Job stats:"),
+          ("dry-run loop", "This was a dry-run")]
+
+
 def run(command: list[str], cwd: Path, log: Path) -> dict:
-    """Run ``command``; wall time, CPU time and peak RSS of the process (and its children, e.g. scontrol)."""
+    """Run ``command``; wall time, CPU time and peak RSS of the process (and its children, e.g. scontrol), and
+    the phases of a dry run from the times its log lines appear: start-up and parsing (until "Building DAG of
+    jobs..."), building the DAG (until the first "Job stats:"), the dry-run loop over every job (until "This was
+    a dry-run") and the exit after it (Python freeing the DAG)."""
     load = os.getloadavg()[0]
+    marks = {}
     with open(log, "w") as handle:
         start = time.perf_counter()
-        process = subprocess.Popen(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        for line in process.stdout:
+            handle.write(line)
+            for _, marker in PHASES:
+                if marker not in marks and line.startswith(marker):
+                    marks[marker] = time.perf_counter() - start
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     output = log.read_text()
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
+    phases, previous = {}, 0.0
+    if len(marks) == len(PHASES):
+        for name, marker in PHASES:
+            phases[name], previous = round(marks[marker] - previous, 1), marks[marker]
+        phases["exit"] = round(seconds - previous, 1)
     return {"wall_s": round(seconds, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "max_rss_mb": round(usage.ru_maxrss / 1024), "load_before": round(load, 2),
-            "load_after": round(os.getloadavg()[0], 2), "jobs": job_stats(output)}
+            "load_after": round(os.getloadavg()[0], 2), "jobs": job_stats(output), "phases_s": phases}
 
 
 # --- where the time goes: py-spy's raw (collapsed) stacks, each sample given to the first part that matches ---
@@ -268,7 +295,8 @@ def select(base: list[str], extra: list[str], work: Path, subsamples: str) -> No
             continue
         entry = json.loads(line)
         if entry["step"] == "remaining_jobs":
-            print(f"  remaining_jobs (every round): {entry['seconds']} s for {entry['n']:,} jobs; limits {entry['limits']}")
+            print(f"  remaining_jobs (every round): {entry['seconds']} s for {entry['n']:,} jobs; limits {entry['limits']}"
+                  + ("" if "_nodes" in entry["limits"] else " (no job slots: put --variant slurm-quiet first)"))
         elif entry["step"] == "resources":
             print(f"  {entry['ready']:6s} {entry['n']:6,} ready: params, resources and checks once per job "
                   f"(first round): {entry['seconds']:.1f} s")
@@ -338,7 +366,8 @@ def main() -> None:
                           if jobs else "no DAG")
                 print(f"  {name:22s} run {attempt + 1}/{args.repeat}: {counts}: {record['wall_s']:.1f} s wall, "
                       f"{record['cpu_s']:.1f} s CPU, peak {record['max_rss_mb']:,} MB, "
-                      f"load {record['load_before']:.2f} before", flush=True)
+                      f"load {record['load_before']:.2f} before"
+                      + (f"; phases (s): {record['phases_s']}" if record["phases_s"] else ""), flush=True)
                 if args.json:
                     with open(args.json, "a") as handle:
                         handle.write(json.dumps(record) + "\n")
@@ -348,7 +377,8 @@ def main() -> None:
             cpus = ", ".join(f"{r['cpu_s']:.1f}" for r in records)
             print(f"  {name:22s} wall min {min(r['wall_s'] for r in records):.1f} s ({walls}); CPU min "
                   f"{min(r['cpu_s'] for r in records):.1f} s ({cpus}); peak {max(r['max_rss_mb'] for r in records):,} MB; "
-                  f"load {', '.join(str(r['load_before']) for r in records)}")
+                  f"load {', '.join(str(r['load_before']) for r in records)}"
+                  + (f"; fastest run's phases (s): {fastest['phases_s']}" if (fastest := min(records, key=lambda r: r["wall_s"]))["phases_s"] else ""))
         first = next(iter(chosen.values()))
         if args.py_spy:
             record = run([spy, "record", "-r", str(args.py_spy_rate), "-f", "raw", "-o", str(args.py_spy.resolve()),
