@@ -188,19 +188,18 @@ def flow_closure(sb_data: pd.DataFrame, sb_samples: pd.DataFrame, sr_data: pd.Da
     _save(fig, out)
 
 
-def roc_sic(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str, out: str | os.PathLike,
-            floor: int = 20) -> None:
+def roc_sic(curves: dict[str, tuple], title: str, out: str | os.PathLike, floor: int = 20) -> None:
     """ROC (background rejection against signal efficiency) and SIC curves, one line per method.
 
-    ``curves`` maps a method to (truth labels, scores) of SR events. Points with fewer than
+    ``curves`` maps a method to (truth labels, scores[, weights]) of SR events. Points with fewer than
     ``floor`` background events passing are not drawn: there the ratios are noise.
     """
-    from sklearn.metrics import roc_curve
+    from .stats.metrics import roc
 
     fig, (ax_roc, ax_sic) = plt.subplots(1, 2, figsize=(15, 6.5))
-    for method, (labels, scores) in sorted(curves.items()):
-        fpr, tpr, _ = roc_curve(labels, scores)
-        ok = fpr * np.sum(labels == 0) >= floor
+    for method, curve in sorted(curves.items()):
+        fpr, tpr, passing = roc(*curve)
+        ok = (passing >= floor) & (fpr > 0)
         ax_roc.plot(tpr[ok], 1 / fpr[ok], label=method)
         ax_sic.plot(tpr[ok], tpr[ok] / np.sqrt(fpr[ok]), label=method)
     grid = np.linspace(0.01, 1, 100)

@@ -182,12 +182,18 @@ class ScanSettings:
         if truth is None:
             truth = data.synthetic.model.m_wprime if data.source == "synthetic" else 3.5
         methods = {name: configure(name, config) for name in config["methods"]}
+        from .config import ConfigError
+
         try:
             features = resolve(config["features"])
         except ValueError as err:
-            from .config import ConfigError
-
             raise ConfigError(f"{source}: {err}") from None
+        if data.source == "table" and data.table.weight:
+            unweighted = [what for run in methods.values() for what in run.unweighted()]
+            if unweighted:
+                raise ConfigError(f"{source}: data.table.weight is set, but {', '.join(dict.fromkeys(unweighted))} "
+                                  "would ignore per-event weights; remove those methods or the weights "
+                                  "(docs/features.md)")
         return cls(config=config, scan=str(config["scan"]), data=data,
                    injections=tuple(int(i) for i in config["injections"]),
                    seeds=tuple(int(s) for s in config["seeds"]),

@@ -47,6 +47,7 @@ class TableSettings:
     mjj: str
     mjj_unit: str
     label: str | None
+    weight: str | None  # per-event weights (simulation); None: every event counts 1
     columns: dict  # feature -> the file's column, where they differ
     reference_fraction: float
 

@@ -66,7 +66,7 @@ def _lhco(data, log, features) -> Samples:
 @source("table")
 def _table(data, log, features) -> Samples:
     t = data.table
-    columns = {"mjj": t.mjj, "label": t.label, **{f: t.columns.get(f, f) for f in features}}
+    columns = {"mjj": t.mjj, "label": t.label, "weight": t.weight, **{f: t.columns.get(f, f) for f in features}}
     events = read_event_table(t.path, t.tree, columns, data.non_finite, log)
     if t.mjj_unit == "GeV":
         events["mjj"] = events["mjj"] / 1000.0
@@ -93,7 +93,11 @@ FORMATS = {".root": "root", ".parquet": "parquet", ".pq": "parquet", ".h5": "hdf
 def read_event_table(path: str | Path, tree: str | None, columns: dict[str, str], non_finite: str = "reject",
                      log: Callable[[str], None] = print) -> pd.DataFrame:
     """The events of a ROOT TTree, a Parquet file or an HDF5 table, renamed by ``columns`` (the scan's name ->
-    the file's column); ``label`` is 0 for every event when the map has none (data, not simulation)."""
+    the file's column); ``label`` is 0 for every event when the map has none (data, not simulation).
+
+    A ``weight`` column, when mapped, must be finite and >= 0: the bump hunt's scaled Poisson likelihood and the
+    flows have no meaning for negative weights (NLO generators' events must be unweighted or resampled first).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file (data.table.path)")
@@ -116,6 +120,14 @@ def read_event_table(path: str | Path, tree: str | None, columns: dict[str, str]
         raise ValueError(f"{path}: column {wanted['label']!r} (label) must be 0 (background) or 1 (signal), found "
                          f"{[float(v) for v in np.unique(labels) if v not in (0, 1)][:5]}")
     table["label"] = labels.astype(np.int8)
+    if "weight" in table:
+        negative = int((table["weight"] < 0).sum())
+        if negative:
+            raise ValueError(f"{path}: column {wanted['weight']!r} (data.table.weight) has {negative} of {len(table)} "
+                             f"negative weights (smallest {float(table['weight'].min()):g}); slidescan needs weights "
+                             ">= 0 (resample or unweight events with negative weights first)")
+        if not table["weight"].sum() > 0:
+            raise ValueError(f"{path}: column {wanted['weight']!r} (data.table.weight) sums to zero")
     return table
 
 

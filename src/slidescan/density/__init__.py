@@ -81,6 +81,8 @@ class Model:
     caption: str = ""
     loss_label: str = "negative log-likelihood per event"
     needs_truth: bool = False
+    # learns from per-event weights (``data.table.weight``); a scan with weights refuses a method whose model does not
+    weighted: bool = False
 
     def __post_init__(self):
         if not self.directory:

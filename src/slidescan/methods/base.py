@@ -118,6 +118,8 @@ class Method(ABC):
     needs_truth: bool = False
     # the per-window models it needs (names in the model registry): built once per window and pseudo-experiment
     models: tuple[str, ...] = ()
+    # learns from per-event weights (``data.table.weight``); a scan with weights refuses a method that does not
+    weighted: bool = False
     kind: ClassVar[str]
 
     @property
@@ -155,6 +157,8 @@ class Reference(Method):
     needs_truth: bool = False
     models: tuple[str, ...] = ()
     held_out: Callable[[WindowInputs, int], pd.DataFrame] | None = None
+    # every backend weights its events by their ``weight`` column (``training_set``); the models must too
+    weighted: bool = True
     kind: ClassVar[str] = "reference"
 
     def fold_data(self, inputs: WindowInputs, fold: int, method: str) -> FoldData:
@@ -289,3 +293,10 @@ class MethodRun(ABC):
 
     # a fold's score depends on its events' mjj too (density methods), not only on their features
     uses_mjj: bool = False
+
+    def unweighted(self) -> list[str]:
+        """What of this method ignores per-event weights: the method itself and the models it needs."""
+        from ..registry import MODELS
+
+        out = [] if self.method.weighted else [f"method {self.name}"]
+        return out + [f"model {m} (of {self.name})" for m in self.models if not MODELS[m].weighted]

@@ -53,7 +53,7 @@ def summary_text(workdir: Path, configfile: Path) -> str:
             parts.append(_table(
                 [[f"{r.z:.2f}", f"{getattr(r, 'global_z', float('nan')):.2f}", f"{r.p0:.2g}",
                   f"{r.window} ({r.sr_lo:g}-{r.sr_hi:g} TeV)", r.method,
-                  f"{r.efficiency:g}", f"{r.n_obs} / {r.n_bkg:.1f} +- {r.n_bkg_err:.1f}", str(r.seed)]
+                  f"{r.efficiency:g}", f"{r.n_obs:.10g} / {r.n_bkg:.1f} +- {r.n_bkg_err:.1f}", str(r.seed)]
                  for r in top.itertuples()],
                 ["local Z", "global Z", "p0", "window (SR)", "method", "efficiency", "observed / expected in SR",
                  "seed"]))

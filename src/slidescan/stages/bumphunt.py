@@ -43,10 +43,11 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
     df = read_table(scores, "scores")
     w = settings.window(attrs["window"])
     b = settings.bumphunt
+    weights = df["weight"].to_numpy() if "weight" in df else None  # weighted inputs (data.table.weight)
     results = bump_hunt(df["mjj"].to_numpy(), df["score"].to_numpy(), w, b.efficiencies, b.bin_width,
                         b.fit_parameters, labels=df["label"].to_numpy(), calculator=b.p0_calculator, ntoys=b.p0_toys,
                         seed=derive_seed(settings.data.seed, "p0", w.name, attrs["method"], experiment.injection,
-                                         experiment.seed) % (2**32))
+                                         experiment.seed) % (2**32), weights=weights)
     table = pd.DataFrame([r.as_dict() for r in results])
     table.insert(0, "window", w.name)
     table.insert(1, "sr_lo", w.sr_lo)
@@ -54,7 +55,8 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
     table.insert(3, "method", attrs["method"])
     table.insert(4, "injection", experiment.injection)
     table.insert(5, "seed", experiment.seed)
-    table["n_signal_sr"] = int(((df["label"] == 1) & (df["region"] == REGION_SR)).sum())
+    signal_sr = ((df["label"] == 1) & (df["region"] == REGION_SR)).to_numpy()
+    table["n_signal_sr"] = int(signal_sr.sum()) if weights is None else float(weights[signal_sr].sum())
     table["sr_auc_vs_reference"] = reference_auc(scores, df)
     if spectra_dir:
         from ..plots import selected_spectra
@@ -75,6 +77,11 @@ def reference_auc(scores: str | os.PathLike, df: pd.DataFrame) -> float:
     from sklearn.metrics import roc_auc_score
 
     ref = read_table(scores, "reference_scores")
-    sr = df.loc[df["region"] == REGION_SR, "score"].to_numpy()
+    sr = df[df["region"] == REGION_SR]
     y = np.concatenate([np.ones(len(sr)), np.zeros(len(ref))])
-    return float(roc_auc_score(y, np.concatenate([sr, ref["score"].to_numpy()])))
+    weights = None
+    if "weight" in sr or "weight" in ref:  # weighted inputs; a template without weights counts each event once
+        weights = np.concatenate([sr["weight"].to_numpy() if "weight" in sr else np.ones(len(sr)),
+                                  ref["weight"].to_numpy() if "weight" in ref else np.ones(len(ref))])
+    return float(roc_auc_score(y, np.concatenate([sr["score"].to_numpy(), ref["score"].to_numpy()]),
+                               sample_weight=weights))

@@ -332,13 +332,16 @@ def _fold_log(path: Path, start: bool = False):
 
 
 def _score_table(fitted, events: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "event_id": events["event_id"].to_numpy() if "event_id" in events else np.full(len(events), -1),
         "mjj": events["mjj"].to_numpy(),
         "region": events["region"].to_numpy() if "region" in events else np.zeros(len(events), np.int8),
         "label": events["label"].to_numpy(),
         "score": fitted.predict(events),
     })
+    if "weight" in events:  # weighted inputs only (data.table.weight): the bump hunt counts sums of weights
+        table["weight"] = events["weight"].to_numpy()
+    return table
 
 
 def _history_table(fitted) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ..windows import Window
-from .dijet import FitResult, fit_dijet, fit_dijet_ftest, predict, window_edges
+from .dijet import FitResult, fit_dijet, fit_dijet_ftest, poisson_scale, predict, window_edges
 from .pvalue import TOYS_BELOW, asimov_z_uncertain, discovery_p0, z_from_p
 
 
@@ -16,7 +16,7 @@ class BumpHuntResult:
     efficiency: float
     threshold: float
     n_selected: int
-    n_obs: int
+    n_obs: float  # events in the SR; with weights, their sum of weights
     n_bkg: float
     n_bkg_err: float
     p0: float
@@ -27,9 +27,11 @@ class BumpHuntResult:
     fit_deviance: float = float("nan")
     fit_bins: int = 0
     p0_calculator: str = "asymptotic"
-    # simulation only: true signal events selected in the SR, and the median Z they should give
-    n_signal_selected: int = -1
+    # simulation only: true signal events (sum of weights) selected in the SR, and the median Z they should give
+    n_signal_selected: float = -1
     z_expected: float = float("nan")
+    # sumw / sumw2 of the SR: n_obs, n_bkg and n_bkg_err times it are the effective counts tested (1 unweighted)
+    count_scale: float = 1.0
     fit: FitResult | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
@@ -40,7 +42,7 @@ class BumpHuntResult:
 def bump_hunt(
     mjj: np.ndarray, scores: np.ndarray, window: Window, efficiencies: list[float], bin_width: float,
     n_params: int | str = 3, labels: np.ndarray | None = None, calculator: str = "asymptotic", ntoys: int = 20000,
-    seed: int = 0,
+    seed: int = 0, weights: np.ndarray | None = None,
 ) -> list[BumpHuntResult]:
     """For each efficiency: keep the top-scoring fraction of the window's events, fit, test the SR.
 
@@ -51,37 +53,60 @@ def bump_hunt(
     (1 - efficiency) quantile of the scores of the sideband events. (A quantile over all window
     events would cap the selected SR events at efficiency x window size, below the signal itself
     at tight cuts.)
+
+    With ``weights`` (weighted simulation) the threshold is the weighted quantile, the histograms sum weights,
+    the fit is the scaled Poisson likelihood of ``fit_dijet`` and the SR test is made on effective counts: the
+    observed sum of weights, the prediction and its uncertainty times the SR's sumw / sumw2 (Bohm and Zech).
+    Doubling every weight changes no p-value; unit weights give the unweighted results.
     """
     mjj, scores = np.asarray(mjj), np.asarray(scores)
+    weights = None if weights is None else np.asarray(weights, float)
     low, sr, high = window_edges(window, bin_width)
     sideband = ((mjj >= window.sb_lo) & (mjj < window.sr_lo)) | ((mjj >= window.sr_hi) & (mjj < window.sb_hi))
     results = []
     for eff in efficiencies:
         if eff < 1 and not sideband.any():
             raise ValueError(f"window {window.name}: no sideband events to set the efficiency threshold")
-        threshold = -np.inf if eff >= 1 else float(np.quantile(scores[sideband], 1 - eff))
+        threshold = -np.inf if eff >= 1 else _threshold(scores[sideband], 1 - eff,
+                                                        None if weights is None else weights[sideband])
         keep = scores > threshold if eff < 1 else np.ones(len(mjj), bool)
-        sel = mjj[keep]
-        counts_low = np.histogram(sel, low)[0]
-        counts_high = np.histogram(sel, high)[0]
-        n_obs = int(np.histogram(sel, sr)[0].sum())
+        sel, w = mjj[keep], None if weights is None else weights[keep]
+        counts_low, counts_high = np.histogram(sel, low, weights=w)[0], np.histogram(sel, high, weights=w)[0]
+        variances = None if w is None else [np.histogram(sel, low, weights=w * w)[0],
+                                            np.histogram(sel, high, weights=w * w)[0]]
+        n_obs = np.histogram(sel, sr, weights=w)[0].sum()
+        n_obs = int(n_obs) if w is None else float(n_obs)
         if n_params == "ftest":
-            fit = fit_dijet_ftest([low, high], [counts_low, counts_high])
+            fit = fit_dijet_ftest([low, high], [counts_low, counts_high], variance_sets=variances)
         else:
-            fit = fit_dijet([low, high], [counts_low, counts_high], int(n_params))
+            fit = fit_dijet([low, high], [counts_low, counts_high], int(n_params), variance_sets=variances)
         b, b_err, p0 = float("nan"), float("nan"), float("nan")
         if fit.ok:
             b, b_err = predict(sr, fit)
+        # the SR test on effective counts (a factor 1 without weights); an empty SR takes the sidebands' factor
+        scale = 1.0
+        if w is not None:
+            sumw2 = float(np.histogram(sel, sr, weights=w * w)[0].sum())
+            scale = n_obs / sumw2 if sumw2 > 0 else float(poisson_scale(np.concatenate([counts_low, counts_high]),
+                                                                        np.concatenate(variances)).mean())
         used = calculator
         if calculator == "auto":
-            used = "toys" if b < TOYS_BELOW else "asymptotic"
+            used = "toys" if scale * b < TOYS_BELOW else "asymptotic"
         if fit.ok and b > 0:
-            p0 = discovery_p0(n_obs, b, b_err, used, ntoys, seed + int(round(1e6 * eff)))
+            p0 = discovery_p0(scale * n_obs, scale * b, scale * b_err, used, ntoys, seed + int(round(1e6 * eff)))
         n_sig, z_exp = -1, float("nan")
         if labels is not None:
             in_sr = (mjj >= window.sr_lo) & (mjj < window.sr_hi)
-            n_sig = int(np.sum(keep & in_sr & (np.asarray(labels) == 1)))
-            z_exp = asimov_z_uncertain(n_sig, b, b_err) if fit.ok and b > 0 else float("nan")
+            signal = keep & in_sr & (np.asarray(labels) == 1)
+            n_sig = int(np.sum(signal)) if weights is None else float(np.sum(weights[signal]))
+            z_exp = asimov_z_uncertain(scale * n_sig, scale * b, scale * b_err) if fit.ok and b > 0 else float("nan")
         results.append(BumpHuntResult(eff, threshold, len(sel), n_obs, b, b_err, p0, z_from_p(p0), fit.ok, fit.message,
-                                      fit.n_params, fit.deviance, fit.n_bins, used, n_sig, z_exp, fit))
+                                      fit.n_params, fit.deviance, fit.n_bins, used, n_sig, z_exp, scale, fit))
     return results
+
+
+def _threshold(scores: np.ndarray, quantile: float, weights: np.ndarray | None) -> float:
+    """The score above which a fraction ``1 - quantile`` of the sideband (its weight, with ``weights``) lies."""
+    if weights is None:
+        return float(np.quantile(scores, quantile))
+    return float(np.quantile(scores, quantile, weights=weights, method="inverted_cdf"))

@@ -43,16 +43,30 @@ class FitResult:
         return len(self.params)
 
 
+def poisson_scale(sumw: np.ndarray, sumw2: np.ndarray) -> np.ndarray:
+    """Per bin, the factor that turns a sum of weights into an effective Poisson count (Bohm and Zech, "Statistics
+    of weighted Poisson events", NIM A 748 (2014) 1): sumw / sumw2. With unit weights it is 1; an empty bin takes
+    the ratio of the totals."""
+    sumw, sumw2 = np.asarray(sumw, float), np.asarray(sumw2, float)
+    total = sumw.sum() / sumw2.sum() if sumw2.sum() > 0 else 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sumw2 > 0, sumw / sumw2, total)
+
+
 def fit_dijet(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], n_params: int = 3,
-              start: np.ndarray | None = None) -> FitResult:
+              start: np.ndarray | None = None, variance_sets: list[np.ndarray] | None = None) -> FitResult:
     """Binned Poisson maximum-likelihood fit of the dijet function.
 
     ``edge_sets`` are disjoint bin ranges fitted together (the two sidebands around an SR).
-    ``start`` overrides the starting parameters.
+    ``start`` overrides the starting parameters. With ``variance_sets`` (sums of squared weights per bin),
+    ``count_sets`` are sums of weights and the likelihood is the scaled Poisson of :func:`poisson_scale`:
+    each bin's term is multiplied by its effective-count factor, so the fitted uncertainties follow the
+    effective number of events, not the sum of weights.
     """
     counts = np.concatenate(count_sets).astype(float)
     if counts.sum() <= 0:
         return FitResult(False, np.full(n_params, np.nan), None, "no selected events in the sidebands")
+    scale = 1.0 if variance_sets is None else poisson_scale(counts, np.concatenate(variance_sets))
 
     # ln(density) is linear in the parameters, but over a narrow window ln(1-x) and ln(x) are
     # almost collinear: fit in an orthonormalised basis (q = R p) so the Hessian is well conditioned
@@ -67,12 +81,12 @@ def fit_dijet(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], n_param
         mu = expected(r_inv @ np.array(q))
         if not np.all(np.isfinite(mu)) or np.any(mu <= 0):
             return 1e30
-        return float(np.sum(mu - counts * np.log(mu)))
+        return float(np.sum(scale * (mu - counts * np.log(mu))))
 
     # start from a typical dijet shape with the normalisation matched to the counts; the
     # 4-parameter fit starts from the 3-parameter solution (it has no other good starting point)
     if start is None and n_params == 4:
-        three = fit_dijet(edge_sets, count_sets, 3)
+        three = fit_dijet(edge_sets, count_sets, 3, variance_sets=variance_sets)
         if three.ok:
             start = np.append(three.params, 0.0)
     if start is None:
@@ -93,18 +107,20 @@ def fit_dijet(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], n_param
     mu = expected(params)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(counts > 0, counts * np.log(counts / mu), 0.0)
-    deviance = float(2 * np.sum(mu - counts + terms))
+    deviance = float(2 * np.sum(scale * (mu - counts + terms)))
     return FitResult(True, params, r_inv @ np.array(minuit.covariance) @ r_inv.T, "", deviance, len(counts))
 
 
-def fit_dijet_ftest(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], alpha: float = 0.05) -> FitResult:
+def fit_dijet_ftest(edge_sets: list[np.ndarray], count_sets: list[np.ndarray], alpha: float = 0.05,
+                    variance_sets: list[np.ndarray] | None = None) -> FitResult:
     """Fit with 3 and 4 parameters; keep 4 only if an F-test prefers it at level ``alpha``.
 
     F = (D3 - D4) / (D4 / (n - 4)) with the Poisson deviances D; a 4-parameter fit that failed is
     never chosen, and the 3-parameter fit is returned (flagged if it failed itself).
     """
-    three = fit_dijet(edge_sets, count_sets, 3)
-    four = fit_dijet(edge_sets, count_sets, 4, start=np.append(three.params, 0.0) if three.ok else None)
+    three = fit_dijet(edge_sets, count_sets, 3, variance_sets=variance_sets)
+    four = fit_dijet(edge_sets, count_sets, 4, start=np.append(three.params, 0.0) if three.ok else None,
+                     variance_sets=variance_sets)
     if not four.ok or not three.ok:
         return three if three.ok or not four.ok else four
     ndf = four.n_bins - 4

@@ -37,14 +37,20 @@ def asymptotic_p0(n_obs, b, b_err) -> np.ndarray:
     return np.where(np.asarray(n_obs) > np.asarray(b), p0, 0.5)
 
 
+def effective(rows: pd.DataFrame, column: str) -> np.ndarray:
+    """A count column of bump-hunt rows (n_obs, n_bkg, n_bkg_err) as the Poisson count that was tested: times
+    ``count_scale`` (sumw / sumw2 of weighted inputs; a table without the column is unweighted)."""
+    scale = rows["count_scale"].to_numpy(float) if "count_scale" in rows else 1.0
+    return rows[column].to_numpy(float) * scale
+
+
 def toy_min_p0(rows: pd.DataFrame, n_toys: int, seed: int) -> np.ndarray:
     """Smallest local p0 of each of ``n_toys`` background-only scans drawn from the fitted predictions."""
     generator = np.random.default_rng(seed)
     best = np.full(n_toys, 0.5)
     for _, grp in rows.dropna(subset=["n_bkg", "n_bkg_err"]).groupby("window"):
         grp = grp.sort_values("efficiency", ascending=False)
-        b = grp["n_bkg"].to_numpy()
-        err = grp["n_bkg_err"].to_numpy()
+        b, err = effective(grp, "n_bkg"), effective(grp, "n_bkg_err")
         # the true background of each toy: the prediction shifted within its uncertainty
         truth = np.clip(b[:, None] + err[:, None] * generator.standard_normal((len(b), n_toys)), 1e-9, None)
         counts = generator.poisson(truth[0])
@@ -80,7 +86,7 @@ def global_pvalues(table: pd.DataFrame, n_toys: int = 20000, seed: int = 1) -> p
                         "global_p0": np.nan, "global_z": np.nan, "trials_factor": np.nan,
                         "global_p0_seeds": np.nan, "n_null_seeds": 0})
             continue
-        observed = float(asymptotic_p0(fitted["n_obs"], fitted["n_bkg"], fitted["n_bkg_err"]).min())
+        observed = float(asymptotic_p0(*(effective(fitted, c) for c in ("n_obs", "n_bkg", "n_bkg_err"))).min())
         toys = toy_min_p0(fitted, n_toys, seed)
         trials = trials_factor(toys)
         n_below = int(np.sum(toys <= observed))
