@@ -231,7 +231,8 @@ def cmd_constituents(ns: argparse.Namespace, extra: list[str]) -> int:
     from .data.constituents import convert
 
     try:
-        out = convert(ns.input, ns.output, chunk_size=ns.chunk_size, workers=ns.workers, stop=ns.events)
+        out = convert(ns.input, ns.output, chunk_size=ns.chunk_size, workers=ns.workers, stop=ns.events,
+                      efp_degree=ns.efp_degree)
     except (FileNotFoundError, ValueError, ModuleNotFoundError) as err:
         print(f"slidescan: {err}", file=sys.stderr)
         return 1
@@ -285,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                               help="events per chunk; bounds the memory (about 0.65 GB per worker at 2000)")
     constituents.add_argument("--workers", type=int, help="processes (default: every core)")
     constituents.add_argument("--events", type=int, help="only the first N events")
+    constituents.add_argument("--efp-degree", type=int, default=0, metavar="D",
+                              help="add every energy-flow polynomial of degree d <= D of both jets, efp{d}_{k}_j{i} "
+                                   "(energyflow, installed apart: docs/features.md; default 0: none)")
     ns = parser.parse_args(argv)
     commands = {"run": cmd_run, "launch": cmd_launch, "report": cmd_report, "status": cmd_status, "schema": cmd_schema,
                 "unlock": cmd_unlock, "constituents": cmd_constituents}

@@ -9,6 +9,12 @@ Column names: ``mj1``, ``mj2`` (TeV), ``delta_mj = mj2 - mj1``; ``tau{N}_j{i}`` 
 ``tau{N}_b05_j{i}`` and ``tau{N}_b2_j{i}`` for beta = 0.5 and 2; ``tau{N}{N-1}_j{i}`` their ratios
 (``tau21_j1`` is tau2 / tau1 of the lighter jet). ``noise{i}`` are the synthetic generator's pure-noise
 features (``noise(k)`` lists the first k).
+
+Energy-flow polynomials (``slidescan constituents --efp-degree D``): ``efp{d}_{k}_j{i}`` is the k-th
+(from 1) EFP of degree d of jet i, k in energyflow's ``EFPSet`` order among the graphs of degree d
+(connected and disconnected; the order is the same whatever D). ``efps(D)`` lists those of both jets
+for 1 <= d <= D: 1, 3, 8, 23, ... per degree (``EFP_COUNTS``). The set ``efp3``: the two masses and
+the 24 EFPs of d <= 3 (12 per jet).
 """
 
 from __future__ import annotations
@@ -24,6 +30,22 @@ def ratio(n: int, jet: int) -> str:
     return f"tau{n}{n - 1}_j{jet}"
 
 
+# EFPs per degree d = 1..10: every multigraph of d edges, connected or not (energyflow's EFPSet has them to d = 10)
+EFP_COUNTS = (1, 3, 8, 23, 66, 212, 686, 2389, 8682, 33160)
+
+
+def efp(d: int, k: int, jet: int) -> str:
+    """The column of the k-th (from 1) EFP of degree d of jet ``jet``."""
+    return f"efp{d}_{k}_j{jet}"
+
+
+def efps(degree: int, jets: tuple[int, ...] = (1, 2)) -> list[str]:
+    """The columns of every EFP of degree 1 <= d <= ``degree`` of ``jets``: per jet, by degree, then k."""
+    if not 0 <= degree <= len(EFP_COUNTS):
+        raise ValueError(f"EFP degree {degree}: energyflow has the EFPs of degree 0 to {len(EFP_COUNTS)}")
+    return [efp(d, k, j) for j in jets for d in range(1, degree + 1) for k in range(1, EFP_COUNTS[d - 1] + 1)]
+
+
 SETS: dict[str, list[str]] = {
     # the CATHODE / LHCO features
     "baseline": ["mj1", "delta_mj", "tau21_j1", "tau21_j2"],
@@ -33,6 +55,8 @@ SETS: dict[str, list[str]] = {
     "extended2": ["mj1", "mj2", *(tau(n, j) for j in (1, 2) for n in range(1, 6))],
     # "Extended 3": the masses and tau_N^beta, N <= 9, beta in {0.5, 1, 2}
     "extended3": ["mj1", "mj2", *(tau(n, j, b) for j in (1, 2) for b in BETAS for n in range(1, 10))],
+    # the masses and every energy-flow polynomial of degree d <= 3 of both jets (slidescan constituents --efp-degree 3)
+    "efp3": ["mj1", "mj2", *efps(3)],
 }
 OWN = ("mjj", "label", "weight", "fold", "region", "event_id")  # the scan's own columns, never features
 

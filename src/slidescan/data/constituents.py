@@ -1,4 +1,4 @@
-"""Jet constituents to the features of the extended sets: anti-kT R = 1.0 jets, masses, N-subjettiness.
+"""Jet constituents to the features of the extended sets: anti-kT R = 1.0 jets, masses, N-subjettiness, EFPs.
 
 The LHCO R&D constituent file (``events_anomalydetection_v2.h5``) holds, per event, up to 700
 particles as (pT, eta, phi) in columns 3i, 3i + 1, 3i + 2 (zero-padded; GeV) and the label in the
@@ -10,6 +10,16 @@ measure), dR in rapidity and azimuth, and the axes a_k the N exclusive-kT subjet
 constituents (exclusive-kT axes, without a one-pass minimisation): the choice of fastjet-contrib's
 ``ExclusiveKT_Axes`` with ``NormalizedMeasure``. A jet of at most N constituents has tau_N = 0. The
 sums run over padded arrays, vectorised over the jets of a chunk; memory is bounded by the chunk.
+
+Optionally (``efp_degree`` D > 0) every energy-flow polynomial of degree 1 <= d <= D of both jets
+(``efp{d}_{k}_j{i}``, see ``slidescan.features``), with energyflow's ``EFPSet``: the hadronic measure on
+the jet's constituents as (pT, y, phi), z_i = pT_i / sum_j pT_j (kappa = 1, normed) and theta_ij =
+sqrt(dy^2 + dphi^2) (beta = 1), the constant degree-0 graph left out. EFPs are a linear basis of the
+IRC-safe jet observables (arXiv:1712.07124), so a scan can ask for them instead of a choice of tau_N.
+They are computed jet by jet in the chunk's worker, without energyflow's own process pool (the chunks
+already fill the cores). energyflow cannot be an extra of the project: its dependency wasserstein
+1.1.0 pins numpy < 2, and pip would downgrade numpy under pandas 3; EFPs need only numpy, so it is
+installed without dependencies (``EFP_INSTALL``).
 
 ``convert`` turns a constituent file into a features table that ``data.source: table`` reads,
 chunk by chunk over worker processes, and skips the work when the table is already there for the
@@ -27,17 +37,58 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..features import BETAS, ratio, tau
+from ..features import BETAS, EFP_COUNTS, efps, ratio, tau
 from .sources import optional
 
 R = 1.0
 N_MAX = 9
 PARTICLE_COLUMNS = 3  # pT, eta, phi
+EFP_MEASURE = {"measure": "hadr", "coords": "ptyphim", "beta": 1, "kappa": 1, "normed": True}
+EFP_INSTALL = "pip install --no-deps energyflow==1.4.0 wasserstein==1.1.0 wurlitzer"
+_EFP_SETS: dict = {}  # degree -> (EFPSet, the indices of its graphs in the order of features.efps), per process
 
 
 def _fastjet():
     what = "clustering jet constituents"
     return optional("awkward", what, "constituents"), optional("fastjet", what, "constituents")
+
+
+def _energyflow():
+    try:
+        import energyflow
+    except ImportError:
+        raise ModuleNotFoundError("energy-flow polynomials (--efp-degree) need the energyflow package, which is not "
+                                  "a slidescan extra (its dependency wasserstein 1.1.0 pins numpy<2 and pip would "
+                                  f"downgrade numpy); install it without dependencies: {EFP_INSTALL}") from None
+    return energyflow
+
+
+def _efp_set(degree: int):
+    """energyflow's EFPSet of d <= ``degree`` and the indices of its graphs of degree >= 1 in column order."""
+    if degree not in _EFP_SETS:
+        efpset = _energyflow().EFPSet(("d<=", degree), **EFP_MEASURE)
+        d = np.asarray(efpset.specs)[:, list(efpset.cols).index("d")]
+        order = np.concatenate([np.flatnonzero(d == k) for k in range(1, degree + 1)])
+        counts = [int((d == k).sum()) for k in range(1, degree + 1)]
+        if counts != list(EFP_COUNTS[:degree]):
+            raise RuntimeError(f"energyflow's EFPSet has {counts} EFPs of degree 1..{degree}, expected "
+                               f"{list(EFP_COUNTS[:degree])} ({EFP_INSTALL})")
+        _EFP_SETS[degree] = efpset, order
+    return _EFP_SETS[degree]
+
+
+def energy_flow_polynomials(ak, constituents, degree: int) -> np.ndarray:
+    """(jets, EFPs) of each jet (``constituents``: one list of four-vectors per jet), every EFP of degree 1 <= d <=
+    ``degree`` in the order of ``features.efps``; one ``EFPSet.compute`` per jet."""
+    efpset, order = _efp_set(degree)
+    counts = ak.to_numpy(ak.num(constituents))
+    pt, rap, phi = (ak.to_numpy(ak.flatten(x)).astype(np.float64) for x in _rap_phi(ak, constituents))
+    particles = np.column_stack([pt, rap, phi])
+    ends = np.cumsum(counts)
+    out = np.empty((len(counts), len(order)))
+    for j, (start, stop) in enumerate(zip(ends - counts, ends)):
+        out[j] = np.asarray(efpset.compute(particles[start:stop]))[order]
+    return out
 
 
 def _four_vectors(ak, pt, eta, phi):
@@ -83,11 +134,14 @@ def subjettiness(ak, fastjet, constituents, n_max: int = N_MAX) -> dict[tuple[in
     return out
 
 
-def jet_features(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, first: int = 0) -> pd.DataFrame:
+def jet_features(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, first: int = 0, efp_degree: int = 0
+                 ) -> pd.DataFrame:
     """Per event (rows of zero-padded (events, particles) arrays in GeV): mjj and the two leading jets'
-    masses (TeV) and subjettiness, the columns of ``slidescan.features``; ``first``: the number of the first
-    event, for errors."""
+    masses (TeV) and subjettiness, and their EFPs of degree <= ``efp_degree`` (0: none), the columns of
+    ``slidescan.features``; ``first``: the number of the first event, for errors."""
     ak, fastjet = _fastjet()
+    if efp_degree:
+        _efp_set(efp_degree)  # energyflow's error before the clustering
     real = pt > 0
     counts = real.sum(1)
     particles = _four_vectors(ak, *(ak.unflatten(x[real], counts) for x in (pt, eta, phi)))
@@ -117,6 +171,11 @@ def jet_features(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, first: int = 
         for n in range(2, N_MAX + 1):
             num, den = out[tau(n, i)], out[tau(n - 1, i)]
             out[ratio(n, i)] = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    if efp_degree:
+        values = [energy_flow_polynomials(ak, constituents[:, j], efp_degree) for j in (0, 1)]
+        for i, which in ((1, lighter), (2, 1 - lighter)):
+            for c, name in enumerate(efps(efp_degree, jets=(i,))):
+                out[name] = np.where(which == 0, values[0][:, c], values[1][:, c])
     return pd.DataFrame(out)
 
 
@@ -134,10 +193,10 @@ def read_lhco_constituents(path: str | Path, start: int, stop: int) -> tuple[np.
 
 
 def _chunk(args) -> pd.DataFrame:
-    path, start, stop = args
+    path, start, stop, efp_degree = args
     pt, eta, phi, label = read_lhco_constituents(path, start, stop)
     try:
-        df = jet_features(pt, eta, phi, first=start)
+        df = jet_features(pt, eta, phi, first=start, efp_degree=efp_degree)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
     df["label"] = label
@@ -155,16 +214,26 @@ def _events(path: Path) -> int:
 
 
 def convert(path: str | Path, out: str | Path, chunk_size: int = 2000, workers: int | None = None,
-            stop: int | None = None, log: Callable[[str], None] = print) -> Path:
-    """The features table of a constituent file (``stop``: only the first events), made once: an ``out`` made from
-    the same input (size, modification time) and settings is kept."""
+            stop: int | None = None, log: Callable[[str], None] = print, efp_degree: int = 0) -> Path:
+    """The features table of a constituent file (``stop``: only the first events; ``efp_degree``: add every EFP of
+    degree 1 <= d <= efp_degree of both jets, 0: none), made once: an ``out`` made from the same input (size,
+    modification time) and settings is kept."""
     from ..io import atomic_path
 
     path, out = Path(path), Path(out)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such constituent file")
+    if isinstance(efp_degree, bool) or not isinstance(efp_degree, (int, np.integer)) or efp_degree < 0:
+        raise ValueError(f"EFP degree {efp_degree!r}: expected a whole number >= 0 (0: no EFPs)")
+    efp_degree = int(efp_degree)
+    efps(efp_degree)  # at most energyflow's largest degree
+    if efp_degree:
+        _energyflow()  # its error before anything is read
     stat = path.stat()
     ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stop}|R={R}|N<={N_MAX}|exclusive-kT axes"
+    if efp_degree:  # a table made without EFPs keeps the identity it had before the option existed
+        ident += "|EFP d<={degree} {measure} {coords} beta={beta} kappa={kappa} normed={normed}".format(
+            degree=efp_degree, **EFP_MEASURE)
     if out.exists():
         try:
             with pd.HDFStore(out, "r") as store:
@@ -179,8 +248,9 @@ def convert(path: str | Path, out: str | Path, chunk_size: int = 2000, workers: 
     workers = max(1, min(workers or os.cpu_count() or 1, len(starts)))
     log(f"{path}: {n} events in {len(starts)} chunks of {chunk_size} over {workers} processes")
     frames = []
+    chunks = [(path, s, min(s + chunk_size, n), efp_degree) for s in starts]
     with ProcessPoolExecutor(workers) as pool:
-        for i, frame in enumerate(pool.map(_chunk, [(path, s, min(s + chunk_size, n)) for s in starts]), 1):
+        for i, frame in enumerate(pool.map(_chunk, chunks), 1):
             frames.append(frame)
             log(f"chunk {i}/{len(starts)}: {sum(len(f) for f in frames)} of {n} events")
     table = pd.concat(frames, ignore_index=True)
