@@ -18,9 +18,10 @@ def sample(n, seed, shift=0.0):
     return x, m
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
-def test_each_member_is_the_flow_trained_alone(schedule):
-    settings = FlowSettings.from_config({**SMALL, "lr_schedule": schedule})
+@pytest.mark.parametrize("schedule, preprocessing", [("constant", "logit"), ("cosine", "logit"),
+                                                      ("constant", "log_logit")])
+def test_each_member_is_the_flow_trained_alone(schedule, preprocessing):
+    settings = FlowSettings.from_config({**SMALL, "lr_schedule": schedule, "preprocessing": preprocessing})
     # members of different sizes: they take different numbers of steps per epoch
     data = [sample(n, s, shift) for n, s, shift in ((3000, 1, 0.0), (1900, 2, 0.3), (4100, 3, -0.2))]
     lines = [[] for _ in data]
@@ -30,6 +31,7 @@ def test_each_member_is_the_flow_trained_alone(schedule):
         np.testing.assert_allclose(together[i].history["val_loss"], alone.history["val_loss"], rtol=2e-5)
         np.testing.assert_allclose(together[i].history["train_loss"], alone.history["train_loss"], rtol=2e-5)
         assert together[i].best_epochs == alone.best_epochs and together[i].fingerprint == alone.fingerprint
+        assert together[i].pre.kind == alone.pre.kind == preprocessing
         probe = x[:500]
         np.testing.assert_allclose(together[i].log_prob(probe, m[:500]), alone.log_prob(probe, m[:500]), atol=2e-3)
         np.testing.assert_allclose(together[i].sample(m[:200], 5), alone.sample(m[:200], 5), atol=2e-3)

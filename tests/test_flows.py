@@ -58,6 +58,113 @@ def test_preprocessing_never_produces_inf_or_nan():
     assert np.all(back >= pre.lo) and np.all(back <= pre.hi)
 
 
+def heavy_tailed(n, seed):
+    """Two tau_N^beta-like features (log-normal, down to 1e-7) and one that takes negative values, m in [1, 2]."""
+    g = np.random.default_rng(seed)
+    m = g.uniform(1.0, 2.0, n)
+    t1 = np.exp(g.normal(-1.0 + 0.3 * m, 0.3, n))
+    t9 = t1 ** 2 * np.exp(g.normal(-12.0, 1.0, n))
+    return np.stack([t1, t9, g.normal(0.5 * m - 0.75, 0.2, n)], axis=1), m
+
+
+def test_log_logit_preprocessing_is_invertible_and_its_jacobian_exact():
+    x, m = heavy_tailed(5000, 1)
+    pre = Preprocessor.fit(x, m, kind="log_logit")
+    assert pre.kind == "log_logit" and pre.log.tolist() == [True, True, False]  # strictly positive features only
+    z = pre.forward(x)
+    assert np.all(np.isfinite(z))
+    assert np.abs(z.mean(0)).max() < 1e-6 and np.allclose(z.std(0), 1, atol=1e-6)
+    np.testing.assert_allclose(pre.inverse(z), x, rtol=1e-9, atol=1e-12)
+    # log |dz/dx| against central differences of each feature (z_j depends on x_j alone)
+    sample = x[:50]
+    numeric = np.zeros(len(sample))
+    for j in range(x.shape[1]):
+        h = 1e-6 * np.abs(sample[:, j]) + 1e-12
+        up, down = sample.copy(), sample.copy()
+        up[:, j] += h
+        down[:, j] -= h
+        numeric += np.log((pre.forward(up)[:, j] - pre.forward(down)[:, j]) / (2 * h))
+    np.testing.assert_allclose(pre.log_jacobian(sample), numeric, rtol=1e-6, atol=1e-5)
+    # outside the training range (x <= 0 in a log feature included): finite, as the clamped logit is
+    far = np.array([[0.0, -1.0, 1e6], [1e9, 1e-300, -1e6]])
+    assert np.all(np.isfinite(pre.forward(far))) and np.all(np.isfinite(pre.log_jacobian(far)))
+    back = pre.inverse(np.array([[1e3, -1e3, 0.0]]))
+    assert back[0, 0] <= np.exp(pre.hi[0]) and back[0, 1] >= np.exp(pre.lo[1])
+
+
+def test_default_preprocessing_is_unchanged():
+    """logit: the map, Jacobian and identity every flow had before the setting existed."""
+    from dataclasses import asdict
+
+    from slidescan.settings import identity_values, tunables
+
+    x, m = heavy_tailed(2000, 2)
+    pre = Preprocessor.fit(x, m)
+    assert pre.log is None and pre.kind == "logit"
+    margin = 0.05 * (x.max(0) - x.min(0))
+    lo, hi = x.min(0) - margin, x.max(0) + margin
+    u = np.clip((x - lo) / (hi - lo), 1e-6, 1 - 1e-6)
+    logit = np.log(u) - np.log1p(-u)
+    np.testing.assert_allclose(pre.forward(x), (logit - logit.mean(0)) / (logit.std(0) + 1e-8), rtol=1e-12)
+    np.testing.assert_allclose(pre.log_jacobian(x), (-np.log(u) - np.log1p(-u) - np.log(hi - lo)
+                                                     - np.log(logit.std(0) + 1e-8)).sum(1), rtol=1e-12)
+    settings = FlowSettings.from_config(SMALL)
+    assert settings.preprocessing == "logit"
+    # the default is left out of every identity (fingerprints, checkpoints, rule parameters): old scans are kept
+    assert "preprocessing" not in identity_values(settings) and "preprocessing" not in tunables(settings)
+    assert list(identity_values(settings)) == [k for k in asdict(settings) if k != "preprocessing"]
+    assert identity_values(settings.replace(preprocessing="log_logit"))["preprocessing"] == "log_logit"
+    with pytest.raises(ValueError, match="flow.preprocessing"):
+        FlowSettings.from_config({"preprocessing": "rank"})
+
+
+@pytest.fixture(scope="module")
+def log_logit_flow():
+    x, m = heavy_tailed(20000, 3)
+    settings = FlowSettings.from_config(dict(SMALL, preprocessing="log_logit"))
+    return train_flow(x, m, settings, seed=1, log=lambda s: None), x, m
+
+
+def test_log_logit_flow_density_is_normalised_in_the_original_space(log_logit_flow):
+    """log_prob includes the log's Jacobian: the flow's density of x integrates to one (importance sampling:
+    the mean of p(x) / q(x) over x ~ q, q a wide log-normal proposal around the data)."""
+    flow, x, m = log_logit_flow
+    g = np.random.default_rng(4)
+    n = 200_000
+    logs = np.log(x[:, :2])
+    mu, sd = logs.mean(0), 2.0 * logs.std(0)
+    mu3, sd3 = x[:, 2].mean(), 2.0 * x[:, 2].std()
+    y = g.normal(mu, sd, (n, 2))
+    pts = np.column_stack([np.exp(y), g.normal(mu3, sd3, n)])
+    log_q = (-0.5 * ((y - mu) / sd) ** 2 - np.log(sd * np.sqrt(2 * np.pi)) - y).sum(1) \
+        - 0.5 * ((pts[:, 2] - mu3) / sd3) ** 2 - np.log(sd3 * np.sqrt(2 * np.pi))
+    ratio = np.exp(flow.log_prob(pts, np.full(n, 1.5)) - log_q)
+    assert ratio.mean() == pytest.approx(1.0, abs=4 * ratio.std() / np.sqrt(n) + 0.02)
+    # and its samples follow the data: log-normal features, means in log space at m = 1.5
+    s = flow.sample(np.full(20000, 1.5), seed=2)
+    assert np.all(s[:, :2] > 0)
+    assert np.log(s[:, 0]).mean() == pytest.approx(-1.0 + 0.45, abs=0.03)
+    assert np.log(s[:, 1]).mean() == pytest.approx(2 * (-1.0 + 0.45) - 12.0, abs=0.1)
+
+
+def test_log_logit_flow_saves_and_loads(log_logit_flow, tmp_path):
+    from slidescan.density.flows import load_flow
+    from slidescan.io import write_tables
+
+    flow, x, m = log_logit_flow
+    arrays, attrs = flow.arrays(), flow.attrs()
+    assert arrays["pre_log"].tolist() == [1, 1, 0] and attrs["flow_preprocessing"] == "log_logit"
+    write_tables(tmp_path / "flow.h5", {}, attrs=attrs, arrays=arrays)
+    loaded = load_flow(tmp_path / "flow.h5", device="cpu")
+    assert loaded.pre.kind == "log_logit"
+    np.testing.assert_allclose(loaded.log_prob(x[:500], m[:500]), flow.log_prob(x[:500], m[:500]), rtol=1e-6)
+    np.testing.assert_array_equal(loaded.sample(m[:200], 3), flow.sample(m[:200], 3))
+
+
+def test_default_flow_arrays_are_unchanged(gaussian_flow):
+    assert "pre_log" not in gaussian_flow.arrays() and "flow_preprocessing" not in gaussian_flow.attrs()
+
+
 def test_resumed_training_equals_uninterrupted(tmp_path):
     x, m = conditional_gaussian(3000, 2)
     settings = dict(SMALL, epochs=4)

@@ -74,9 +74,16 @@ def _check_fields(cls) -> None:
                         f"and the schema of section {cls.section}")
 
 
+def identity_values(settings) -> dict:
+    """``asdict(settings)`` without the keys added after results existed that hold their old behaviour
+    (the class's ``late_defaults``): a scan made before a key existed keeps its fingerprints and is not rerun."""
+    late = getattr(settings, "late_defaults", {})
+    return {k: v for k, v in dataclasses.asdict(settings).items() if not (k in late and v == late[k])}
+
+
 def tunables(settings) -> dict:
     """The settings that change results (``EXECUTION_ONLY`` left out), in field order: part of identities."""
-    return {k: v for k, v in dataclasses.asdict(settings).items() if k not in EXECUTION_ONLY}
+    return {k: v for k, v in identity_values(settings).items() if k not in EXECUTION_ONLY}
 
 
 def section_of(config: dict, path: tuple[str, ...]) -> dict:

@@ -112,7 +112,12 @@ class ConfiguredModel:
         """The part of the config its result depends on (a rule parameter: a change reruns it)."""
         from ..settings import section_of
 
-        return section_of(config, self.model.settings_type.path()) if self.model.settings_type else {}
+        if not self.model.settings_type:
+            return {}
+        section = section_of(config, self.model.settings_type.path())
+        # a key added later, at the value of the old behaviour, leaves an old scan's rule parameters as they were
+        late = getattr(self.model.settings_type, "late_defaults", {})
+        return {k: v for k, v in section.items() if not (k in late and v == late[k])}
 
 
 def register_model(model: Model) -> Model:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -31,7 +31,7 @@ from ..backends.nn.ensemble import member_generator
 from ..cudagraph import GraphedStep, use_graphs
 from ..devices import GLOBAL_RNG, resolve_device
 from ..io import content_hash
-from ..settings import EXECUTION_ONLY
+from ..settings import EXECUTION_ONLY, identity_values
 from .flows import Preprocessor, TrainedFlow, build_flow
 
 BETAS, EPS = (0.9, 0.999), 1e-8
@@ -94,7 +94,7 @@ def identity(task: FlowTask, settings) -> str:
     cosine = settings.lr_schedule == "cosine"
     extendable = {} if cosine else {"epochs": None}
     return content_hash(np.asarray(task.x, float), np.asarray(task.mjj, float),
-                        extra=(asdict(settings) | dict.fromkeys(EXECUTION_ONLY) | extendable, task.seed))
+                        extra=(identity_values(settings) | dict.fromkeys(EXECUTION_ONLY) | extendable, task.seed))
 
 
 def train_flows(tasks: list[FlowTask], settings) -> list[TrainedFlow]:
@@ -206,7 +206,8 @@ class _Member:
             raise ValueError(f"{task.what} training: {n} events are too few for batch size {settings.batch_size}")
         order = np.random.default_rng(task.seed % (2**63)).permutation(n)
         self.train_idx, self.val_idx = order[n_val:], order[:n_val]
-        self.pre = Preprocessor.fit(x[self.train_idx], mjj[self.train_idx])
+        self.pre = Preprocessor.fit(x[self.train_idx], mjj[self.train_idx],
+                                    kind=getattr(settings, "preprocessing", "logit"))
         self.z, self.c = self.pre.forward(x), self.pre.condition(mjj)
         self.n_features = x.shape[1]
         self.steps_per_epoch = -(-len(self.train_idx) // settings.batch_size)

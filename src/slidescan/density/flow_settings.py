@@ -17,6 +17,7 @@ FLOW_TRAINING_SCHEMA = """
   lr_schedule: {enum: [constant, cosine], default: constant, description: "cosine: decay the rate to 0 over the training (per step)"}
   validation_fraction: {type: number, exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.2}
   n_best: {type: integer, minimum: 1, default: %(n_best)s, description: "an equal-weight mixture of the n_best epochs of lowest validation loss"}
+  preprocessing: {enum: [logit, log_logit], default: logit, description: "logit: a clamped logit of a min-max scaling, standardised; log_logit: the same after log x of each feature strictly positive in training (heavy-tailed tau_N^beta, docs/features.md)"}
 """
 FLOW_EXECUTION_SCHEMA = """
   cuda_graphs: {type: boolean, default: true, description: "on CUDA, replay each training step as one captured CUDA graph"}
@@ -42,6 +43,11 @@ class FlowTraining(Settings):
     validation_fraction: float
     # mixture of the n_best epochs of lowest validation loss (CATHODE: 10); 1 is the best epoch alone
     n_best: int
+    # logit, or log_logit: log x of each feature strictly positive in training first (flows.Preprocessor)
+    preprocessing: str
+
+    # keys added after results existed, left out of identities at these values (settings.identity_values)
+    late_defaults = {"preprocessing": "logit"}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -27,16 +27,28 @@ from ..backends.nn.ensemble import member_generator
 from ..cudagraph import GraphedStep, adam, keep_rate_on_device, set_learning_rate, use_graphs
 from ..devices import GLOBAL_RNG, resolve_device
 from ..io import content_hash
-from ..settings import EXECUTION_ONLY
+from ..settings import EXECUTION_ONLY, identity_values
 from .flow_settings import FlowSettings
 
 
 LOGIT_EPS = 1e-6
+# the flows' ``preprocessing`` setting: logit (min-max scaling, clamped logit, standardisation), or log_logit (the
+# same after log x of every feature that is strictly positive in training: heavy-tailed tau_N^beta, docs/features.md)
+PREPROCESSING = ("logit", "log_logit")
+# the margin of log_logit's log features, in units of their training range: events up to half the range beyond it
+# keep their own z (at 0.05, one held-out event below the training range sat on the clamp at z = -30 with an NLL of
+# 1e5, and the validation loss that selects epochs was that event's; docs/benchmarks.md)
+LOG_MARGIN = 0.5
 
 
 @dataclass
 class Preprocessor:
-    """x -> standardised clamped logit of a min-max scaling; mjj -> standardised condition."""
+    """x -> standardised clamped logit of a min-max scaling; mjj -> standardised condition.
+
+    ``log``: features taken as log x first (``log_logit``; ``lo`` and ``hi`` are then in log x). x below the
+    widened range's lower edge is raised to it before the log, as the clamped logit treats it, so every
+    event's z and log-Jacobian stay finite.
+    """
 
     lo: np.ndarray
     hi: np.ndarray
@@ -44,19 +56,39 @@ class Preprocessor:
     std: np.ndarray
     m_mean: float
     m_std: float
+    log: np.ndarray | None = None  # bool per feature; None: none (the ``logit`` preprocessing)
 
     @classmethod
-    def fit(cls, x: np.ndarray, mjj: np.ndarray, margin: float = 0.05) -> "Preprocessor":
-        lo, hi = x.min(0), x.max(0)
+    def fit(cls, x: np.ndarray, mjj: np.ndarray, margin: float = 0.05, kind: str = "logit") -> "Preprocessor":
+        if kind not in PREPROCESSING:
+            raise ValueError(f"flow preprocessing: expected one of {list(PREPROCESSING)}, got {kind!r}")
+        log = x.min(0) > 0 if kind == "log_logit" else None
+        y = np.where(log, np.log(np.where(log, x, 1.0)), x) if log is not None else x
+        lo, hi = y.min(0), y.max(0)
         span = np.where(hi > lo, hi - lo, 1.0)
+        if log is not None:  # log x has long tails on both sides: a wide margin keeps held-out events off the clamp
+            margin = np.where(log, LOG_MARGIN, margin)
         pre = cls(lo - margin * span, hi + margin * span, np.zeros(x.shape[1]), np.ones(x.shape[1]),
-                  float(mjj.mean()), float(mjj.std() or 1.0))
+                  float(mjj.mean()), float(mjj.std() or 1.0), log)
         z = pre._logit(x)
         pre.mean, pre.std = z.mean(0), z.std(0) + 1e-8
         return pre
 
+    @property
+    def kind(self) -> str:
+        return "log_logit" if self.log is not None else "logit"
+
+    def _y(self, x: np.ndarray) -> np.ndarray:
+        """x, with log x (raised to the range's lower edge) in the log features."""
+        if self.log is None:
+            return x
+        return np.where(self.log, np.log(np.maximum(x, np.exp(np.where(self.log, self.lo, 0.0)))), x)
+
+    def _u(self, x: np.ndarray) -> np.ndarray:
+        return np.clip((self._y(x) - self.lo) / (self.hi - self.lo), LOGIT_EPS, 1 - LOGIT_EPS)
+
     def _logit(self, x: np.ndarray) -> np.ndarray:
-        u = np.clip((x - self.lo) / (self.hi - self.lo), LOGIT_EPS, 1 - LOGIT_EPS)
+        u = self._u(x)
         return np.log(u) - np.log1p(-u)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -64,14 +96,17 @@ class Preprocessor:
 
     def log_jacobian(self, x: np.ndarray) -> np.ndarray:
         """log |dz/dx| summed over features, for densities in the original feature space."""
-        u = np.clip((x - self.lo) / (self.hi - self.lo), LOGIT_EPS, 1 - LOGIT_EPS)
-        return (-np.log(u) - np.log1p(-u) - np.log(self.hi - self.lo) - np.log(self.std)).sum(1)
+        u = self._u(x)
+        out = (-np.log(u) - np.log1p(-u) - np.log(self.hi - self.lo) - np.log(self.std)).sum(1)
+        if self.log is not None:  # d log x / dx = 1 / x
+            out = out - np.where(self.log, self._y(x), 0.0).sum(1)
+        return out
 
     def inverse(self, z: np.ndarray) -> np.ndarray:
         from scipy.special import expit
 
-        u = expit(z * self.std + self.mean)
-        return self.lo + u * (self.hi - self.lo)
+        y = self.lo + expit(z * self.std + self.mean) * (self.hi - self.lo)
+        return np.where(self.log, np.exp(np.where(self.log, y, 0.0)), y) if self.log is not None else y
 
     def condition(self, mjj: np.ndarray) -> np.ndarray:
         return ((np.asarray(mjj, float) - self.m_mean) / self.m_std)[:, None]
@@ -163,15 +198,20 @@ class TrainedFlow:
         """The flow as arrays (for a model's HDF5 output): no pickle, so reading it runs no code."""
         out = {f"pre_{k}": np.atleast_1d(np.asarray(getattr(self.pre, k), float))
                for k in ("lo", "hi", "mean", "std", "m_mean", "m_std")}
+        if self.pre.log is not None:  # log_logit only: a default flow's arrays are those it always had
+            out["pre_log"] = self.pre.log.astype(np.int8)
         for i, state in enumerate(self.states):
             for key, value in state.items():
                 out[f"flow{i}/{key}"] = value.numpy()
         return out
 
     def attrs(self) -> dict:
-        return {"flow_transforms": int(self.settings.transforms), "flow_hidden": ",".join(map(str, self.settings.hidden)),
-                "flow_n_features": int(self.n_features), "flow_members": len(self.states),
-                "best_epochs": ",".join(map(str, self.best_epochs)), "fingerprint": self.fingerprint}
+        out = {"flow_transforms": int(self.settings.transforms), "flow_hidden": ",".join(map(str, self.settings.hidden)),
+               "flow_n_features": int(self.n_features), "flow_members": len(self.states),
+               "best_epochs": ",".join(map(str, self.best_epochs)), "fingerprint": self.fingerprint}
+        if self.pre.log is not None:  # log_logit only: a default flow's attributes are those it always had
+            out["flow_preprocessing"] = self.pre.kind
+        return out
 
 
 @dataclass(frozen=True)
@@ -192,7 +232,8 @@ def load_flow(path, device: str = "auto") -> TrainedFlow:
         raise ValueError(f"{path}: holds no flow (no flow_members attribute); it was not written by a flow model")
     arrays = read_arrays(path)
     pre = Preprocessor(arrays["pre_lo"], arrays["pre_hi"], arrays["pre_mean"], arrays["pre_std"],
-                       float(arrays["pre_m_mean"][0]), float(arrays["pre_m_std"][0]))
+                       float(arrays["pre_m_mean"][0]), float(arrays["pre_m_std"][0]),
+                       arrays["pre_log"].astype(bool) if "pre_log" in arrays else None)
     states = []
     for i in range(int(attrs["flow_members"])):
         prefix = f"flow{i}/"
@@ -229,7 +270,7 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
         raise ValueError(f"{what} training: {n} events are too few for batch size {settings.batch_size}")
     order = np.random.default_rng(seed % (2**63)).permutation(n)
     train_idx, val_idx = order[n_val:], order[:n_val]
-    pre = Preprocessor.fit(x[train_idx], mjj[train_idx])
+    pre = Preprocessor.fit(x[train_idx], mjj[train_idx], kind=getattr(settings, "preprocessing", "logit"))
     z = torch.as_tensor(pre.forward(x), dtype=torch.float32, device=device)
     c = torch.as_tensor(pre.condition(mjj), dtype=torch.float32, device=device)
     z_train, c_train = z[train_idx], c[train_idx]
@@ -258,7 +299,7 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
     start_epoch = 0
     # a cosine schedule depends on the number of epochs; a constant rate may be extended from a checkpoint
     extendable = {} if cosine else {"epochs": None}
-    identity = (asdict(settings) | dict.fromkeys(EXECUTION_ONLY) | extendable, seed)
+    identity = (identity_values(settings) | dict.fromkeys(EXECUTION_ONLY) | extendable, seed)
     arrays = [x, mjj]
     if mixture:
         identity, arrays = (identity, "mixture", float(signal_fraction)), arrays + [np.asarray(background, float)]
