@@ -179,7 +179,8 @@ def flow_closure(sb_data: pd.DataFrame, sb_samples: pd.DataFrame, sr_data: pd.Da
             bins = np.linspace(lo, hi, 41)
             ax.hist(samples[feature], bins, density=True, histtype="stepfilled", alpha=0.4, color="C0",
                     label="flow samples")
-            ax.hist(data[feature], bins, density=True, histtype="step", color="black", lw=1.5, label="data")
+            ax.hist(data[feature], bins, density=True, histtype="step", color="black", lw=1.5, label="data",
+                    weights=data["weight"] if "weight" in data else None)
             ax.set_xlabel(feature, fontsize=14)
             ax.set_yscale("log")
         axes[row, 0].set_ylabel(f"{where}\nnormalised", fontsize=14)

@@ -32,7 +32,7 @@ from ..cudagraph import GraphedStep, use_graphs
 from ..devices import GLOBAL_RNG, resolve_device
 from ..io import content_hash
 from ..settings import EXECUTION_ONLY, identity_values
-from .flows import Preprocessor, TrainedFlow, build_flow
+from .flows import Preprocessor, TrainedFlow, build_flow, event_weights, weighted_mean
 
 BETAS, EPS = (0.9, 0.999), 1e-8
 
@@ -47,6 +47,7 @@ class FlowTask:
     checkpoint: object = None  # path or None
     log: Callable[[str], None] = print
     what: str = "flow"
+    weight: np.ndarray | None = None  # per-event weights (train_flow's ``weight``)
 
 
 class MaskedAdam:
@@ -93,7 +94,8 @@ def identity(task: FlowTask, settings) -> str:
     """The fingerprint ``train_flow`` gives the same flow (a plain flow, no mixture)."""
     cosine = settings.lr_schedule == "cosine"
     extendable = {} if cosine else {"epochs": None}
-    return content_hash(np.asarray(task.x, float), np.asarray(task.mjj, float),
+    weight = [] if task.weight is None else [np.asarray(task.weight, float)]
+    return content_hash(np.asarray(task.x, float), np.asarray(task.mjj, float), *weight,
                         extra=(identity_values(settings) | dict.fromkeys(EXECUTION_ONLY) | extendable, task.seed))
 
 
@@ -110,6 +112,10 @@ def train_flows(tasks: list[FlowTask], settings) -> list[TrainedFlow]:
                         device=device)
     pad = len(z) - 1
     offsets = np.cumsum([0] + [len(m.z) for m in members])
+    # per-event weights when any member has them (the others weigh 1, the padding row 0)
+    weighted = any(m.weight is not None for m in members)
+    w = torch.as_tensor(np.concatenate([m.weight if m.weight is not None else np.ones(len(m.z)) for m in members]
+                                       + [np.zeros(1)]), dtype=torch.float32, device=device) if weighted else None
 
     if n_members > 1:  # each member's epoch lines time the whole batch: the jobs table gives it its share
         for i, m in enumerate(members):
@@ -146,7 +152,10 @@ def train_flows(tasks: list[FlowTask], settings) -> list[TrainedFlow]:
     def train_step(idx: torch.Tensor) -> torch.Tensor:
         per_event, real = nll(idx)
         count = real.sum(1)
-        loss = per_event.sum(1) / count.clamp(min=1)
+        if w is None:
+            loss = per_event.sum(1) / count.clamp(min=1)
+        else:
+            loss = (per_event * w[idx]).sum(1) / w[idx].sum(1).clamp(min=1e-30)
         grads = torch.autograd.grad(loss.sum(), params)
         optimizer.step(grads, count > 0)
         return loss.detach()
@@ -173,7 +182,8 @@ def train_flows(tasks: list[FlowTask], settings) -> list[TrainedFlow]:
         seconds = time.time() - t0
         for i, m in enumerate(members):
             if active[i]:
-                m.end_epoch(epoch, float(totals[i]), val[i, :len(m.val_idx)], params, seconds)
+                weights = None if m.weight is None else w[val_rows[i, :len(m.val_idx)]]
+                m.end_epoch(epoch, float(totals[i]), val[i, :len(m.val_idx)], params, seconds, weights)
                 if m.task.checkpoint:
                     m.save(epoch + 1, params, optimizer)
     return [m.result() for m in members]
@@ -209,6 +219,7 @@ class _Member:
         self.pre = Preprocessor.fit(x[self.train_idx], mjj[self.train_idx],
                                     kind=getattr(settings, "preprocessing", "logit"))
         self.z, self.c = self.pre.forward(x), self.pre.condition(mjj)
+        self.weight = event_weights(task.weight, len(x), task.what)
         self.n_features = x.shape[1]
         self.steps_per_epoch = -(-len(self.train_idx) // settings.batch_size)
         self.total_steps = settings.epochs * self.steps_per_epoch
@@ -243,14 +254,15 @@ class _Member:
         self.start_epoch = min(state["epoch"], self.settings.epochs)
         self.task.log(joblog.resumed(self.task.checkpoint, self.start_epoch, self.task.what))
 
-    def end_epoch(self, epoch: int, total: float, nll: torch.Tensor, params, seconds: float) -> None:
+    def end_epoch(self, epoch: int, total: float, nll: torch.Tensor, params, seconds: float,
+                  weight: torch.Tensor | None = None) -> None:
         settings, what = self.settings, self.task.what
         train_nll = total / self.steps_per_epoch
         if not math.isfinite(train_nll):
             raise FloatingPointError(f"{what} training: training loss is {train_nll} at epoch {epoch + 1}; "
                                      "lower its learning_rate")
         infinite = int((~torch.isfinite(nll)).sum())
-        val = float(nll.sum()) / len(nll) if not infinite else math.inf
+        val = weighted_mean(nll, weight) if not infinite else math.inf
         self.history["train_loss"].append(train_nll)
         self.history["val_loss"].append(val)
         if infinite:

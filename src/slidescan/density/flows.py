@@ -247,13 +247,16 @@ def load_flow(path, device: str = "auto") -> TrainedFlow:
 def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
                checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print,
                background: np.ndarray | None = None, signal_fraction: float = 0.01,
-               what: str = "flow") -> TrainedFlow:
+               what: str = "flow", weight: np.ndarray | None = None) -> TrainedFlow:
     """Fit p(x | mjj) by maximum likelihood, keeping the ``n_best`` epochs of lowest validation loss.
 
     With ``background`` (the log density of each event under a fixed background model, in the
     space of ``x``), the flow is the signal component of ``w p_flow + (1 - w) p_background`` and the
     fraction ``w`` (starting at ``signal_fraction``) is fitted with it (R-ANODE). Per-epoch
     checkpoints (Lightning layout plus our own state) let a killed job resume exactly.
+
+    With ``weight`` (per-event weights, >= 0) the training and validation losses are weighted means: the
+    maximum-likelihood flow of the weighted sample.
     """
     torch.set_num_threads(max(1, int(settings.threads)))
     device = resolve_device(settings.device)
@@ -275,6 +278,10 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
     c = torch.as_tensor(pre.condition(mjj), dtype=torch.float32, device=device)
     z_train, c_train = z[train_idx], c[train_idx]
     z_val, c_val = z[val_idx], c[val_idx]
+    weight = event_weights(weight, n, what)
+    if weight is not None:
+        w = torch.as_tensor(weight, dtype=torch.float32, device=device)
+        w_train, w_val = w[train_idx], w[val_idx]
     mixture = background is not None
     if mixture:
         # the fixed background in the flow's space: log p_b(x) - log |dz/dx|
@@ -300,7 +307,7 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
     # a cosine schedule depends on the number of epochs; a constant rate may be extended from a checkpoint
     extendable = {} if cosine else {"epochs": None}
     identity = (identity_values(settings) | dict.fromkeys(EXECUTION_ONLY) | extendable, seed)
-    arrays = [x, mjj]
+    arrays = [x, mjj] if weight is None else [x, mjj, weight]
     if mixture:
         identity, arrays = (identity, "mixture", float(signal_fraction)), arrays + [np.asarray(background, float)]
     ident = content_hash(*arrays, extra=identity)
@@ -325,7 +332,8 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
                                 torch.nn.functional.logsigmoid(-logit_w) + b_batch)
 
     def train_step(idx: torch.Tensor) -> torch.Tensor:
-        loss = nll(c_train[idx], z_train[idx], b_train[idx] if mixture else None).mean()
+        per_event = nll(c_train[idx], z_train[idx], b_train[idx] if mixture else None)
+        loss = per_event.mean() if weight is None else (per_event * w_train[idx]).sum() / w_train[idx].sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -348,7 +356,7 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
             val_nll = torch.cat([nll(c_val[s:s + 65536], z_val[s:s + 65536], b_val[s:s + 65536] if mixture else None)
                                  for s in range(0, n_val, 65536)])
         infinite = int((~torch.isfinite(val_nll)).sum())
-        val = float(val_nll.sum()) / n_val if not infinite else math.inf
+        val = weighted_mean(val_nll, None if weight is None else w_val) if not infinite else math.inf
         train_nll = float(total) / n_batches
         if not math.isfinite(train_nll):
             raise FloatingPointError(f"{what} training: training loss is {train_nll} at epoch {epoch + 1}; "
@@ -384,13 +392,32 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
     return TrainedFlow(states, settings, pre, x.shape[1], history, best_epochs, np.sort(val_idx), ident, fractions)
 
 
-def sample_sr_mjj(sr_mjj: np.ndarray, n: int, lo: float, hi: float, seed: int) -> np.ndarray:
-    """``n`` mjj values from a Gaussian KDE of the SR data's mjj, kept inside [lo, hi)."""
+def event_weights(weight: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
+    """Per-event training weights, checked (one per event, finite, >= 0, some positive); None: unweighted."""
+    if weight is None:
+        return None
+    weight = np.asarray(weight, float)
+    if weight.shape != (n,) or not np.all(np.isfinite(weight)) or (weight < 0).any() or not weight.sum() > 0:
+        raise ValueError(f"{what} training: weights must be one finite value >= 0 per event, not all 0; got shape "
+                         f"{weight.shape} for {n} events")
+    return weight
+
+
+def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> float:
+    """The mean of per-event losses, weighted when ``weight`` is given."""
+    if weight is None:
+        return float(values.sum()) / len(values)
+    return float((values * weight).sum()) / float(weight.sum())
+
+
+def sample_sr_mjj(sr_mjj: np.ndarray, n: int, lo: float, hi: float, seed: int,
+                  weight: np.ndarray | None = None) -> np.ndarray:
+    """``n`` mjj values from a Gaussian KDE of the SR data's mjj (weighted by ``weight``), kept inside [lo, hi)."""
     from scipy.stats import gaussian_kde
 
     if len(sr_mjj) < 2:
         raise ValueError(f"SR {lo:g}-{hi:g}: {len(sr_mjj)} events are too few for a density estimate of mjj")
-    kde = gaussian_kde(sr_mjj)
+    kde = gaussian_kde(sr_mjj, weights=weight)
     generator = np.random.default_rng(seed)
     out = np.empty(0)
     while len(out) < n:

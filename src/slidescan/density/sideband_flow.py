@@ -19,17 +19,24 @@ from . import Model, ModelContext, ModelResult, register_model
 from .flow_settings import FlowSettings
 
 
-def closure_auc(data: np.ndarray, samples: np.ndarray, seed: int) -> float:
-    """Test AUC of a boosted-tree classifier trained to tell ``data`` from ``samples`` (half for training)."""
+def closure_auc(data: np.ndarray, samples: np.ndarray, seed: int, weight: np.ndarray | None = None) -> float:
+    """Test AUC of a boosted-tree classifier trained to tell ``data`` (weighted by ``weight``) from ``samples``
+    (half for training)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
     x = np.concatenate([data, samples])
     y = np.concatenate([np.ones(len(data)), np.zeros(len(samples))])
+    w = None if weight is None else np.concatenate([weight, np.ones(len(samples))])
     test = np.random.default_rng(seed).random(len(x)) < 0.5
     clf = HistGradientBoostingClassifier(max_iter=200, early_stopping=True, random_state=seed % (2**32))
-    clf.fit(x[~test], y[~test])
-    return float(roc_auc_score(y[test], clf.predict_proba(x[test])[:, 1]))
+    clf.fit(x[~test], y[~test], sample_weight=None if w is None else w[~test])
+    return float(roc_auc_score(y[test], clf.predict_proba(x[test])[:, 1], sample_weight=None if w is None else w[test]))
+
+
+def weights_of(events: pd.DataFrame) -> np.ndarray | None:
+    """The events' ``weight`` column (weighted inputs, data.table.weight), or None."""
+    return events["weight"].to_numpy() if "weight" in events else None
 
 
 def training_events(ctx: ModelContext, events: pd.DataFrame) -> pd.DataFrame:
@@ -46,7 +53,7 @@ def fit_flow_on(ctx: ModelContext, events: pd.DataFrame):
 
     events = training_events(ctx, events)
     flow = train_flow(events[ctx.features].to_numpy(), events["mjj"].to_numpy(), ctx.settings, ctx.seed(),
-                      checkpoint=ctx.checkpoint, log=ctx.log)
+                      checkpoint=ctx.checkpoint, log=ctx.log, weight=weights_of(events))
     return flow, events
 
 
@@ -55,8 +62,8 @@ def fit_flows_on(contexts: list[ModelContext], events: list[pd.DataFrame], membe
     ``fit_flow_on`` gives (``density.batched``)."""
     from .batched import FlowTask, train_flows
 
-    tasks = [FlowTask(ev[ctx.features].to_numpy(), ev["mjj"].to_numpy(), ctx.seed(), ctx.checkpoint, ctx.log)
-             for ctx, ev in zip(contexts, events)]
+    tasks = [FlowTask(ev[ctx.features].to_numpy(), ev["mjj"].to_numpy(), ctx.seed(), ctx.checkpoint, ctx.log,
+                      weight=weights_of(ev)) for ctx, ev in zip(contexts, events)]
     size = members or len(tasks)
     return [flow for start in range(0, len(tasks), size)
             for flow in train_flows(tasks[start:start + size], contexts[0].settings)]
@@ -68,9 +75,9 @@ def closure(ctx: ModelContext, flow, train: pd.DataFrame) -> tuple[pd.DataFrame,
     samples = pd.DataFrame(flow.sample(held["mjj"].to_numpy(), ctx.seed("sb")), columns=ctx.features)
     samples.insert(0, "mjj", held["mjj"].to_numpy())
     columns = ["mjj", *ctx.features]
-    auc = closure_auc(held[columns].to_numpy(), samples.to_numpy(), ctx.seed("auc"))
+    auc = closure_auc(held[columns].to_numpy(), samples.to_numpy(), ctx.seed("auc"), weights_of(held))
     ctx.log(f"sideband closure: classifier AUC of held-out sideband data vs flow samples = {auc:.4f}")
-    return held[columns], samples, auc
+    return held[columns + (["weight"] if "weight" in held else [])], samples, auc
 
 
 def history_table(flow) -> pd.DataFrame:
@@ -108,7 +115,7 @@ def _result(ctx: ModelContext, flow, sb: pd.DataFrame, sr: pd.DataFrame) -> Mode
     settings: FlowSettings = ctx.settings
     w = ctx.window
     n = int(round(settings.oversampling * len(sr)))
-    mjj = sample_sr_mjj(sr["mjj"].to_numpy(), n, w.sr_lo, w.sr_hi, ctx.seed("mjj"))
+    mjj = sample_sr_mjj(sr["mjj"].to_numpy(), n, w.sr_lo, w.sr_hi, ctx.seed("mjj"), weights_of(sr))
     samples = pd.DataFrame(flow.sample(mjj, ctx.seed("sr")), columns=ctx.features)
     samples.insert(0, "mjj", mjj)
     samples["label"] = np.zeros(n, dtype=np.int8)
@@ -146,4 +153,4 @@ interpolate into the SR, and the p-values of the methods that use it are not to 
 
 # the paths of scans made before the method layer: flows/, logs/flow/, checkpoints/<window>/flow/
 register_model(Model("sideband_flow", "Sideband flow (CATHODE background model)", fit, FlowSettings,
-                     fit_many=fit_many, directory="flows", short="flow", caption=CAPTION))
+                     fit_many=fit_many, directory="flows", short="flow", caption=CAPTION, weighted=True))
