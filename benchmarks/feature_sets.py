@@ -7,7 +7,10 @@
 
 The three configs share their events and pseudo-experiments; only ``features`` differs. For each
 (config, method, injection) the newest line of the results file counts. "kept" is the median max SIC
-with the set over the median with the baseline.
+with the set over the median with the baseline. The 5-seed study at two signal strengths:
+
+    python benchmarks/feature_sets.py benchmarks/results/feature_sets_5seeds.jsonl \
+        --configs config/features5_baseline.yaml config/features5_noise.yaml
 """
 
 from __future__ import annotations
@@ -16,21 +19,24 @@ import argparse
 import json
 
 SETS = {"config/features_baseline.yaml": "baseline (4)", "config/features_noise.yaml": "baseline + 10 noise (14)",
-        "config/features_extended3.yaml": "extended3 (56)"}
+        "config/features_extended3.yaml": "extended3 (56)",
+        "config/features5_baseline.yaml": "baseline (4)", "config/features5_noise.yaml": "baseline + 10 noise (14)"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results")
+    parser.add_argument("--configs", nargs="+", default=list(SETS)[:3],
+                        help="the configs to compare, the baseline first (default: the 3-seed study)")
     args = parser.parse_args()
     rows = {}
     for line in open(args.results):
         r = json.loads(line)
-        if r["configfile"] in SETS:
+        if r["configfile"] in args.configs:
             rows[(r["configfile"], r["method"], r["injection"])] = r
     methods = sorted({m for _, m, _ in rows})
     injections = sorted({i for _, _, i in rows}, reverse=True)
-    names = list(SETS)
+    names = args.configs
     header = ["method", "injection (S/B)"] + [SETS[n] for n in names] + [f"kept, {SETS[n].split(' (')[0]}"
                                                                           for n in names[1:]]
     print("| " + " | ".join(header) + " |")
