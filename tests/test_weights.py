@@ -280,3 +280,9 @@ def test_a_weighted_scan_trains_and_hunts_with_its_weights(tmp_path):
     # sumw / sumw2 of half 0.5 and half 1.5 weights: 1 / 1.25 (the signal's unit weights move it a little)
     assert uncut["count_scale"].to_numpy() == pytest.approx(0.8, abs=0.04)
     assert scan["p0"].notna().all()
+    from pathlib import Path
+
+    from slidescan.report.summary import summary_text
+
+    assert "Events are weighted by column ``w`` of ``ntuple.parquet``" in summary_text(workdir,
+                                                                                     Path("config/config.yaml"))

@@ -88,6 +88,11 @@ def summary_text(workdir: Path, configfile: Path) -> str:
     parts.append("")
     parts.append(f"Features ({len(settings.features)}): " + ", ".join(f"``{f}``" for f in settings.features) + ".")
     parts.append("")
+    if settings.data.table and settings.data.table.weight:
+        parts.append(f"Events are weighted by column ``{settings.data.table.weight}`` of ``{settings.data.table.path}``: "
+                     "classifiers and CATHODE's flow train on the weights, observed and expected counts are sums of "
+                     "weights, and p-values are computed on effective counts (``count_scale`` in the p-value table).")
+        parts.append("")
     states = fold_states(settings, layout)
     counts = count_states(states)
     jobs = f"Jobs: {counts['done']} of {len(states)} training folds done"
