@@ -261,6 +261,7 @@ def test_a_weighted_scan_trains_and_hunts_with_its_weights(tmp_path):
                         "tau21_j1": g.uniform(0, 0.3, m), "tau21_j2": g.uniform(0, 0.3, m), "is_signal": 1,
                         "w": 1.0})
     config = {**TINY, "scan": "weighted", "injections": [600], "methods": ["cwola-bdt", "cathode-bdt"],
+              "windows": {**TINY["windows"], "last_sr_lo": 3.3, "first_sr_lo": 3.3},
               "data": {"source": "table", "seed": 3, "table": {"path": "ntuple.parquet", "label": "is_signal",
                                                                "weight": "w"}}}
     workdir = make_workdir(tmp_path, config)
@@ -276,7 +277,8 @@ def test_a_weighted_scan_trains_and_hunts_with_its_weights(tmp_path):
     assert "weight" in cathode and np.isfinite(cathode["score"]).all()
     scan = pd.read_csv(results / "pvalue_scan.csv")
     uncut = scan[(scan["efficiency"] == 1.0) & (scan["method"] == "cwola-bdt")]
-    assert (uncut["n_obs"] % 1 != 0).any()  # sums of weights, not counts
+    in_sr = scores[(scores["mjj"] >= 3.3) & (scores["mjj"] < 3.7)]
+    assert uncut["n_obs"].iloc[0] == pytest.approx(in_sr["weight"].sum()) != len(in_sr)  # sums of weights
     # sumw / sumw2 of half 0.5 and half 1.5 weights: 1 / 1.25 (the signal's unit weights move it a little)
     assert uncut["count_scale"].to_numpy() == pytest.approx(0.8, abs=0.04)
     assert scan["p0"].notna().all()
