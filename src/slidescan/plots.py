@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats as sps  # noqa: E402
 
+from .data import weights_of  # noqa: E402
 from .io import atomic_path  # noqa: E402
 
 plt.style.use(mplhep.style.CMS)
@@ -180,7 +181,7 @@ def flow_closure(sb_data: pd.DataFrame, sb_samples: pd.DataFrame, sr_data: pd.Da
             ax.hist(samples[feature], bins, density=True, histtype="stepfilled", alpha=0.4, color="C0",
                     label="flow samples")
             ax.hist(data[feature], bins, density=True, histtype="step", color="black", lw=1.5, label="data",
-                    weights=data["weight"] if "weight" in data else None)
+                    weights=weights_of(data))
             ax.set_xlabel(feature, fontsize=14)
             ax.set_yscale("log")
         axes[row, 0].set_ylabel(f"{where}\nnormalised", fontsize=14)

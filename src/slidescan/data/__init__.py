@@ -21,6 +21,16 @@ from .readers import LHCO_H5_COLUMNS, finite_events, lhco_features, read_cathode
 from .synthetic import SyntheticModel, generate_background, generate_signal  # noqa: E402
 
 
+def weights_of(events, ones: bool = False):
+    """The events' per-event weights (their ``weight`` column: data.table.weight, or CATHODE's samples); without
+    one, None (unweighted), or ones with ``ones``."""
+    import numpy as np
+
+    if "weight" in events:
+        return events["weight"].to_numpy()
+    return np.ones(len(events)) if ones else None
+
+
 @dataclass(frozen=True)
 class SyntheticSettings:
     n_background: int
@@ -75,4 +85,5 @@ class DataSettings:
 
 
 __all__ = ["FEATURES", "COLUMNS", "SQRT_S", "LHCO_H5_COLUMNS", "DataSettings", "SyntheticModel", "inject",
-           "finite_events", "generate_background", "generate_signal", "lhco_features", "read_cathode_npy", "read_lhco_h5"]
+           "finite_events", "generate_background", "generate_signal", "lhco_features", "read_cathode_npy", "read_lhco_h5",
+           "weights_of"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..data import weights_of
 from ..windows import REGION_SR, assign_folds
 from . import Model, ModelContext, ModelResult, register_model
 from .flow_settings import FlowSettings
@@ -33,10 +34,6 @@ def closure_auc(data: np.ndarray, samples: np.ndarray, seed: int, weight: np.nda
     clf.fit(x[~test], y[~test], sample_weight=None if w is None else w[~test])
     return float(roc_auc_score(y[test], clf.predict_proba(x[test])[:, 1], sample_weight=None if w is None else w[test]))
 
-
-def weights_of(events: pd.DataFrame) -> np.ndarray | None:
-    """The events' ``weight`` column (weighted inputs, data.table.weight), or None."""
-    return events["weight"].to_numpy() if "weight" in events else None
 
 
 def training_events(ctx: ModelContext, events: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from typing import Callable, ClassVar
 import numpy as np
 import pandas as pd
 
+from ..data import weights_of
 from ..windows import REGION_SR
 
 
@@ -134,10 +135,7 @@ def training_set(positive: pd.DataFrame, negative: pd.DataFrame, features: list[
                          "events); widen the window or add events")
     x = np.concatenate([positive[features].to_numpy(), negative[features].to_numpy()])
     y = np.concatenate([np.ones(len(positive)), np.zeros(len(negative))])
-    w = np.concatenate([
-        positive["weight"].to_numpy() if "weight" in positive else np.ones(len(positive)),
-        negative["weight"].to_numpy() if "weight" in negative else np.ones(len(negative)),
-    ])
+    w = np.concatenate([weights_of(positive, ones=True), weights_of(negative, ones=True)])
     return TrainingSet(x, y, w)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data import weights_of
 from ..io import has_table, read_attrs, read_table, write_csv
 from ..layout import PseudoExperiment
 from ..seeds import derive_seed
@@ -43,7 +44,7 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
     df = read_table(scores, "scores")
     w = settings.window(attrs["window"])
     b = settings.bumphunt
-    weights = df["weight"].to_numpy() if "weight" in df else None  # weighted inputs (data.table.weight)
+    weights = weights_of(df)
     results = bump_hunt(df["mjj"].to_numpy(), df["score"].to_numpy(), w, b.efficiencies, b.bin_width,
                         b.fit_parameters, labels=df["label"].to_numpy(), calculator=b.p0_calculator, ntoys=b.p0_toys,
                         seed=derive_seed(settings.data.seed, "p0", w.name, attrs["method"], experiment.injection,
@@ -81,7 +82,6 @@ def reference_auc(scores: str | os.PathLike, df: pd.DataFrame) -> float:
     y = np.concatenate([np.ones(len(sr)), np.zeros(len(ref))])
     weights = None
     if "weight" in sr or "weight" in ref:  # weighted inputs; a template without weights counts each event once
-        weights = np.concatenate([sr["weight"].to_numpy() if "weight" in sr else np.ones(len(sr)),
-                                  ref["weight"].to_numpy() if "weight" in ref else np.ones(len(ref))])
+        weights = np.concatenate([weights_of(sr, ones=True), weights_of(ref, ones=True)])
     return float(roc_auc_score(y, np.concatenate([sr["score"].to_numpy(), ref["score"].to_numpy()]),
                                sample_weight=weights))

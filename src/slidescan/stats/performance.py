@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ..data import weights_of
 from ..io import read_attrs, read_table
 from ..windows import REGION_SR
 from .metrics import sic_figures
@@ -28,8 +29,7 @@ class SRTruth(NamedTuple):
 def sr_truth(scores_file: str | os.PathLike) -> SRTruth:
     df = read_table(scores_file, "scores")
     sr = df[df["region"] == REGION_SR]
-    return SRTruth(sr["label"].to_numpy(), sr["score"].to_numpy(),
-                   sr["weight"].to_numpy() if "weight" in sr else None)
+    return SRTruth(sr["label"].to_numpy(), sr["score"].to_numpy(), weights_of(sr))
 
 
 def performance_table(score_files: list[str]) -> pd.DataFrame:
