@@ -55,6 +55,40 @@ def test_the_sr_density_of_a_fold_learns_from_the_sr_data_of_the_other_folds(inp
         assert fd.extra_identity == (inputs.model("sideband_flow").fingerprint,) and fd.extra_identity[0]
 
 
+@pytest.mark.parametrize("method", ["anode", "ranode"])
+def test_the_sr_flows_learn_with_the_sr_events_weights(inputs, method, monkeypatch):
+    """Weighted inputs (data.table.weight): a fold's SR flows get the weights of the SR events they learn from
+    (train_flow maximises the weighted likelihood, tests/test_weights.py). Unit weights are passed as None, so
+    an unweighted scan's flows and checkpoints stay the ones they were before weights existed."""
+    import dataclasses
+
+    import slidescan.density.batched as batched
+    import slidescan.density.flows as flows
+    from slidescan.methods.base import FoldFit
+
+    seen = []
+    real_many, real_one = batched.train_flows, flows.train_flow
+    monkeypatch.setattr(batched, "train_flows",
+                        lambda tasks, s: seen.extend(t.weight for t in tasks) or real_many(tasks, s))
+    monkeypatch.setattr(flows, "train_flow",
+                        lambda *a, weight=None, **k: seen.append(weight) or real_one(*a, weight=weight, **k))
+    settings = METHODS[method].configure({**CONFIG, method: {**SMALL, "epochs": 1}})
+    g = np.random.default_rng(2)
+    for weights in (np.ones(len(inputs.data)), g.uniform(0.2, 1.8, len(inputs.data))):
+        weighted = dataclasses.replace(inputs, data=inputs.data.assign(weight=weights))
+        fits = [FoldFit(f"fold {k}", 1, k, METHODS[method].fold_data(weighted, k, settings), [7], weighted,
+                        log=lambda s: None) for k in (0, 1)]
+        seen.clear()
+        METHODS[method].fit(fits, settings, None, lambda s: None)
+        assert len(seen) == 2
+        for k, w in zip((0, 1), seen):
+            expected = weighted.data[(weighted.data["fold"] != k) & (weighted.data["region"] == REGION_SR)]
+            if np.all(weights == 1):
+                assert w is None
+            else:
+                np.testing.assert_array_equal(w, expected["weight"].to_numpy())
+
+
 def test_flow_nll_scores_events_by_the_stored_sideband_density(inputs):
     method = METHODS["flow-nll"]
     settings = method.configure(CONFIG)

@@ -230,16 +230,23 @@ def test_the_weight_column_is_read_and_checked(tmp_path):
     assert not (tmp_path / "out.h5").exists()
 
 
-def test_a_scan_with_weights_refuses_methods_that_would_ignore_them(tmp_path):
+def test_a_scan_with_weights_refuses_methods_that_would_ignore_them(tmp_path, monkeypatch):
+    from slidescan.methods import METHODS
+
     table = {"source": "table", "table": {"path": str(tmp_path / "x.parquet"), **WEIGHTED}}
-    for methods, named in ((["cwola-bdt", "anode"], "method anode"), (["ranode", "flow-nll"], "method ranode, "
-                                                                                       "method flow-nll")):
-        with pytest.raises(ConfigError, match=re.escape(f"data.table.weight is set, but {named} would ignore "
-                                                        "per-event weights")):
-            ScanSettings.from_config({**BASE, "methods": methods, "data": table})
-    s = ScanSettings.from_config({**BASE, "methods": ["cwola-bdt", "cwola-nn", "idealized-bdt", "supervised-nn",
-                                                      "cathode-nn", "cathode-lightning"], "data": table})
+    every = ["cwola-bdt", "cwola-nn", "idealized-bdt", "supervised-nn", "cathode-nn", "cathode-lightning", "anode",
+             "ranode", "flow-nll"]
+    s = ScanSettings.from_config({**BASE, "methods": every, "data": table})
     assert s.data.table.weight == "evt_w"
+    # the flow of the simulated background does not read weights: flow-nll on it is refused, by the model's name
+    with pytest.raises(ConfigError, match=re.escape("data.table.weight is set, but model simulation_flow (of "
+                                                    "flow-nll) would ignore per-event weights")):
+        ScanSettings.from_config({**BASE, "methods": ["cwola-bdt", "flow-nll"], "data": table,
+                                  "flow-nll": {"background": "simulation"}})
+    # a method (a plug-in, say) that does not declare weights is refused by its name
+    monkeypatch.setattr(type(METHODS["anode"]), "weighted", False)
+    with pytest.raises(ConfigError, match=re.escape("data.table.weight is set, but method anode would ignore")):
+        ScanSettings.from_config({**BASE, "methods": ["cwola-bdt", "anode", "ranode"], "data": table})
 
 
 # --- a weighted scan through the workflow ---

@@ -396,7 +396,7 @@ def event_weights(weight: np.ndarray | None, n: int, what: str) -> np.ndarray | 
     """Per-event training weights, checked (one per event, finite, >= 0, some positive); None: unweighted."""
     if weight is None:
         return None
-    weight = np.asarray(weight, float)
+    weight = np.array(weight, float)  # a copy: pandas hands out read-only views, which torch warns about
     if weight.shape != (n,) or not np.all(np.isfinite(weight)) or (weight < 0).any() or not weight.sum() > 0:
         raise ValueError(f"{what} training: weights must be one finite value >= 0 per event, not all 0; got shape "
                          f"{weight.shape} for {n} events")

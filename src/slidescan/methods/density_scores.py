@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..data import weights_of
 from .base import FoldData, Fitted, Score, TrainingSet, WindowInputs
 
 
@@ -28,9 +29,16 @@ def sr_fold_data(inputs: WindowInputs, fold: int, models: tuple[str, ...]) -> Fo
     sr = inputs.sr(inputs.training_events(fold))
     if len(sr) == 0:
         raise ValueError(f"{inputs.window.name} fold {fold}: no SR events to fit an SR density on")
-    train = TrainingSet(sr[inputs.features].to_numpy(), np.ones(len(sr)), np.ones(len(sr)), sr["mjj"].to_numpy())
+    train = TrainingSet(sr[inputs.features].to_numpy(), np.ones(len(sr)), weights_of(sr, ones=True),
+                        sr["mjj"].to_numpy())
     return FoldData(train, inputs.data[inputs.data["fold"] == fold], None,
                     tuple(inputs.model(m).fingerprint for m in models))
+
+
+def flow_weight(train: TrainingSet) -> np.ndarray | None:
+    """The SR events' weights for ``train_flow``; None when all are 1, so an unweighted scan's flows (and
+    their checkpoints) are the ones they were before weights existed."""
+    return None if np.all(train.weight == 1.0) else train.weight
 
 
 def clipped_mjj(mjj: np.ndarray, window) -> np.ndarray:
@@ -96,10 +104,12 @@ class SRDensityScore(Score):
 
     ANODE's flows of all pending folds of a job (and their members) train as one batched model
     (``density.batched``; at most ``packing.cpu_members`` on a CPU, by the training stage), each the
-    flow it is alone. R-ANODE's mixture fit trains fold by fold.
+    flow it is alone. R-ANODE's mixture fit trains fold by fold. With per-event weights both maximise
+    the weighted likelihood of the SR data (the sideband flow does the same in the sidebands).
     """
 
     models = ("sideband_flow",)
+    weighted = True
     # R-ANODE: the SR flow is the signal component of a mixture with the sideband flow held fixed
     mixture = False
 
@@ -120,13 +130,15 @@ class SRDensityScore(Score):
             train = f.data.train
             background = f.inputs.model("sideband_flow").density()
             log_background = background.log_prob(train.x, train.mjj)
-            flows = []
+            weight, flows = flow_weight(train), []
+            n_events = len(train.x) if weight is None else float(weight.sum())
             for m, seed in enumerate(f.member_seeds):
                 flow = train_flow(train.x, train.mjj, settings, seed, checkpoint=member_checkpoint(f.checkpoint, m),
                                   log=f.log, background=log_background,
-                                  signal_fraction=settings.initial_signal_fraction, what="signal flow")
+                                  signal_fraction=settings.initial_signal_fraction, what="signal flow", weight=weight)
                 f.log(f"member {m}: fitted signal fraction in the SR {flow.signal_fraction:.4g} "
-                      f"({flow.signal_fraction * len(train.x):.0f} of {len(train.x)} training events)")
+                      f"({flow.signal_fraction * n_events:.0f} of {n_events:.0f} training events"
+                      f"{'' if weight is None else ', weighted'})")
                 flows.append(flow)
             out.append(LogRatio(flows, background, f.inputs.window, f.inputs.features, stacked_history(flows),
                                 at=settings.score_mjj))
@@ -137,7 +149,8 @@ class SRDensityScore(Score):
         from ..density.batched import FlowTask, train_flows
 
         tasks = [FlowTask(f.data.train.x, f.data.train.mjj, seed, member_checkpoint(f.checkpoint, m), f.log,
-                          what="SR flow") for f in fits for m, seed in enumerate(f.member_seeds)]
+                          what="SR flow", weight=flow_weight(f.data.train))
+                 for f in fits for m, seed in enumerate(f.member_seeds)]
         flows = train_flows(tasks, settings) if len(tasks) > 1 else [_alone(tasks[0], settings)]
         out, start = [], 0
         for f in fits:
@@ -151,4 +164,5 @@ class SRDensityScore(Score):
 def _alone(task, settings):
     from ..density.flows import train_flow
 
-    return train_flow(task.x, task.mjj, settings, task.seed, checkpoint=task.checkpoint, log=task.log, what=task.what)
+    return train_flow(task.x, task.mjj, settings, task.seed, checkpoint=task.checkpoint, log=task.log, what=task.what,
+                      weight=task.weight)

@@ -40,6 +40,8 @@ class FlowNll(Score):
     description = "-log p_background(x|m) of a background flow (unsupervised)"
     models = ("sideband_flow",)
     settings_type = FlowNllSettings
+    # it trains nothing: the background flow and the bump hunt take the weights (the sideband flow does)
+    weighted = True
 
     def models_for(self, settings) -> tuple[str, ...]:
         return (MODEL[settings.background],)
