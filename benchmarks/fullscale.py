@@ -5,8 +5,10 @@
     python benchmarks/fullscale.py --scale full --seeds 1    # a tenth of the pseudo-experiments: flows scale
                                                              # with seeds; classifiers less, since a training
                                                              # job's seeds share one batched model
+    python benchmarks/fullscale.py --scale full --seeds 1 --injections 1000 --pack scan   # the slice that
+                                                             # benchmarks/gpu_session.sh times on one GPU
 
-The scan: 10 sliding windows (SR 0.4 TeV from 3.0 to 4.8 TeV, 0.6 TeV sidebands) x 5 folds x 10 seeds
+The scan: 10 sliding windows (SR 0.4 TeV from 3.1 to 4.9 TeV, 0.6 TeV sidebands) x 5 folds x 10 seeds
 x 3 methods (cwola-nn, cathode-nn, idealized-nn) x 5 injections, on synthetic data of LHCO size
 (1 M background events), CATHODE's classifier (10 members of 64-64-64) and flow (15 affine layers of
 [128]). ``full`` uses the GPU settings measured in docs/benchmarks.md (bf16 at batch 1024, the fast
@@ -28,6 +30,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,11 +40,14 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from slidescan.windows import window_grid
+
 REPO = Path(__file__).resolve().parents[1]
 
 SHAPE = {"windows": 10, "folds": 5, "seeds": 10, "methods": ["cwola-nn", "cathode-nn", "idealized-nn"],
          "injections": 5}
-WINDOWS = {"spacing": "linear", "first_sr_lo": 3.0, "last_sr_lo": 4.8, "sr_width": 0.4, "step": 0.2,
+# sidebands from 2.5 TeV, where the synthetic background starts, to 5.9 TeV; SR 3.3-3.7 TeV holds the signal
+WINDOWS = {"spacing": "linear", "first_sr_lo": 3.1, "last_sr_lo": 4.9, "sr_width": 0.4, "step": 0.2,
            "sb_width": 0.6}
 FLOW_MODEL = {"transforms": 15, "hidden": [128], "n_best": 10, "max_train_events": 0, "oversampling": 4,
               "lr_schedule": "cosine"}
@@ -70,16 +76,21 @@ SCALES = {
 }
 
 
-def overlay(scale: str, device: str, seeds: int | None = None, pack: str = "experiment", cpu_members: int = 0) -> dict:
+def overlay(scale: str, device: str, seeds: int | None = None, pack: str = "experiment", cpu_members: int = 0,
+            injections: list[int] | None = None, windows: tuple[float, float] | None = None) -> dict:
     s = SCALES[scale]
+    grid = {**WINDOWS, "first_sr_lo": windows[0], "last_sr_lo": windows[1]} if windows else WINDOWS
+    unknown = sorted(set(injections or []) - set(s["injections"]))
+    if unknown:
+        raise SystemExit(f"--injections {unknown}: the {scale} scale injects {s['injections']}")
     return {
         "packing": {"models": pack, "cpu_members": cpu_members},
         "scan": f"fullscale_{scale}",
         "data": {"source": "synthetic", "seed": 1, "synthetic": s["data"]},
-        "injections": s["injections"],
+        "injections": [i for i in s["injections"] if i in injections] if injections else s["injections"],
         "seeds": list(range(1, (seeds or s["seeds"]) + 1)),
         "truth_mass": 3.5,
-        "windows": WINDOWS,
+        "windows": grid,
         "folds": {"k": SHAPE["folds"]},
         "methods": SHAPE["methods"],
         "classifier": {"nn": {**CLASSIFIER_MODEL, **s["nn"], "device": device}},
@@ -99,6 +110,12 @@ def main() -> None:
     parser.add_argument("--pack", default="experiment", choices=["experiment", "seeds", "window", "scan"],
                         help="packing.models: how many flows one job trains as one batched model")
     parser.add_argument("--cpu-members", type=int, default=0, help="packing.cpu_members (0: no cap)")
+    parser.add_argument("--injections", type=int, nargs="+", default=None,
+                        help="a slice: these of the scale's injections only (default: all)")
+    parser.add_argument("--windows", type=float, nargs=2, default=None, metavar=("FIRST", "LAST"),
+                        help="a slice: the windows whose SR starts from FIRST to LAST TeV (default: all 10)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="stop Snakemake (SIGINT) after this many seconds and report the jobs finished by then")
     parser.add_argument("snakemake_args", nargs="*", help="passed to snakemake (after --)")
     args = parser.parse_args()
 
@@ -110,49 +127,70 @@ def main() -> None:
             shutil.copytree(src, dst, dirs_exist_ok=True)
         else:
             shutil.copy(src, dst)
-    config = overlay(args.scale, args.device, args.seeds, args.pack, args.cpu_members)
+    config = overlay(args.scale, args.device, args.seeds, args.pack, args.cpu_members, args.injections,
+                     args.windows)
     (work / "config" / "fullscale.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     command = [sys.executable, "-m", "snakemake", "--profile", args.profile, "--configfile",
                "config/fullscale.yaml", *args.snakemake_args]
     print(f"fullscale: {args.scale} in {work}: {' '.join(command)}", flush=True)
-    gpu_log = work / "gpu_utilisation.csv"
+    gpu_log, log = work / "gpu_utilisation.csv", work / "fullscale_snakemake.log"
     sampler = _gpu_sampler(gpu_log)
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=work, capture_output=True, text=True)
+    with log.open("w") as out:
+        head = subprocess.Popen(command, cwd=work, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc, stopped = head.wait(timeout=args.timeout), False
+        except subprocess.TimeoutExpired:
+            # SIGINT: Snakemake stops scheduling; a local run would still wait for its running jobs, so after
+            # 20 s the whole process group (the head and its jobs) is killed
+            head.send_signal(signal.SIGINT)
+            try:
+                rc = head.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                rc = None
+            os.killpg(head.pid, signal.SIGKILL)
+            rc = head.wait() if rc is None else rc
+            stopped = True
     wall = time.perf_counter() - started
     if sampler is not None:
         sampler.terminate()
-    log = work / "fullscale_snakemake.log"
-    log.write_text(result.stdout + result.stderr)
-    if result.returncode != 0:
-        raise SystemExit(f"snakemake failed (rc {result.returncode}); its output: {log}\n"
-                         + (result.stdout + result.stderr)[-3000:])
+    output = log.read_text()
+    if rc != 0 and not stopped:
+        raise SystemExit(f"snakemake failed (rc {rc}); its output: {log}\n" + output[-3000:])
 
     results = work / "results" / config["scan"]
-    if not (results / "jobs.csv").exists():  # a dry run (-- -n) or a target short of the whole scan
+    finished = (results / "jobs.csv").exists()
+    if not finished and not stopped:  # a dry run (-- -n) or a target short of the whole scan
         print(f"fullscale: snakemake finished in {wall:.1f} s without the whole scan; its output: {log}")
         return
-    jobs = pd.read_csv(results / "jobs.csv")
-    done = re.findall(r"^(\d+) of (\d+) steps \(100%\) done", result.stdout + result.stderr, re.M)
-    n_windows, n_seeds = len(list((results / "split").iterdir())), len(config["seeds"])
+    done = re.findall(r"^(\d+) of (\d+) steps \(\d+%\) done", output, re.M)
+    seconds, counts = _stage_seconds(output)
     line = {
         "date": time.strftime("%Y-%m-%d"), "host": platform.node(), "scale": args.scale,
         "scaling": SCALES[args.scale]["scaling"], "device": args.device, "profile": args.profile,
         "cpus": os.cpu_count(), "gpu": _gpu_name(),
-        "windows": n_windows, "folds": SHAPE["folds"], "seeds": n_seeds, "methods": len(SHAPE["methods"]),
-        "injections": len(config["injections"]),
+        "windows": len(window_grid(config["windows"])), "folds": SHAPE["folds"], "seeds": len(config["seeds"]),
+        "methods": len(SHAPE["methods"]), "injections": config["injections"],
         "snakemake_jobs": int(done[-1][1]) if done else None,
-        "fold_trainings": int((jobs["job"] == "train").sum()), "flows": int((jobs["job"] == "model").sum()),
-        "all_done": bool((jobs["state"] == "done").all()),
+        "snakemake_jobs_done": int(done[-1][0]) if done else 0,
+        "stopped_at_timeout": stopped,
         "wall_s": round(wall, 1), "wall_hours": round(wall / 3600, 3),
-        "train_s_sum": round(float(jobs.loc[jobs["job"] == "train", "train_seconds"].sum()), 1),
-        "flow_s_sum": round(float(jobs.loc[jobs["job"] == "model", "train_seconds"].sum()), 1),
         "pack": args.pack, "cpu_members": args.cpu_members,
-        "stage_job_seconds": _stage_seconds(result.stdout + result.stderr),
+        "stage_job_seconds": seconds, "stage_jobs_finished": counts,
         "gpu_utilisation_mean_percent": _mean_utilisation(gpu_log),
-        "max_z_truth_window": _max_z(results, config),
     }
+    if finished:
+        jobs = pd.read_csv(results / "jobs.csv")
+        line.update({
+            "fold_trainings": int((jobs["job"] == "train").sum()), "flows": int((jobs["job"] == "model").sum()),
+            "all_done": bool((jobs["state"] == "done").all()),
+            "train_s_sum": round(float(jobs.loc[jobs["job"] == "train", "train_seconds"].sum()), 1),
+            "flow_s_sum": round(float(jobs.loc[jobs["job"] == "model", "train_seconds"].sum()), 1),
+            "max_z_truth_window": _max_z(results, config),
+        })
+    else:
+        line["all_done"] = False
     print(json.dumps(line), flush=True)
     if args.json:
         with args.json.open("a") as f:
@@ -162,9 +200,10 @@ def main() -> None:
 STAGES = {"sideband_flow": "flows", "train": "classifiers", "bumphunt": "bump hunts"}
 
 
-def _stage_seconds(output: str) -> dict:
-    """Seconds of all jobs of each stage (job start to finish in Snakemake's log; jobs may overlap)."""
-    started, rule_of, total = {}, {}, {}
+def _stage_seconds(output: str) -> tuple[dict, dict]:
+    """Seconds and number of the finished jobs of each stage (start to finish in Snakemake's log; jobs may
+    overlap)."""
+    started, rule_of, total, count = {}, {}, {}, {}
     stamp = None
     for line in output.splitlines():
         found = re.match(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", line)
@@ -183,7 +222,8 @@ def _stage_seconds(output: str) -> dict:
         if finished and finished.group(1) in started and stamp is not None:
             stage = STAGES.get(rule_of[finished.group(1)], "the rest")
             total[stage] = total.get(stage, 0.0) + stamp - started[finished.group(1)]
-    return {k: round(v) for k, v in total.items()}
+            count[stage] = count.get(stage, 0) + 1
+    return {k: round(v) for k, v in total.items()}, count
 
 
 def _gpu_sampler(path: Path):
