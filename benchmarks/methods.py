@@ -7,7 +7,8 @@ injection, over seeds (median and range):
 
 - from ``performance.csv`` (out-of-fold scores of the SR events of the window nearest the signal, truth
   known): max SIC with at least 20 background events passing, SIC at signal efficiency 0.3, AUC;
-- from ``pvalue_scan.csv``: the local Z in that window at the best efficiency;
+- from ``pvalue_scan.csv``: the local Z in that window at the best efficiency, and the AUC of SR data against
+  the method's SR template (``sr_auc_vs_reference``; None for methods without one);
 - from ``calibration.csv`` (injection 0): the largest local Z over windows, efficiencies and seeds, and
   the KS p-value of the local p0 against uniform.
 
@@ -36,15 +37,19 @@ def summarise(results: Path) -> pd.DataFrame:
     scan = pd.read_csv(results / "pvalue_scan.csv")
     calibration = pd.read_csv(results / "calibration.csv").set_index("method")
     window = performance["window"].iloc[0]
-    z = scan[scan["window"] == window].groupby(["method", "injection", "seed"])["z"].max().rename("z_true_window")
-    rows = performance.merge(z.reset_index(), on=["method", "injection", "seed"], how="left")
+    in_window = scan[scan["window"] == window].groupby(["method", "injection", "seed"])
+    z = in_window["z"].max().rename("z_true_window")
+    # SR data against the method's own SR template, out of fold: 0.5 at injection 0 if the template is right
+    reference_auc = in_window["sr_auc_vs_reference"].first()
+    rows = performance.merge(pd.concat([z, reference_auc], axis=1).reset_index(), on=["method", "injection", "seed"],
+                             how="left")
     out = []
     for (method, injection), grp in rows.groupby(["method", "injection"]):
         row = {"method": method, "injection": int(injection), "seeds": len(grp), "window": window,
                "s_over_b": float(grp["s_over_b"].median())}
-        for key in ("max_sic_20", "sic_at_0.3", "auc", "z_true_window"):
+        for key in ("max_sic_20", "sic_at_0.3", "auc", "z_true_window", "sr_auc_vs_reference"):
             v = grp[key].to_numpy(float)
-            row[key] = [float(np.median(v)), float(v.min()), float(v.max())]
+            row[key] = [float(np.median(v)), float(v.min()), float(v.max())] if np.isfinite(v).all() else None
         if method in calibration.index:
             row["null_max_z"] = float(calibration.loc[method, "max_z"])
             row["null_ks_p"] = float(calibration.loc[method, "ks_pvalue"])
