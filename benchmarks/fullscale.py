@@ -25,6 +25,7 @@ GPU its mean utilisation (``nvidia-smi`` sampled every second). ``--pack`` sets 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -145,13 +146,11 @@ def main() -> None:
             # SIGINT: Snakemake stops scheduling; a local run would still wait for its running jobs, so after
             # 20 s the whole process group (the head and its jobs) is killed
             head.send_signal(signal.SIGINT)
-            try:
-                rc = head.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                rc = None
-            os.killpg(head.pid, signal.SIGKILL)
-            rc = head.wait() if rc is None else rc
-            stopped = True
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                head.wait(timeout=20)
+            with contextlib.suppress(ProcessLookupError):  # the group may be gone already
+                os.killpg(head.pid, signal.SIGKILL)
+            rc, stopped = head.wait(), True
     wall = time.perf_counter() - started
     if sampler is not None:
         sampler.terminate()
