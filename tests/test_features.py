@@ -170,8 +170,8 @@ def test_table_errors_name_the_file_the_column_and_what_it_has(tmp_path):
         run(path=str(bad))
     labelled = tmp_path / "labels.parquet"
     df.assign(is_signal=np.where(df.index == 5, 2, df["is_signal"])).to_parquet(labelled)
-    with pytest.raises(ValueError, match=re.escape(f"{labelled}: column 'is_signal' (label) must be 0 (background) "
-                                                   "or 1 (signal), found [2.0]")):
+    with pytest.raises(ValueError, match=re.escape(f"{labelled}: column 'is_signal' must be 0 (background) "
+                                                   "or 1 (signal); 1 of 3000 events have other values: 2")):
         run(path=str(labelled), tree=None)
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'x.csv'}: unknown table format '.csv'")):
         (tmp_path / "x.csv").write_text("a\n1\n")

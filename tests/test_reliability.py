@@ -81,6 +81,7 @@ def test_non_finite_inputs_can_be_dropped_and_are_counted(tmp_path):
 
 def test_the_cathode_npy_reader_checks_finiteness_too(tmp_path):
     array = np.random.default_rng(1).random((50, 6))
+    array[:, 5] = array[:, 5] < 0.5  # labels are 0 or 1
     array[4, 2] = np.nan
     np.save(tmp_path / "x.npy", array)
     with pytest.raises(ValueError, match=r"x.npy: 1 of 50 events have non-finite values \(NaN or inf\) in column\(s\) "

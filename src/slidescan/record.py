@@ -36,13 +36,29 @@ def comparable(config: dict) -> dict:
     return _flat({k: v for k, v in config.items() if k not in NOT_COMPARED})
 
 
+def _schema_default(key: str):
+    """The schema's default of a dotted key (a key added after a scan was made reads as its default there)."""
+    from .config import schema
+
+    node = schema()
+    for part in key.split("."):
+        node = (node.get("properties") or {}).get(part)
+        if node is None:
+            return _NO_DEFAULT
+    return node.get("default", _NO_DEFAULT)
+
+
+_NO_DEFAULT = object()
+
+
 def changes(recorded: dict, current: dict) -> list[str]:
-    """``key: old -> new`` for every setting that differs; growing methods, injections or seeds is no change."""
+    """``key: old -> new`` for every setting that differs; growing methods, injections or seeds is no change, nor
+    is a key that the recorded scan predates, at its default (a new key's default keeps the old behaviour)."""
     old, new = comparable(recorded), comparable(current)
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
-        if a == b:
+        if a == b or (key not in old and b == _schema_default(key)):
             continue
         if key in EXTENDABLE and isinstance(a, list) and isinstance(b, list) and set(a) <= set(b):
             continue

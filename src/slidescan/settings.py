@@ -184,15 +184,20 @@ class ScanSettings:
             import_plugins(config.get("plugins") or [], workdir, source)
         else:
             config = validate(dict(config), source=source, workdir=workdir)  # validate copies every section
+        from .config import ConfigError
+
+        source_section = config["data"]["source"]
+        if source_section in ("lhco_h5", "table") and not config["data"].get(source_section):
+            raise ConfigError(f"{source}: data.{source_section}: data.source is {source_section}, but the section "
+                              f"data.{source_section} (its path) is missing")
         data = DataSettings.from_config(config["data"])
         truth = config.get("truth_mass")
         if truth is None:
             truth = data.synthetic.model.m_wprime if data.source == "synthetic" else 3.5
         methods = {name: configure(name, config) for name in config["methods"]}
-        from .config import ConfigError
-
         try:
             features = resolve(config["features"])
+            windows = tuple(window_grid(config["windows"]))
         except ValueError as err:
             raise ConfigError(f"{source}: {err}") from None
         if data.source == "table" and data.table.weight:
@@ -201,14 +206,38 @@ class ScanSettings:
                 raise ConfigError(f"{source}: data.table.weight is set, but {', '.join(dict.fromkeys(unweighted))} "
                                   "would ignore per-event weights; remove those methods or the weights "
                                   "(docs/features.md)")
-        return cls(config=config, scan=str(config["scan"]), data=data,
+        settings = cls(config=config, scan=str(config["scan"]), data=data,
                    injections=tuple(int(i) for i in config["injections"]),
                    seeds=tuple(int(s) for s in config["seeds"]),
-                   windows=tuple(window_grid(config["windows"])), min_events=int(config["windows"]["min_events"]),
+                   windows=windows, min_events=int(config["windows"]["min_events"]),
                    k=int(config["folds"]["k"]), features=features, methods=methods,
                    bumphunt=BumphuntSettings(**config["bumphunt"]), cluster=ClusterSettings(**config["cluster"]),
                    packing=PackingSettings(**config["packing"]),
                    truth_mass=float(truth))
+        if data.source == "table" and data.table.label is None and settings.truth_needs():
+            raise ConfigError(f"{source}: data.table.label is null (data without truth labels), so "
+                              f"{settings.refusal_without_labels()}")
+        return settings
+
+    def truth_needs(self) -> list[str]:
+        """What of this scan needs truth labels: injections of signal, and methods (or their models) that declare
+        ``needs_truth`` (the idealized and supervised references)."""
+        from .registry import MODELS
+
+        needs = []
+        injected = [i for i in self.injections if i > 0]
+        if injected:
+            needs.append(f"injections {injected} need labelled signal events")
+        users = [name for name, run in self.methods.items()
+                 if run.method.needs_truth or any(MODELS[m].needs_truth for m in run.models)]
+        if users:
+            needs.append(f"{', '.join(users)} need{'s' if len(users) == 1 else ''} truth labels")
+        return needs
+
+    def refusal_without_labels(self) -> str:
+        """Why this scan cannot run on events without labels, and what to do (the tail of a message)."""
+        return (" and ".join(self.truth_needs()) + "; on data, run injections [0] and methods that need no truth, "
+                "or add the labels")
 
     def method(self, name: str):
         if name not in self.methods:

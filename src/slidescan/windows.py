@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 REGION_SB_LOW, REGION_SR, REGION_SB_HIGH = -1, 0, 1
+# no collider reaches a dijet mass of 100 TeV: a window edge above it is in GeV
+MAX_TEV = 100.0
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,16 @@ def window_grid(config: dict) -> list[Window]:
     spacing = config.get("spacing", "linear")
     first, last = float(config["first_sr_lo"]), float(config["last_sr_lo"])
     width, step, sb = float(config["sr_width"]), float(config["step"]), float(config["sb_width"])
-    if min(width, step, sb) <= 0 or last < first:
-        raise ValueError(f"windows: need sr_width, step, sb_width > 0 and last_sr_lo >= first_sr_lo, got {config}")
+    for key, value in (("sr_width", width), ("step", step), ("sb_width", sb)):
+        if value <= 0:
+            raise ValueError(f"windows.{key}: {value:g} must be > 0")
+    if last < first:
+        raise ValueError(f"windows.last_sr_lo: {config['last_sr_lo']} is below windows.first_sr_lo "
+                         f"({config['first_sr_lo']}); the SR lower edges run from first_sr_lo up to last_sr_lo")
+    for key, value in (("first_sr_lo", first), ("last_sr_lo", last)):
+        if value > MAX_TEV:
+            raise ValueError(f"windows.{key}: {value:g} TeV is beyond any collider's reach: windows are in TeV "
+                             f"(did you mean {value / 1000:g}?)")
     windows = []
     lo = first
     while lo <= last + 1e-9:
@@ -97,8 +107,12 @@ def check_windows(windows: list[Window], mjj: np.ndarray, min_events: int, sourc
                             + ", ".join(f"{n} events in its {name}" for name, n in few.items())
                             + f", fewer than windows.min_events ({min_events})")
     if problems:
+        ratio = np.median([w.sr_centre for w in windows]) / np.median(mjj)
+        units = (f" The data's mjj is about {ratio:.0f} times below the windows: are both in TeV?" if ratio > 10 else
+                 f" The data's mjj is about {1 / ratio:.0f} times above the windows: are both in TeV?"
+                 if ratio < 0.1 else "")
         raise ValueError(f"{source}: " + "; ".join(problems) + ". Change the windows section (first_sr_lo, "
-                         "last_sr_lo, sr_width, sb_width) or windows.min_events")
+                         "last_sr_lo, sr_width, sb_width) or windows.min_events." + units)
 
 
 def window_table(windows: list[Window]) -> pd.DataFrame:

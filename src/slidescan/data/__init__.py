@@ -17,7 +17,8 @@ COLUMNS = ["mjj", *FEATURES, "label"]
 SQRT_S = 13.0  # TeV
 
 from .injection import inject  # noqa: E402
-from .readers import LHCO_H5_COLUMNS, finite_events, lhco_features, read_cathode_npy, read_lhco_h5  # noqa: E402
+from .checks import finite_events  # noqa: E402
+from .readers import LHCO_H5_COLUMNS, lhco_features, read_cathode_npy, read_lhco_h5  # noqa: E402
 from .synthetic import SyntheticModel, generate_background, generate_signal  # noqa: E402
 
 
@@ -69,6 +70,7 @@ class DataSettings:
     source: str
     seed: int
     non_finite: str
+    duplicates: str
     synthetic: SyntheticSettings
     lhco_h5: LhcoSettings | None
     table: TableSettings | None
@@ -79,7 +81,7 @@ class DataSettings:
         synthetic = dict(section.get("synthetic") or {})
         model = SyntheticModel.from_config(synthetic.pop("model", None))
         lhco, table = section.get("lhco_h5"), section.get("table")
-        return cls(str(section["source"]), int(section["seed"]), str(section["non_finite"]),
+        return cls(str(section["source"]), int(section["seed"]), str(section["non_finite"]), str(section["duplicates"]),
                    SyntheticSettings(**synthetic, model=model),
                    LhcoSettings(**lhco) if lhco else None, TableSettings(**table) if table else None)
 

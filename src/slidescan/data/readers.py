@@ -9,36 +9,13 @@ import numpy as np
 import pandas as pd
 
 from . import COLUMNS
+from .checks import check_labels, finite_events, numeric
 from .synthetic import _order_jets
 
 LHCO_H5_COLUMNS = [
     "pxj1", "pyj1", "pzj1", "mj1", "tau1j1", "tau2j1", "tau3j1",
     "pxj2", "pyj2", "pzj2", "mj2", "tau1j2", "tau2j2", "tau3j2",
 ]
-
-
-POLICIES = ("reject", "drop")
-
-
-def finite_events(table: pd.DataFrame, columns: list[str], source: str, policy: str = "reject",
-                  log: Callable[[str], None] = print) -> pd.DataFrame:
-    """The events whose ``columns`` are all finite: anything else is rejected (``policy: reject``, naming the
-    file, the columns and the counts) or dropped and counted in the log (``policy: drop``)."""
-    if policy not in POLICIES:
-        raise ValueError(f"data.non_finite: expected one of {POLICIES}, got {policy!r}")
-    values = table[columns].to_numpy(float)
-    finite = np.isfinite(values)
-    if finite.all():
-        return table
-    per_column = {c: int(n) for c, n in zip(columns, (~finite).sum(0)) if n}
-    rows = ~finite.all(1)
-    detail = ", ".join(f"{c} ({n})" for c, n in per_column.items())
-    if policy == "reject":
-        raise ValueError(f"{source}: {int(rows.sum())} of {len(table)} events have non-finite values (NaN or inf) in "
-                         f"column(s) {detail}; fix the file, or set data.non_finite: drop to leave those events out")
-    log(f"{source}: dropped {int(rows.sum())} of {len(table)} events with non-finite values (NaN or inf) in column(s) "
-        f"{detail} (data.non_finite: drop)")
-    return table[~rows].reset_index(drop=True)
 
 
 def read_cathode_npy(path: str | Path, non_finite: str = "reject", log: Callable[[str], None] = print) -> pd.DataFrame:
@@ -54,14 +31,15 @@ def read_cathode_npy(path: str | Path, non_finite: str = "reject", log: Callable
             f"got shape {array.shape}"
         )
     df = finite_events(pd.DataFrame(array, columns=COLUMNS), COLUMNS, str(path), non_finite, log)
-    df["label"] = df["label"].astype(np.int8)
+    df["label"] = check_labels(df["label"].to_numpy(), str(path))
     return df
 
 
 def lhco_features(table: pd.DataFrame, source: str = "table") -> pd.DataFrame:
     """Compute the LHCO/CATHODE features from the R&D jet table (GeV in, TeV out).
 
-    A jet with tau1 = 0 has no defined tau21; it is set to 0, as in the LHCO preprocessing.
+    A jet with tau1 = 0 has no defined tau21; it is set to 0, as in the LHCO preprocessing. A ``label``
+    column must hold 0 or 1 only; a table without one (data) gives features without ``label``.
     """
     missing = [c for c in LHCO_H5_COLUMNS if c not in table.columns]
     if missing:
@@ -80,9 +58,9 @@ def lhco_features(table: pd.DataFrame, source: str = "table") -> pd.DataFrame:
         return np.divide(t2, t1, out=np.zeros_like(t1), where=t1 > 0)
 
     out = {"mjj": mjj, **_order_jets(j[1][3] / 1000.0, j[2][3] / 1000.0, tau21(1), tau21(2))}
-    label = table["label"].to_numpy() if "label" in table.columns else np.zeros(len(table))
-    out["label"] = label.astype(np.int8)
-    return pd.DataFrame(out)[COLUMNS]
+    if "label" in table.columns:  # without one, the events are data (no truth): the source decides what that allows
+        out["label"] = check_labels(table["label"].to_numpy(), source)
+    return pd.DataFrame(out)[[c for c in COLUMNS if c in out]]
 
 
 def read_lhco_h5(path: str | Path, non_finite: str = "reject", log: Callable[[str], None] = print) -> pd.DataFrame:
@@ -107,6 +85,7 @@ def read_lhco_h5(path: str | Path, non_finite: str = "reject", log: Callable[[st
     if missing:
         raise KeyError(f"{path}: missing LHCO column(s) {missing}; expected {LHCO_H5_COLUMNS} and 'label'")
     checked = LHCO_H5_COLUMNS + (["label"] if "label" in table.columns else [])
+    table = pd.DataFrame({c: numeric(table[c].to_numpy(), str(path), c) for c in checked})
     return lhco_features(finite_events(table, checked, str(path), non_finite, log), source=str(path))
 
 

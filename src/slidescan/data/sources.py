@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..seeds import rng
-from .readers import finite_events, read_lhco_h5
+from .checks import check_labels, checked_sample, finite_events, numeric
+from .readers import read_lhco_h5
 from .synthetic import add_extra_features, generate_background, generate_signal
 
 
@@ -25,6 +26,7 @@ class Samples(NamedTuple):
     reference_background: pd.DataFrame
     reference_signal: pd.DataFrame
     description: str  # for errors: the file, or what was generated
+    labelled: bool = True  # False: data without truth labels (every event background; no injection, no truth method)
 
 
 SOURCES: dict[str, Callable] = {}
@@ -60,7 +62,10 @@ def _synthetic(data, log, features) -> Samples:
 @source("lhco_h5")
 def _lhco(data, log, features) -> Samples:
     events = read_lhco_h5(data.lhco_h5.path, data.non_finite, log)
-    return _by_label(events, data.lhco_h5.reference_fraction, data.seed, data.lhco_h5.path)
+    labelled = "label" in events
+    events = checked_sample(events.assign(label=events["label"] if labelled else np.int8(0)), data.lhco_h5.path,
+                            data, log, "mjj (of the jets' momenta)", "GeV", unit_key=None)
+    return _by_label(events, data.lhco_h5.reference_fraction, data.seed, data.lhco_h5.path, labelled)
 
 
 @source("table")
@@ -70,14 +75,34 @@ def _table(data, log, features) -> Samples:
     events = read_event_table(t.path, t.tree, columns, data.non_finite, log)
     if t.mjj_unit == "GeV":
         events["mjj"] = events["mjj"] / 1000.0
-    return _by_label(events, t.reference_fraction, data.seed, t.path)
+    events = checked_sample(events, t.path, data, log, t.mjj, t.mjj_unit)
+    return _by_label(events, t.reference_fraction, data.seed, t.path, t.label is not None)
 
 
-def _by_label(events: pd.DataFrame, reference_fraction: float, seed: int, path) -> Samples:
+def _by_label(events: pd.DataFrame, reference_fraction: float, seed: int, path, labelled: bool = True) -> Samples:
     """Background (label 0) and signal (label 1), each split at random into the scan's and the references."""
     background, ref_bkg = _split(events[events["label"] == 0], reference_fraction, rng(seed, "split_bkg"))
     pool, ref_sig = _split(events[events["label"] == 1], 0.5, rng(seed, "split_sig"))
-    return Samples(background, pool, ref_bkg, ref_sig, str(path))
+    return Samples(background, pool, ref_bkg, ref_sig, str(path), labelled)
+
+
+def has_labels(data, workdir: str | Path = ".") -> bool | None:
+    """Whether the scan's events carry truth labels, known before they are read: a table source says so in its
+    config (``data.table.label``), an LHCO file by its columns (read without its events); None where that cannot
+    be told yet (the file is not there: the data job names it)."""
+    if data.source == "table":
+        return data.table.label is not None
+    if data.source != "lhco_h5":
+        return True
+    path = Path(workdir) / data.lhco_h5.path
+    if not path.is_file():
+        return None
+    try:
+        with pd.HDFStore(path, "r") as store:
+            keys = store.keys()
+            return "label" in store.select(keys[0], stop=0).columns if len(keys) == 1 else None
+    except Exception:  # not a pandas table: the data job says so, with the reader's reason
+        return None
 
 
 def _split(df: pd.DataFrame, fraction: float, generator: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -113,13 +138,10 @@ def read_event_table(path: str | Path, tree: str | None, columns: dict[str, str]
         raise ValueError(f"{path}{'' if tree is None else ':' + tree}: no column {listing}; it has {sorted(available)} "
                        "(map them with data.table.columns)")
     raw = frame if frame is not None else _read(path, kind, tree, sorted(set(wanted.values())))
-    table = pd.DataFrame({ours: np.asarray(raw[theirs], float) for ours, theirs in wanted.items()})
+    table = pd.DataFrame({ours: numeric(raw[theirs], str(path), theirs, ours) for ours, theirs in wanted.items()})
     table = finite_events(table, list(table.columns), str(path), non_finite, log)
-    labels = table["label"].to_numpy() if "label" in table else np.zeros(len(table))
-    if not np.isin(labels, (0, 1)).all():
-        raise ValueError(f"{path}: column {wanted['label']!r} (label) must be 0 (background) or 1 (signal), found "
-                         f"{[float(v) for v in np.unique(labels) if v not in (0, 1)][:5]}")
-    table["label"] = labels.astype(np.int8)
+    table["label"] = (check_labels(table["label"].to_numpy(), str(path), wanted["label"]) if "label" in table
+                      else np.zeros(len(table), np.int8))
     if "weight" in table:
         negative = int((table["weight"] < 0).sum())
         if negative:

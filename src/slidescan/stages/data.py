@@ -23,7 +23,10 @@ def prepare_data(settings: ScanSettings, out: str | os.PathLike, log: Callable[[
 
     d = settings.data
     seed, k = d.seed, settings.k
-    background, pool, ref_bkg, ref_sig, source = samples(d, settings.features, log)
+    background, pool, ref_bkg, ref_sig, source, labelled = samples(d, settings.features, log)
+    if not labelled and settings.truth_needs():
+        raise ValueError(f"{source}: no column 'label': the events are data without truth labels, so "
+                         f"{settings.refusal_without_labels()}")
     for sample in (background, pool, ref_bkg, ref_sig):
         require(sample.columns, settings.features, source)
     check_windows(list(settings.windows), background["mjj"].to_numpy(), settings.min_events, source)
