@@ -66,7 +66,8 @@ def test_failed_bump_hunt_is_listed_with_its_reason_log_and_target(tmp_path):
     assert ("failed      bump hunt method cwola-nn injection 400 seed 1 (all windows): ValueError: bumphunt.bin_width: "
             "0.5 TeV is wider than the signal region of w00") in text
     assert str(log) in text
-    assert text.rstrip().endswith("results/tiny/bumphunt/cwola-nn/inj400_seed1.csv")
+    assert text.rstrip().endswith("snakemake results/tiny/bumphunt/cwola-nn/inj400_seed1.csv --profile profiles/local "
+                                  "--configfile config/config.yaml")
     assert counts["failed"] == 1
 
 
@@ -95,7 +96,8 @@ def test_fold_trained_with_other_settings_is_stale_not_done(tmp_path):
     assert "4 training folds: 3 done, 0 failed, 0 interrupted, 0 missing, 1 stale" in text
     assert ("stale       window w01 method cwola-nn injection 400 seed 1 fold 1: trained with other classifier.nn "
             "settings or data.seed than the config's; the next run retrains it") in text
-    assert text.rstrip().endswith("results/tiny/scores/w01/cwola-nn/inj400_seed1.h5")
+    assert text.rstrip().endswith("snakemake results/tiny/scores/w01/cwola-nn/inj400_seed1.h5 --profile profiles/local "
+                                  "--configfile config/config.yaml")
     assert counts["stale"] == 1 and counts["failed"] == 0
 
 

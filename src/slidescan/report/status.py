@@ -49,7 +49,7 @@ class JobState:
         if self.job == "bumphunt":
             return f"bump hunt method {self.method} injection {self.injection} seed {self.seed} (all windows)"
         return (f"window {self.window} method {self.method} injection {self.injection} seed {self.seed} "
-                f"fold {self.fold}")
+                + (f"fold {self.fold}" if self.fold is not None else "(scores of all folds)"))
 
 
 def fold_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
@@ -67,6 +67,8 @@ def fold_states(settings: ScanSettings, layout: Layout, failures: dict | None = 
                 for seed in settings.seeds:
                     experiment = PseudoExperiment(injection, seed)
                     target = layout.scores(window.name, method, experiment)
+                    merged = target.exists()
+                    folds = []
                     for fold in range(settings.k):
                         output = layout.fold(window.name, method, experiment, fold)
                         log = layout.fold_log(window.name, method, experiment, fold)
@@ -74,11 +76,35 @@ def fold_states(settings: ScanSettings, layout: Layout, failures: dict | None = 
                         if state == "done":
                             state, reason = _settings_check(output, fold_settings_identity(
                                 settings, run, window.name, experiment, fold), run.section)
+                        elif merged:  # the job finished (its scores exist), then this fold's result was deleted
+                            state, reason = "missing", LOST
                         elif state == "missing" and (job_error or str(target) in failures):
                             state, reason, log = "failed", job_error or failures[str(target)], job_log
-                        states.append(JobState(window.name, method, injection, seed, fold, state, reason, output,
-                                               log, target))
+                        folds.append(JobState(window.name, method, injection, seed, fold, state, reason, output,
+                                              log, target))
+                    states.extend(folds)
     return states
+
+
+def merged_states(layout: Layout, folds: list[JobState]) -> list[JobState]:
+    """The training jobs' scores files that are missing while every fold of theirs is done (deleted by hand)."""
+    jobs: dict = {}
+    for f in folds:
+        jobs.setdefault(f.target, []).append(f)
+    return [JobState(f[0].window, f[0].method, f[0].injection, f[0].seed, None, "missing", MERGED_MISSING, target,
+                     layout.train_log(f[0].window, f[0].method, f[0].injection), target)
+            for target, f in jobs.items() if not target.exists() and all(x.state == "done" for x in f)]
+
+
+# a finished job's fold result deleted by hand: Snakemake sees the job's output and reruns nothing by itself
+LOST = "its result was deleted after its job finished: a plain run does not see it (the job's scores file exists)"
+# the folds are there, their merged scores file is not: a plain run makes it from them (no fold is retrained)
+MERGED_MISSING = "the scores file of its finished folds is missing; `slidescan run` makes it from them"
+
+
+def lost(state: JobState) -> bool:
+    """A finished result deleted by hand, which only a forced rerun of its job remakes."""
+    return state.reason == LOST
 
 
 def data_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
@@ -244,7 +270,7 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
             group_counts = count_states(group)
             lines.append(f"{len(group)} {name}: " + ", ".join(f"{n} {s}" for s, n in group_counts.items()))
             counts = {s: counts[s] + group_counts[s] for s in counts}
-    ordered = data + [f for group in models.values() for f in group] + states + bumps + reports
+    ordered = data + [f for group in models.values() for f in group] + states + merged_states(layout, states) + bumps + reports
     pending = [f for f in ordered if f.state != "done"]
     for f in pending:
         if f.state in ("missing", "stale") and counts[f.state] > 20:
@@ -254,18 +280,32 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
         lines.append(f"  {f.state:11s} {f.what}: {f.reason}\n              log: {f.log}")
     lock = lock_state(workdir, layout.launch())
     counts["stale_lock"] = int(lock.state == "stale")
+    counts["lost"] = sum(map(lost, states))
     if lock.state != "none":
         lines.append(("STALE LOCK: " if lock.state == "stale" else "") + lock.text)
     if pending:
-        # a training job trains all folds of its pseudo-experiment: its target is the merged scores file
-        rerun = dict.fromkeys(str(_relative(f.target, workdir)) for f in pending
-                              if f.state in ("failed", "interrupted", "stale"))
-        targets = " ".join(rerun) or "(all of them)"
-        lines.append("rerun exactly these jobs and what depends on them (finished folds are kept, not retrained):")
-        lines.append(f"  slidescan run --configfile {configfile} --profile {profile}")
-        lines.append(f"only these jobs, nothing downstream:\n  snakemake --profile {profile} "
-                     f"--configfile {configfile} {targets}")
+        lines += rerun_commands(pending, workdir, configfile, profile)
     return "\n".join(lines), counts
+
+
+def rerun_commands(pending: list[JobState], workdir: Path, configfile: Path, profile: str) -> list[str]:
+    """The commands that redo exactly the unfinished jobs (a training job's target is its scores file, which all its
+    folds make): the run, which reruns them and what depends on them, and a Snakemake call for them alone. A job
+    whose fold result was deleted after it finished is forced (``--forcerun``), since its output exists. Targets
+    come first: ``--configfile`` takes several values and would swallow them."""
+    def targets(states) -> list[str]:
+        return list(dict.fromkeys(str(_relative(f.target, workdir)) for f in states))
+
+    redo = targets(f for f in pending if f.state in ("failed", "interrupted", "stale") and not lost(f))
+    forced = targets(f for f in pending if lost(f))
+    force = f" --forcerun {' '.join(forced)}" if forced else ""
+    lines = ["rerun exactly these jobs and what depends on them (finished folds are kept, not retrained):",
+             f"  slidescan run --configfile {configfile} --profile {profile}" + (f" --{force}" if force else "")]
+    if redo or forced:
+        lines.append("only these jobs, nothing downstream:")
+        lines.append(f"  snakemake {' '.join(redo + [t for t in forced if t not in redo])}{force} --profile {profile} "
+                     f"--configfile {configfile}")
+    return lines
 
 
 REPORT_RULES = ("scan", "calibration", "sensitivity", "window_map", "jobs", "plot_scan", "loss_curves", "performance")
