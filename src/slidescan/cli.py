@@ -8,6 +8,8 @@ submits that same run, with the SLURM profile, as a long CPU job on the cluster.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,17 @@ def _settings(ns: argparse.Namespace):
         return load_settings(ns.workdir, ns.configfile)
     except ConfigError as err:
         raise SystemExit(f"slidescan: {err}")
+
+
+def _preflight(ns: argparse.Namespace, settings) -> None:
+    """What can be told about the inputs before any job runs: an LHCO file without labels, for a scan that needs
+    them, stops here in one line instead of in the data job."""
+    from .data.sources import has_labels
+
+    if settings.data.source == "lhco_h5" and has_labels(settings.data, ns.workdir) is False \
+            and settings.truth_needs():
+        raise SystemExit(f"slidescan: {ns.configfile}: data.lhco_h5.path: {settings.data.lhco_h5.path} has no column "
+                         f"'label' (data without truth labels), so {settings.refusal_without_labels()}")
 
 
 def _snakemake(args: list[str], workdir: Path) -> int:
@@ -49,20 +62,26 @@ def _common(parser: argparse.ArgumentParser, profile: str = "profiles/local") ->
 DRY = ("-n", "--dry-run", "--dryrun", "--unlock", "--list", "--summary", "--detailed-summary")
 
 
-def _check_settings(ns: argparse.Namespace, settings, extra: list[str]) -> None:
-    """Stop before a run would overwrite a scan made with other settings (``slidescan.record``)."""
+def _check_settings(ns: argparse.Namespace, settings) -> list[str]:
+    """Stop before a run would overwrite a scan made with other settings (``slidescan.record``); the changes that
+    ``--force`` accepts."""
     from . import record
 
-    if any(flag in extra for flag in DRY):
-        return
     path = settings.layout(ns.workdir).settings_record()
     found = record.check(path, settings.config)
     if found and not ns.force:
         raise SystemExit(record.refusal(settings.scan, found, path.parent))
+    return found
+
+
+def _record_settings(ns: argparse.Namespace, settings, found: list[str]) -> None:
+    """Record the settings the results are about to be made with: only once this run holds the scan."""
+    from . import record
+
     if found:
         print(f"--force: replacing the results of scan {settings.scan!r} made with other settings "
               f"({len(found)} changed: {'; '.join(found[:3])}{' ...' if len(found) > 3 else ''})")
-    record.write(path, settings.config)
+    record.write(settings.layout(ns.workdir).settings_record(), settings.config)
 
 
 def _unlock_if_stale(ns: argparse.Namespace, settings) -> None:
@@ -81,25 +100,34 @@ def _unlock_if_stale(ns: argparse.Namespace, settings) -> None:
 
 
 def cmd_run(ns: argparse.Namespace, extra: list[str]) -> int:
-    from .cluster.lock import clear_head, record_head
+    """The scan, then its report. Before anything of the scan is written, the run holds the scan (its head lock),
+    the directory is free (Snakemake's lock: a stale one cleared) and the settings agree with the recorded ones: a
+    refused run changes nothing, neither the settings record nor another head's record."""
+    from .cluster.lock import HeadRunning, clear_head, head_lock, record_head
 
     settings = _settings(ns)
-    dry = any(flag in extra for flag in DRY)
-    _check_settings(ns, settings, extra)
-    if not dry:
-        _unlock_if_stale(ns, settings)
+    _preflight(ns, settings)
     base = ["--profile", ns.profile, "--configfile", str(ns.configfile)]
+    command = [*extra, *base]  # targets in extra first: --configfile takes several values and would swallow them
+    if any(flag in extra for flag in DRY):
+        return _snakemake(command, ns.workdir)
+    found = _check_settings(ns, settings)
     launch = settings.layout(ns.workdir).launch()
-    if not dry:
-        record_head(launch)
     try:
-        rc = _snakemake([*base, *extra], ns.workdir)
-    finally:
-        if not dry:
-            clear_head(launch)
-    if rc != 0 or dry or ns.no_report:
-        return rc
-    return cmd_report(ns, [])
+        with head_lock(launch):
+            _unlock_if_stale(ns, settings)
+            _record_settings(ns, settings, found)
+            record_head(launch)
+            try:
+                rc = _snakemake(command, ns.workdir)
+            finally:
+                clear_head(launch)
+            if rc != 0 or ns.no_report:
+                return rc
+            return cmd_report(ns, [])
+    except HeadRunning as err:
+        raise SystemExit(f"slidescan: {err}. Wait for it, or stop it (Ctrl-C in its terminal, "
+                         "`scancel --signal=INT <job>` for a launched head), then run again.")
 
 
 def cmd_unlock(ns: argparse.Namespace, extra: list[str]) -> int:
@@ -179,6 +207,7 @@ def cmd_launch(ns: argparse.Namespace, extra: list[str]) -> int:
     from . import record
 
     settings = _settings(ns)
+    _preflight(ns, settings)
     scan = settings.scan
     found = record.check(settings.layout(ns.workdir).settings_record(), settings.config)
     if found and not ns.force:  # the head's `slidescan run` would refuse: say it now, not in its log
@@ -213,7 +242,7 @@ def cmd_status(ns: argparse.Namespace, extra: list[str]) -> int:
     text, counts = report(ns.workdir, ns.configfile, ns.profile)
     head = head_status(settings.layout(ns.workdir))
     print(text if head is None else f"{head}\n{text}")
-    return 1 if counts["failed"] or counts["stale_lock"] else 0
+    return 1 if counts["failed"] or counts["stale_lock"] or counts["lost"] else 0
 
 
 def cmd_schema(ns: argparse.Namespace, extra: list[str]) -> int:
@@ -292,7 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     commands = {"run": cmd_run, "launch": cmd_launch, "report": cmd_report, "status": cmd_status, "schema": cmd_schema,
                 "unlock": cmd_unlock, "constituents": cmd_constituents}
-    return commands[ns.command](ns, extra)
+    try:
+        rc = commands[ns.command](ns, extra)
+        sys.stdout.flush()
+        return rc
+    except BrokenPipeError:  # `slidescan status | head`: the reader has gone; end quietly, as a shell tool would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

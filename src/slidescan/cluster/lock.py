@@ -9,6 +9,8 @@ A head on another host than the one asking is never declared dead: the lock is t
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import socket
@@ -59,7 +61,50 @@ def record_head(launch_dir: Path) -> Path:
 
 
 def clear_head(launch_dir: Path) -> None:
-    (Path(launch_dir) / RECORD).unlink(missing_ok=True)
+    """Remove the record of this process's head, never another's (a refused second run must not erase it)."""
+    path = Path(launch_dir) / RECORD
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if record == {"host": socket.gethostname(), "pid": os.getpid()}:
+        path.unlink(missing_ok=True)
+
+
+HEAD_LOCK = "head.lock"  # in the scan's launch/ folder: held by the `slidescan run` of the scan while it runs
+
+
+class HeadRunning(RuntimeError):
+    """Another ``slidescan run`` of the same scan holds its head lock."""
+
+
+@contextlib.contextmanager
+def head_lock(launch_dir: Path):
+    """Held by a ``slidescan run`` of a scan from before it reads or writes anything of the scan (its settings
+    record, the head record) to its end, so a second run of the same scan is refused before it changes anything.
+
+    An ``flock``: the kernel releases it when the process dies, however it dies, so it can never be stale (unlike
+    Snakemake's lock files, which a SIGKILL leaves behind). On a filesystem without locks (some Lustre mounts) it is
+    skipped and Snakemake's own lock is the only guard.
+    """
+    path = Path(launch_dir) / HEAD_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = _recorded_head(launch_dir) or "another slidescan run of this scan"
+        raise HeadRunning(f"scan in {Path(launch_dir).parent} is being run by {holder}; nothing was changed") from None
+    except OSError:  # no locks on this filesystem
+        os.close(fd)
+        yield
+        return
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def _recorded_head(launch_dir: Path) -> str | None:
