@@ -7,6 +7,7 @@ through :func:`atomic_path`: write to a temporary file beside the target, then r
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -19,7 +20,12 @@ import pandas as pd
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
+
+    The file gets the mode a plain ``open`` would give it (0666 less the umask; ``mkstemp`` makes 0600, which
+    would hide a group's results from its members). A write that fails because the disk is full says so first,
+    whatever the writer's own message was (torch's is "unexpected pos", h5py's spans lines).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(
@@ -28,11 +34,41 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, Exception) and _disk_full(err, path.parent):
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: writing {path}") from err
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` can only set it, and jobs write from threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# less free space than this after a failed write: the disk was full, whatever the writer said
+FULL_BELOW = 1 << 20
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC and str(err).startswith(os.strerror(errno.ENOSPC)):
+        return False  # already says so first
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < FULL_BELOW
 
 
 ARRAYS = "arrays"

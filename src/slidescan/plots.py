@@ -52,7 +52,10 @@ def pvalue_scan(table: pd.DataFrame, method: str, injection: int, out: str | os.
     if "global_z" in sub and sub["global_z"].notna().any():
         per_seed = sub.groupby("seed")[["min_p0", "global_p0", "global_z"]].first()
         median = per_seed.median()
-        text = (f"smallest local $p_0$ = {median['min_p0']:.2g} (Z = {sps.norm.isf(median['min_p0']):.2f})\n"
+        # a smallest p0 at the toys' floor is a bound (p0_bound): shown as "<" and "≥"
+        bound = len(per_seed) == 1 and "min_p0_bound" in sub and bool(sub["min_p0_bound"].iloc[0])
+        lt, ge = ("<", "≥") if bound else ("=", "=")
+        text = (f"smallest local $p_0$ {lt} {median['min_p0']:.2g} (Z {ge} {sps.norm.isf(median['min_p0']):.2f})\n"
                 f"global Z = {median['global_z']:.2f} (look-elsewhere, toys)")
         if len(per_seed) > 1:
             text += f"; median of {len(per_seed)} seeds"

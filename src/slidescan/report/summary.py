@@ -27,6 +27,20 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def p0_text(p0: float, bound: bool) -> str:
+    """A p0 as the tables show it: ``< p`` when it is the toys' floor (no toy was as extreme; the true p0 is smaller)."""
+    return f"< {p0:.2g}" if bound else f"{p0:.2g}"
+
+
+def z_text(z: float, bound: bool) -> str:
+    """A local Z as the tables show it: ``≥ z`` when its p0 is a bound."""
+    return f"≥ {z:.2f}" if bound else f"{z:.2f}"
+
+
+def _bound(row) -> bool:
+    return bool(getattr(row, "p0_bound", False)) is True
+
+
 def methods_text(settings) -> str:
     """One line per method of the scan: what it is and the per-window models it needs."""
     lines = []
@@ -48,10 +62,11 @@ def summary_text(workdir: Path, configfile: Path) -> str:
             top = grp.dropna(subset=["z"]).sort_values("z", ascending=False).head(5)
             parts.append(f"Most significant windows at injection {injection}. Global Z is the significance of the "
                          "scan's smallest local p0 after the look-elsewhere effect over all its windows and "
-                         "efficiencies (background-only toys):")
+                         "efficiencies (background-only toys). A p0 shown as ``< p`` (and Z as ``≥ z``) is a bound: "
+                         "none of the pseudo-experiments of that test was as extreme (``p0_bound`` in the table):")
             parts.append("")
             parts.append(_table(
-                [[f"{r.z:.2f}", f"{getattr(r, 'global_z', float('nan')):.2f}", f"{r.p0:.2g}",
+                [[z_text(r.z, _bound(r)), f"{getattr(r, 'global_z', float('nan')):.2f}", p0_text(r.p0, _bound(r)),
                   f"{r.window} ({r.sr_lo:g}-{r.sr_hi:g} TeV)", r.method,
                   f"{r.efficiency:g}", f"{r.n_obs:.10g} / {r.n_bkg:.1f} +- {r.n_bkg_err:.1f}", str(r.seed)]
                  for r in top.itertuples()],
@@ -74,7 +89,8 @@ def summary_text(workdir: Path, configfile: Path) -> str:
         verdicts = []
         for r in cal.itertuples():
             ok = r.max_z < 3 and not (r.ks_pvalue < 0.01)
-            verdicts.append(f"{r.method}: {'calibrated' if ok else 'CHECK'} (largest injection-0 Z {r.max_z:.2f}, "
+            largest = z_text(r.max_z, bool(getattr(r, "max_z_bound", False)))
+            verdicts.append(f"{r.method}: {'calibrated' if ok else 'CHECK'} (largest injection-0 Z {largest}, "
                             f"KS p {r.ks_pvalue:.2f})")
         if verdicts:
             parts.append("Calibration (background-only pseudo-experiments): " + "; ".join(verdicts) + ".")

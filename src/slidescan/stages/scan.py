@@ -38,11 +38,15 @@ def calibration(table: pd.DataFrame) -> pd.DataFrame:
     for method, grp in table[table["injection"] == 0].groupby("method"):
         p0 = grp["p0"].dropna().to_numpy()
         excess = 2 * p0[p0 < 0.5]
+        largest = grp["z"].idxmax() if grp["z"].notna().any() else None
         rows.append({"method": method, "n": len(p0), "n_deficit": int(np.sum(p0 >= 0.5)),
                      "ks_pvalue": float(sps.kstest(excess, "uniform").pvalue) if len(excess) else float("nan"),
                      "min_p0": float(p0.min()) if len(p0) else float("nan"),
-                     "max_z": float(grp["z"].max())})
-    return pd.DataFrame(rows, columns=["method", "n", "n_deficit", "ks_pvalue", "min_p0", "max_z"])
+                     "max_z": float(grp["z"].max()),
+                     # the largest Z is a lower bound when its p0 is the toys' floor
+                     "max_z_bound": bool(largest is not None and grp.get("p0_bound", pd.Series(False, grp.index))
+                                         .fillna(False).astype(bool)[largest])})
+    return pd.DataFrame(rows, columns=["method", "n", "n_deficit", "ks_pvalue", "min_p0", "max_z", "max_z_bound"])
 
 
 def signal_window_rows(table: pd.DataFrame, truth_mass: float) -> pd.DataFrame:

@@ -14,7 +14,7 @@ _WHERE = {"BumpHuntResult": "bumphunt", "bump_hunt": "bumphunt",
           **dict.fromkeys(["FitResult", "bin_integrals", "dijet_density", "fit_dijet", "fit_dijet_ftest", "predict",
                            "window_edges"], "dijet"),
           **dict.fromkeys(["CALCULATORS", "TOYS_BELOW", "asimov_z", "asimov_z_uncertain", "discovery_p0", "on_off",
-                           "q0_on_off", "toy_p0", "z_from_p"], "pvalue")}
+                           "q0_on_off", "toy_floor", "toy_p0", "z_from_p"], "pvalue")}
 
 
 def __getattr__(name):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..windows import Window
 from .dijet import FitResult, fit_dijet, fit_dijet_ftest, poisson_scale, predict, window_edges
-from .pvalue import TOYS_BELOW, asimov_z_uncertain, discovery_p0, z_from_p
+from .pvalue import TOYS_BELOW, asimov_z_uncertain, discovery_p0, toy_floor, z_from_p
 
 
 @dataclass
@@ -27,6 +27,8 @@ class BumpHuntResult:
     fit_deviance: float = float("nan")
     fit_bins: int = 0
     p0_calculator: str = "asymptotic"
+    # the toys' floor 1 / (toys + 1): no toy was as extreme, so p0 is an upper bound and z a lower bound
+    p0_bound: bool = False
     # simulation only: true signal events (sum of weights) selected in the SR, and the median Z they should give
     n_signal_selected: float = -1
     z_expected: float = float("nan")
@@ -94,6 +96,7 @@ def bump_hunt(
             used = "toys" if scale * b < TOYS_BELOW else "asymptotic"
         if fit.ok and b > 0:
             p0 = discovery_p0(scale * n_obs, scale * b, scale * b_err, used, ntoys, seed + int(round(1e6 * eff)))
+        bound = bool(used == "toys" and np.isfinite(p0) and p0 <= toy_floor(ntoys) * (1 + 1e-9))
         n_sig, z_exp = -1, float("nan")
         if labels is not None:
             in_sr = (mjj >= window.sr_lo) & (mjj < window.sr_hi)
@@ -101,7 +104,7 @@ def bump_hunt(
             n_sig = int(np.sum(signal)) if weights is None else float(np.sum(weights[signal]))
             z_exp = asimov_z_uncertain(scale * n_sig, scale * b, scale * b_err) if fit.ok and b > 0 else float("nan")
         results.append(BumpHuntResult(eff, threshold, len(sel), n_obs, b, b_err, p0, z_from_p(p0), fit.ok, fit.message,
-                                      fit.n_params, fit.deviance, fit.n_bins, used, n_sig, z_exp, scale, fit))
+                                      fit.n_params, fit.deviance, fit.n_bins, used, bound, n_sig, z_exp, scale, fit))
     return results
 
 

@@ -83,6 +83,7 @@ def global_pvalues(table: pd.DataFrame, n_toys: int = 20000, seed: int = 1) -> p
         fitted = rows.dropna(subset=["n_bkg", "n_bkg_err", "p0"])
         if fitted.empty:
             out.append({"method": method, "injection": injection, "seed": scan_seed, "min_p0": np.nan,
+                        "min_p0_bound": False,
                         "global_p0": np.nan, "global_z": np.nan, "trials_factor": np.nan,
                         "global_p0_seeds": np.nan, "n_null_seeds": 0})
             continue
@@ -97,7 +98,9 @@ def global_pvalues(table: pd.DataFrame, n_toys: int = 20000, seed: int = 1) -> p
             global_p = float(-np.expm1(trials * np.log1p(-observed)))
         nulls = np.array([v for (m, s), v in null_min.items() if m == method])
         min_p0 = float(fitted["p0"].min())
+        bounds = fitted["p0_bound"].fillna(False).astype(bool) if "p0_bound" in fitted else None
         out.append({"method": method, "injection": injection, "seed": scan_seed, "min_p0": min_p0,
+                    "min_p0_bound": bool(bounds is not None and bounds[fitted["p0"].idxmin()]),
                     "global_p0": float(global_p), "global_z": float(max(sps.norm.isf(global_p), 0.0)),
                     "trials_factor": trials,
                     "global_p0_seeds": float(np.mean(nulls <= min_p0)) if len(nulls) else np.nan,

@@ -22,7 +22,9 @@ def roc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = Non
 def sic_figures(labels: np.ndarray, scores: np.ndarray, floors: tuple[int, ...] = (20, 50),
                 efficiencies: tuple[float, ...] = (0.2, 0.3), weights: np.ndarray | None = None) -> dict:
     """AUC; max SIC = max eps_s / sqrt(eps_b) over cuts that keep at least ``floor`` background events
-    (below that the ratio is noise); SIC at fixed signal efficiencies. Efficiencies are weighted by ``weights``."""
+    (below that the ratio is noise); SIC at fixed signal efficiencies, NaN where that cut keeps fewer background
+    events than the lowest floor (a tree ensemble's tied top scores can keep none: eps_b = 0 is no infinite SIC).
+    Efficiencies are weighted by ``weights``."""
     from sklearn.metrics import roc_auc_score
 
     fpr, tpr, passing = roc(labels, scores, weights)
@@ -32,5 +34,6 @@ def sic_figures(labels: np.ndarray, scores: np.ndarray, floors: tuple[int, ...] 
         out[f"max_sic_{floor}"] = float(np.max(tpr[ok] / np.sqrt(fpr[ok]))) if ok.any() else float("nan")
     for eff in efficiencies:
         b = float(np.interp(eff, tpr, fpr))
-        out[f"sic_at_{eff}"] = eff / np.sqrt(b) if b > 0 else float("inf")
+        kept = float(np.interp(eff, tpr, passing))
+        out[f"sic_at_{eff}"] = eff / np.sqrt(b) if b > 0 and kept >= min(floors) else float("nan")
     return out

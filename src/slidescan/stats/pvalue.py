@@ -77,12 +77,19 @@ def on_off(b, b_err):
     return np.where(np.isfinite(tau), tau * b, b), tau
 
 
+def toy_floor(ntoys: int) -> float:
+    """The smallest p0 that ``ntoys`` pseudo-experiments can give, ``1 / (ntoys + 1)``: a p0 there is only a bound
+    (no toy was as extreme as the data; the true p0 is smaller), and is reported as one (``p0_bound``)."""
+    return 1.0 / (ntoys + 1)
+
+
 def toy_p0(n_obs: float, b: float, b_err: float, ntoys: int = 20000, seed: int = 0) -> float:
     """p0 from pseudo-experiments of the same q0 test, for windows with few events.
 
     Toys are drawn at the background fitted under the background-only hypothesis (the conditional
     MLE given the observed count and the auxiliary measurement), and q0 is evaluated in closed form,
-    so the test statistic's discreteness at small counts is exact (no fit noise at ties).
+    so the test statistic's discreteness at small counts is exact (no fit noise at ties). With no
+    toy as extreme as the data it returns :func:`toy_floor`, an upper bound.
     """
     if n_obs <= b:
         return 0.5
