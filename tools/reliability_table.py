@@ -77,7 +77,8 @@ def row(case: str, command: str, result, line: str, before: dict, after: dict) -
 
 def lhco_case(case: str, mutate, extra: dict | None = None) -> None:
     table = _lhco_table(n=500)
-    mutate(table)
+    changed = mutate(table)  # in place, or a new table
+    table = table if changed is None else changed
     path = workdir({**SMALL, "data": {"source": "lhco_h5", "lhco_h5": {"path": "events.h5"}, **(extra or {})}})
     table.to_hdf(path / "events.h5", key="df", format="table") if len(table) else (path / "events.h5").write_bytes(b"")
     result = slidescan(path, "run", "--no-report")
@@ -86,7 +87,165 @@ def lhco_case(case: str, mutate, extra: dict | None = None) -> None:
         first_line(result), {}, {})
 
 
+def run_case(case: str, config: dict, prepare=None, command: tuple = ("run", "--no-report")) -> subprocess.CompletedProcess:
+    """A config (and files ``prepare`` writes into the checkout) run as a user would: the refusal's first line, or
+    the failed job's line in `slidescan status` when the run got as far as a job."""
+    path = workdir(config)
+    if prepare:
+        prepare(path)
+    result = slidescan(path, *command)
+    shown = result
+    if result.returncode != 0 and "slidescan:" not in result.stderr:
+        shown = slidescan(path, "status")
+        row(case, f"slidescan {' '.join(command)}; slidescan status", shown, first_line(shown, "failed  "), {}, {})
+    else:
+        row(case, f"slidescan {' '.join(command)}", result, first_line(result, "^slidescan") or first_line(result),
+            {}, {})
+    return result
+
+
+def parquet(frame: pd.DataFrame):
+    return lambda path: frame.to_parquet(path / "ntuple.parquet")
+
+
+def table_frame(n=600, mjj_scale=1.0, mass_scale=1.0) -> pd.DataFrame:
+    g = np.random.default_rng(4)
+    return pd.DataFrame({"mjj": g.uniform(2.8, 4.2, n) * mjj_scale, "mj1": g.uniform(0.02, 0.4, n) * mass_scale,
+                         "delta_mj": g.uniform(0, 0.3, n) * mass_scale, "tau21_j1": g.uniform(0, 1, n),
+                         "tau21_j2": g.uniform(0, 1, n), "label": np.zeros(n)})
+
+
+def silently_wrong_cases() -> None:
+    """The cases of issue 29: each used to end with exit code 0 and wrong numbers, or a traceback."""
+    def label(value):
+        def mutate(t):
+            t.loc[t.index[:40], "label"] = value
+        return mutate
+
+    for value in (2.0, 0.5, 257.0):
+        lhco_case(f"labels of {value:g} in the LHCO table", label(value))
+    lhco_case("text labels ('b', 's')", lambda t: t.assign(label=np.where(t["label"] > 0, "s", "b")))
+    unlabelled = {**SMALL, "data": {"source": "lhco_h5", "lhco_h5": {"path": "events.h5"}}}
+    no_label = lambda path: _lhco_table(n=500).drop(columns="label").to_hdf(path / "events.h5", key="df",  # noqa: E731
+                                                                            format="table")
+    run_case("an LHCO table without a label column, injection 400", unlabelled, no_label)
+    run_case("an LHCO table without a label column, idealized-bdt", {**unlabelled, "injections": [0],
+                                                                     "methods": ["cwola-nn", "idealized-bdt"]}, no_label)
+    run_case("a table source declared unlabelled (label: null), injection 400",
+             {**SMALL, "data": {"source": "table", "table": {"path": "ntuple.parquet"}}}, parquet(table_frame()))
+
+    def doubled(t):
+        return pd.concat([t, t.iloc[:150]], ignore_index=True)
+    lhco_case("every event of 150 twice (default: reject)", doubled)
+    path = workdir({**SMALL, "data": {"source": "lhco_h5", "lhco_h5": {"path": "events.h5"}, "duplicates": "drop"}})
+    doubled(_lhco_table(n=500)).to_hdf(path / "events.h5", key="df", format="table")
+    slidescan(path, "run", "--no-report")
+    log = (path / "results/small/logs/prepare_data.log").read_text().splitlines()
+    ROWS.append(f"| 150 events twice, `data.duplicates: drop` | `slidescan run` | (prepare_data log) | {log[0][:200]} "
+                "| - |")
+    table = {**SMALL, "data": {"source": "table", "table": {"path": "ntuple.parquet", "label": "label"}}}
+    run_case("a table in TeV declared GeV (`mjj_unit: GeV`)",
+             {**table, "data": {"source": "table", "table": {**table["data"]["table"], "mjj_unit": "GeV"}}},
+             parquet(table_frame()))
+    run_case("a table in GeV read as TeV (the default)", table, parquet(table_frame(mjj_scale=1000)))
+    run_case("jet masses in GeV, mjj in TeV", table, parquet(table_frame(mass_scale=1000)))
+    run_case("windows in GeV", {**SMALL, "windows": {**SMALL["windows"], "first_sr_lo": 3100, "last_sr_lo": 3100,
+                                                    "sr_width": 400, "step": 200, "sb_width": 600}})
+    for name in ("..", "."):
+        run_case(f"scan: {name!r}", {**SMALL, "scan": name})
+    run_case("injections: [0, 400, 400]", {**SMALL, "injections": [0, 400, 400]})
+    run_case("seeds: [1, 1]", {**SMALL, "seeds": [1, 1]})
+    run_case("first_sr_lo > last_sr_lo", {**SMALL, "windows": {**SMALL["windows"], "first_sr_lo": 3.5,
+                                                               "last_sr_lo": 3.0}})
+
+    # status: the printed commands, run as printed
+    path = workdir(SMALL)
+    slidescan(path, "run", "--no-report", env={"SLIDESCAN_FAIL_JOBS": "*/train/w00/cwola-nn/inj400_seed1/fold1.h5"})
+    status = slidescan(path, "status")
+    lines = status.stdout.splitlines()
+    only = lines[lines.index("only these jobs, nothing downstream:") + 1].split()
+    before = sums(path)
+    rerun = run(path, sys.executable, "-m", *only)
+    row("status's \"only these jobs\" command after a failed fold", " ".join(only), rerun,
+        first_line(rerun, "steps .* done|Error|error") or first_line(rerun), before, sums(path))
+    slidescan(path, "run", "--no-report")
+    fold = path / "results/small/train/w00/cwola-nn/inj400_seed1/fold0.h5"
+    fold.unlink()
+    status = slidescan(path, "status")
+    row("a finished fold's file deleted", "slidescan status", status, first_line(status, "missing  "), {}, {})
+    lines = status.stdout.splitlines()
+    command = lines[lines.index("rerun exactly these jobs and what depends on them (finished folds are kept, not "
+                                "retrained):") + 1].split()
+    before = sums(path)
+    rerun = slidescan(path, *command[1:2], "--no-report", *command[2:])
+    row("status's rerun command for the deleted fold", " ".join(command), rerun,
+        f"fold0.h5 remade: {fold.exists()}", before, sums(path))
+
+    # a second head with new settings, refused while the first runs
+    slow = {**SMALL, "classifier": {"nn": {"members": 2, "epochs": 60, "batch_size": 64, "n_best": 1}}}
+    path = workdir(slow)
+    head = subprocess.Popen([sys.executable, "-m", "slidescan.cli", "run", "--no-report"], cwd=path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = path / "results/small/logs/train/w00/cwola-nn/inj400_seed1/fold0.log"
+    while not (log.exists() and "epoch 1/60" in log.read_text()):
+        time.sleep(0.2)
+    records = [path / "results/small/scan_settings.yaml", path / "results/small/launch/local_head.json"]
+    before = [p.read_text() for p in records]
+    (path / "config/config.yaml").write_text(yaml.safe_dump({**slow, "bumphunt": {"efficiencies": [1.0, 0.5]}}))
+    second = slidescan(path, "run", "--force")
+    unchanged = [p.read_text() for p in records] == before
+    ROWS.append(f"| `run --force` with new settings while another head runs the scan | `slidescan run --force` | "
+                f"{second.returncode} | {first_line(second).replace('|', '/')} | the settings record and the running "
+                f"head's record {'unchanged' if unchanged else 'CHANGED'} (the other head's results keep growing) |")
+    os.killpg(head.pid, signal.SIGINT)
+    head.wait()
+
+    # a toy p0 at its floor, shown as a bound
+    toys = {**SMALL, "injections": [1000], "bumphunt": {"efficiencies": [1.0, 0.01], "p0_calculator": "toys",
+                                                        "p0_toys": 100}}
+    path = workdir(toys)
+    result = slidescan(path, "run")
+    summary = (path / "results/small/summary.rst").read_text().splitlines()
+    cells = [line.strip() for line in summary if line.strip().startswith(("* - ≥", "- <"))][:2]
+    row("a toy p0 at its floor (100 toys, a strong signal)", "slidescan run (the report's summary)", result,
+        "local Z " + " and p0 ".join(c.lstrip("*- ") for c in cells), {}, {})
+
+    # a full disk: results/ on a 2 MiB filesystem
+    if os.geteuid() == 0:
+        path = workdir(SMALL)
+        (path / "results").mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(path / "results")], check=True)
+        try:
+            slidescan(path, "run", "--no-report")
+            status = slidescan(path, "status")
+            row("results on a full disk (2 MiB)", "slidescan run; slidescan status", status,
+                first_line(status, "failed  "), {}, {})
+        finally:
+            subprocess.run(["umount", str(path / "results")], check=True)
+
+    # files and pipes
+    path = workdir(SMALL)
+    result = run(path, "bash", "-c", f"umask 002 && {sys.executable} -m slidescan.cli run --no-report && stat -c '%A "
+                 "%n' results/small/pvalue_scan.csv")
+    row("umask 002", "umask 002; slidescan run; stat", result, result.stdout.strip().splitlines()[-1], {}, {})
+    result = run(path, "bash", "-c", f"{sys.executable} -m slidescan.cli status | head -n 0; "
+                 "echo exit ${PIPESTATUS[0]},")
+    piped = run(path, "bash", "-c", f"{sys.executable} -m slidescan.cli status 2>&1 >/dev/null | head -n 0 | wc -c")
+    code = result.stdout.split(",")[0].split()[-1]
+    ROWS.append(f"| `slidescan status / head` | `slidescan status / head -n 0` | {code} (SIGPIPE's) | nothing printed: "
+                f"{piped.stdout.strip()} bytes on stderr | - |")
+    perf = {**SMALL, "methods": ["idealized-bdt"], "classifier": {"bdt": {"members": 2, "max_iter": 30}}}
+    path = workdir(perf)
+    result = slidescan(path, "run", "--no-report")
+    table = pd.read_csv(path / "results/small/performance.csv")
+    row("SIC at a signal efficiency whose cut keeps too few background events (trees)", "slidescan run; "
+        "performance.csv", result, f"sic_at_0.2 = {table['sic_at_0.2'].iloc[0]}, sic_at_0.3 = "
+        f"{table['sic_at_0.3'].iloc[0]} (max_sic_20 = {table['max_sic_20'].iloc[0]:.3g})", {}, {})
+
+
 def main() -> None:
+    silently_wrong_cases()
+
     def nan(t):
         t.loc[[3, 7, 11], "tau2j1"] = np.nan
 
@@ -103,7 +262,7 @@ def main() -> None:
     slidescan(path, "run", "--no-report")
     log = (path / "results/small/logs/prepare_data.log").read_text().splitlines()
     ROWS.append(f"| NaN with `data.non_finite: drop` | `slidescan run` | (prepare_data log) | {log[0][:200]} | - |")
-    lhco_case("zero-byte events file", lambda t: t.drop(t.index, inplace=True))
+    lhco_case("zero-byte events file", lambda t: t.iloc[:0])
 
     path = workdir({**SMALL, "windows": {**SMALL["windows"], "last_sr_lo": 5.5, "step": 0.4}})
     slidescan(path, "run", "--no-report")
