@@ -5,6 +5,7 @@ from snakemake.utils import min_version
 
 from slidescan.config import validate
 from slidescan.settings import ScanSettings
+from slidescan.smk import local_scheduling
 
 min_version("9.0")
 
@@ -24,6 +25,11 @@ if SETTINGS.cluster.container:
 
 
 include: "workflow/rules/common.smk"
+
+
+# a local run without Snakemake's job rate limiter, whose timers multiply the scheduler's rounds (slidescan.smk)
+onstart:
+    local_scheduling(workflow)
 
 
 # the landing page: the summary `slidescan report` writes from the results, else the static description

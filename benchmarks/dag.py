@@ -174,9 +174,9 @@ PARTS = [  # (part, any of these frames in the stack); checked in this order
 ]
 
 
-def part_of(frames: list[str]) -> str:
+def part_of(frames: list[str], parts: list | None = None) -> str:
     ours = any(OURS.search(frame) for frame in frames)
-    for part, markers in PARTS:
+    for part, markers in parts or PARTS:
         if markers == "EMPTY":
             if not any(frame.strip("( ") for frame in frames):
                 return part
@@ -191,21 +191,23 @@ def part_of(frames: list[str]) -> str:
     return "other (Snakemake's start, API and asyncio between tasks)"
 
 
-def breakdown(raw: Path, seconds: float | None = None, top: int = 30) -> list[tuple[str, float]]:
-    """Print the share of samples (and seconds of ``seconds``) of each part, and the hottest stacks of ours."""
-    parts, ours, total = collections.Counter(), collections.Counter(), 0
+def breakdown(raw: Path, seconds: float | None = None, top: int = 30, parts: list | None = None
+              ) -> list[tuple[str, float]]:
+    """Print the share of samples (and seconds of ``seconds``) of each part (``parts``: this module's ``PARTS``, the
+    parts of a dry run, unless given), and the hottest stacks of ours."""
+    shares, ours, total = collections.Counter(), collections.Counter(), 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames, n = stack.split(";"), int(count)
-        part = part_of(frames)
-        parts[part] += n
+        part = part_of(frames, parts)
+        shares[part] += n
         total += n
         if part.startswith("our "):
             entry = next(f for f in frames if OURS.search(f))  # the function Snakemake called
             ours[re.sub(r"\((?:[^()]*/)?([^()/:]+):\d+\)", r"(\1)", entry)] += n
     rows = []
     print(f"where the time goes ({total} samples{f', {seconds:.1f} s' if seconds else ''}):")
-    for part, n in parts.most_common(top):
+    for part, n in shares.most_common(top):
         share = n / total
         rows.append((part, share))
         print(f"  {100 * share:5.1f} %" + (f"  {share * seconds:6.1f} s" if seconds else "") + f"  {part}")

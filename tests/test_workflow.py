@@ -61,8 +61,9 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     workdir = make_workdir(tmp_path_factory.mktemp("tiny"), TINY)
-    result = snakemake(workdir)
+    result = snakemake(workdir, "--verbose")  # the scheduler's rounds, for the test of the head below
     assert result.returncode == 0, result.stderr[-4000:]
+    (workdir / "head.log").write_text(result.stdout + result.stderr)
     return workdir
 
 
@@ -108,6 +109,16 @@ def test_tiny_scan_end_to_end(tiny_run):
     split = read_table(results / "split" / "w01" / "inj400_seed1.h5", "data")
     assert sorted(merged["event_id"]) == sorted(split["event_id"])
     assert (tiny_run / "results/tiny/logs/train/w00/cwola-nn/inj0_seed1/fold1.log").read_text().count("epoch ") == 2
+
+
+def test_the_head_runs_a_scheduling_round_per_finished_job(tiny_run):
+    """Snakemake's job rate limiter re-arms a timer per round, so a local head ran about n rounds a second after n
+    jobs had finished (slidescan.smk.local_scheduling, switched off in the Snakefile's onstart)."""
+    log = (tiny_run / "head.log").read_text()
+    jobs = int(re.findall(r"^\d+ of (\d+) steps \(100%\) done", log, re.M)[-1])
+    rounds = len(re.findall(r"^Ready jobs", log, re.M))
+    # a round when the run starts and one when a job ends (two jobs ending together may share one)
+    assert 0 < rounds <= jobs + 1, f"{rounds} scheduling rounds for {jobs} jobs"
 
 
 def test_report_is_written(tiny_run):
