@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-REGION_SB_LOW, REGION_SR, REGION_SB_HIGH = -1, 0, 1
+REGION_SB_LOW, REGION_SR, REGION_SB_HIGH, REGION_OUTSIDE = -1, 0, 1, 2
 # no collider reaches a dijet mass of 100 TeV: a window edge above it is in GeV
 MAX_TEV = 100.0
 
@@ -34,13 +34,21 @@ class Window:
         return 0.5 * (self.sr_lo + self.sr_hi)
 
     def region(self, mjj: np.ndarray) -> np.ndarray:
-        """-1 low sideband, 0 signal region, 1 high sideband; events outside get 2 (not in window)."""
+        """Each event's region: ``REGION_SB_LOW``, ``REGION_SR``, ``REGION_SB_HIGH``, or ``REGION_OUTSIDE`` the window."""
         mjj = np.asarray(mjj)
-        region = np.full(mjj.shape, 2, dtype=np.int8)
+        region = np.full(mjj.shape, REGION_OUTSIDE, dtype=np.int8)
         region[(mjj >= self.sb_lo) & (mjj < self.sr_lo)] = REGION_SB_LOW
         region[(mjj >= self.sr_lo) & (mjj < self.sr_hi)] = REGION_SR
         region[(mjj >= self.sr_hi) & (mjj < self.sb_hi)] = REGION_SB_HIGH
         return region
+
+    def inside(self, mjj: np.ndarray) -> np.ndarray:
+        """Whether each event is in the window (either sideband or the SR)."""
+        return self.region(mjj) != REGION_OUTSIDE
+
+    def in_sidebands(self, mjj: np.ndarray) -> np.ndarray:
+        """Whether each event is in one of the two sidebands."""
+        return np.isin(self.region(mjj), (REGION_SB_LOW, REGION_SB_HIGH))
 
 
 def window_grid(config: dict) -> list[Window]:

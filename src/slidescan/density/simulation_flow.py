@@ -21,7 +21,7 @@ from .sideband_flow import closure, fit_flow_on, fit_flows_on, history_table, tr
 def _simulated(ctx: ModelContext):
     w = ctx.window
     simulated = read_table(ctx.events, "reference_background")
-    simulated = simulated[w.region(simulated["mjj"].to_numpy()) != 2].reset_index(drop=True)
+    simulated = simulated[w.inside(simulated["mjj"].to_numpy())].reset_index(drop=True)
     ctx.log(f"{w.name} injection {ctx.experiment.injection} seed {ctx.experiment.seed}: flow on {len(simulated)} "
             "simulated background events of the window")
     return simulated

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..windows import Window
+from ..windows import REGION_SR, Window
 from .dijet import FitResult, fit_dijet, fit_dijet_ftest, poisson_scale, predict, window_edges
 from .pvalue import TOYS_BELOW, asimov_z_uncertain, discovery_p0, toy_floor, z_from_p
 
@@ -64,7 +64,7 @@ def bump_hunt(
     mjj, scores = np.asarray(mjj), np.asarray(scores)
     weights = None if weights is None else np.asarray(weights, float)
     low, sr, high = window_edges(window, bin_width)
-    sideband = ((mjj >= window.sb_lo) & (mjj < window.sr_lo)) | ((mjj >= window.sr_hi) & (mjj < window.sb_hi))
+    sideband = window.in_sidebands(mjj)
     results = []
     for eff in efficiencies:
         if eff < 1 and not sideband.any():
@@ -99,7 +99,7 @@ def bump_hunt(
         bound = bool(used == "toys" and np.isfinite(p0) and p0 <= toy_floor(ntoys) * (1 + 1e-9))
         n_sig, z_exp = -1, float("nan")
         if labels is not None:
-            in_sr = (mjj >= window.sr_lo) & (mjj < window.sr_hi)
+            in_sr = window.region(mjj) == REGION_SR
             signal = keep & in_sr & (np.asarray(labels) == 1)
             n_sig = int(np.sum(signal)) if weights is None else float(np.sum(weights[signal]))
             z_exp = asimov_z_uncertain(scale * n_sig, scale * b, scale * b_err) if fit.ok and b > 0 else float("nan")
