@@ -64,4 +64,5 @@ rule all:
         scan_plots(),
         LAYOUT.calibration(),
         LAYOUT.sensitivity_plot(),
+        limit_outputs(),
         report_figures(),

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -104,6 +105,17 @@ def test_tiny_scan_end_to_end(tiny_run):
         rows = null[null["method"] == row["method"]]
         assert row["n"] == len(rows) and row["max_z"] == pytest.approx(rows["z"].max())
         assert 0 <= row["ks_pvalue"] <= 1
+    # limits: a row per method, window and cut of the background-only seed, the declared cut (0.1) drawn
+    limits = pd.read_csv(results / "limits.csv")
+    assert len(limits) == 3 * 2 * 3 and limits["declared"].sum() == 3 * 2
+    assert set(limits.loc[limits["declared"], "efficiency"]) == {0.1}
+    finite = limits[np.isfinite(limits["limit_exp_p2"])]
+    assert len(finite) > len(limits) // 2 and (finite["limit_exp_m2"] < finite["limit_exp_p2"]).all()
+    assert (limits["limit_obs"] > 0).all()
+    # a cut that keeps too little of the signal sets no limit, and says so
+    assert limits.loc[~np.isfinite(limits["limit_obs"]), "note"].str.contains("keeps too little").all()
+    for method in TINY["methods"]:
+        assert (results / "plots" / f"limits_{method}.png").stat().st_size > 10_000
     # every window event got exactly one out-of-fold score
     merged = read_table(results / "scores" / "w01" / "cwola-nn" / "inj400_seed1.h5", "scores")
     split = read_table(results / "split" / "w01" / "inj400_seed1.h5", "data")
@@ -133,13 +145,14 @@ def test_report_is_written(tiny_run):
     assert "Most significant windows at injection 400" in html
     assert f"{best.z:.2f}" in html and "Calibration (background-only pseudo-experiments)" in html
     assert "Jobs: 24 of 24 training folds done" in html
+    assert "Backgrounds: every seed searches the same background events" in html
     assert report.stat().st_size > 100_000
     assert "pvalue_scan_cwola-nn_inj400.png" in html and "Local p-value scan" in html
     for caption in ("Calibration from the background-only", "Sensitivity: the local significance",
                     "Selected dijet-mass spectrum of window", "The sliding windows over the dijet-mass spectrum",
                     "ROC and significance-improvement (SIC) curves", "Max SIC (at least 20 background events",
                     "Training (solid) and validation (dashed) loss", "Sideband flow (CATHODE background model) of one window and pseudo-experiment",
-                    "Every training fold and per-window model"):
+                    "Every training fold and per-window model", "Upper limits at 95 % CL on the injected signal"):
         assert caption in html
     # one spectra figure per window, method and pseudo-experiment, from the per-scan bump-hunt jobs
     spectra = set(re.findall(r"Selected dijet-mass spectrum of window (\w+) for ([\w-]+)(?:\\n|\s)+\(injection (\d+)",
@@ -193,7 +206,7 @@ def test_rerun_only_the_failed_fold(tmp_path):
     n_plots = len(TINY["methods"]) * len(TINY["injections"])
     # the failed fold is in the signal window: its performance and loss figures wait for it too
     assert counts == {"train": 1, "bumphunt": 1, "scan": 1, "plot_scan": n_plots,
-                      "calibration": 1, "sensitivity": 1, "performance": 1, "loss_curves": 1, "jobs": 1, "all": 1}
+                      "calibration": 1, "limits": 1, "sensitivity": 1, "performance": 1, "loss_curves": 1, "jobs": 1, "all": 1}
 
     second = snakemake(workdir)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -157,6 +157,12 @@ class Layout:
     def sensitivity_plot(self) -> Path:
         return self._p("plots", "sensitivity.png")
 
+    def limits(self) -> Path:
+        return self._p("limits.csv")
+
+    def limit_plot(self, method) -> Path:
+        return self._p("plots", f"limits_{method}.png")
+
     def window_map(self) -> Path:
         return self._p("plots", "window_map.png")
 

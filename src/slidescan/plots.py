@@ -277,3 +277,37 @@ def window_map(mjj: np.ndarray, windows: list, out: str | os.PathLike, truth_mas
     ax.plot([], [], color="C0", alpha=0.5, lw=8, label="sidebands")
     ax.legend(fontsize=11)
     _save(fig, out)
+
+
+def limit_plot(table: pd.DataFrame, method: str, efficiency: float, out: str | os.PathLike, cl: float = 0.95,
+               truth_mass: float | None = None) -> None:
+    """The upper limit on the injected signal against the SR centre at the declared cut: observed, expected and
+    its +-1 sigma and +-2 sigma bands. With several background-only seeds, each line is their median."""
+    sub = table[(table["method"] == method) & np.isclose(table["efficiency"], efficiency)].copy()
+    sub["centre"] = 0.5 * (sub["sr_lo"] + sub["sr_hi"])
+    columns = ["limit_obs", "limit_exp_m2", "limit_exp_m1", "limit_exp_median", "limit_exp_p1", "limit_exp_p2"]
+    present = [c for c in columns if c in sub]
+    by_window = sub.groupby("centre")[present].median().reset_index() if present else pd.DataFrame()
+    seeds = sub["seed"].nunique()
+    fig, ax = plt.subplots(figsize=(9, 7))
+    if len(by_window) and "limit_obs" in by_window:
+        x = by_window["centre"]
+        ax.fill_between(x, by_window["limit_exp_m2"], by_window["limit_exp_p2"], color="#ffdf00",
+                        label=r"expected $\pm 2\sigma$", step=None)
+        ax.fill_between(x, by_window["limit_exp_m1"], by_window["limit_exp_p1"], color="#00c000",
+                        label=r"expected $\pm 1\sigma$")
+        ax.plot(x, by_window["limit_exp_median"], "k--", label="expected")
+        ax.plot(x, by_window["limit_obs"], "ko-", label="observed" + (f" (median of {seeds} seeds)" if seeds > 1 else ""))
+        finite = by_window[present].replace([np.inf, -np.inf], np.nan).stack()
+        if finite.gt(0).any():
+            ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, "no limits", transform=ax.transAxes, ha="center")
+    if truth_mass is not None:
+        ax.axvline(truth_mass, color="grey", ls=":", label=f"injected mass {truth_mass:g} TeV")
+    cut = "no cut" if efficiency >= 1 else f"top {efficiency:g}"
+    ax.set_xlabel(r"SR centre $m_{jj}$ [TeV]")
+    ax.set_ylabel(f"{100 * cl:g} % CL upper limit on injected signal events")
+    ax.set_title(f"{method}, {cut}", fontsize=16)
+    ax.legend(fontsize=13)
+    _save(fig, out)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import yaml
 
 # settings that change how fast a training runs, not what it computes: left out of every identity
@@ -116,6 +117,17 @@ class BumphuntSettings(Settings):
 
 
 @dataclass(frozen=True)
+class LimitsSettings(Settings):
+    section = "limits"
+    schema = _base("limits")
+
+    efficiency: float | None  # the declared cut; None: the loosest below 1 (ScanSettings.limit_efficiency)
+    calculator: str
+    cl: float
+    luminosity: float | None  # fb^-1
+
+
+@dataclass(frozen=True)
 class PackingSettings(Settings):
     section = "packing"
     schema = _base("packing")
@@ -164,6 +176,7 @@ class ScanSettings:
     features: tuple[str, ...]  # what classifiers and density models see (features.resolve)
     methods: dict  # name -> methods.MethodRun
     bumphunt: BumphuntSettings
+    limits: LimitsSettings
     cluster: ClusterSettings
     packing: PackingSettings
     truth_mass: float
@@ -211,13 +224,28 @@ class ScanSettings:
                    seeds=tuple(int(s) for s in config["seeds"]),
                    windows=windows, min_events=int(config["windows"]["min_events"]),
                    k=int(config["folds"]["k"]), features=features, methods=methods,
-                   bumphunt=BumphuntSettings(**config["bumphunt"]), cluster=ClusterSettings(**config["cluster"]),
+                   bumphunt=BumphuntSettings(**config["bumphunt"]), limits=LimitsSettings(**config["limits"]),
+                   cluster=ClusterSettings(**config["cluster"]),
                    packing=PackingSettings(**config["packing"]),
                    truth_mass=float(truth))
+        declared = settings.limits.efficiency
+        if declared is not None and not any(np.isclose(declared, e) for e in settings.bumphunt.efficiencies):
+            raise ConfigError(f"{source}: limits.efficiency: {declared:g} is not one of bumphunt.efficiencies "
+                              f"{list(settings.bumphunt.efficiencies)}; the limit is declared for a cut the bump "
+                              "hunt makes")
         if data.source == "table" and data.table.label is None and settings.truth_needs():
             raise ConfigError(f"{source}: data.table.label is null (data without truth labels), so "
                               f"{settings.refusal_without_labels()}")
         return settings
+
+    @property
+    def limit_efficiency(self) -> float:
+        """The cut whose limits are the scan's result (``limits.efficiency``, declared in advance): by default the
+        loosest efficiency below 1 (no cut when the bump hunt makes none)."""
+        if self.limits.efficiency is not None:
+            return float(self.limits.efficiency)
+        cuts = [e for e in self.bumphunt.efficiencies if e < 1]
+        return float(max(cuts)) if cuts else 1.0
 
     def truth_needs(self) -> list[str]:
         """What of this scan needs truth labels: injections of signal, and methods (or their models) that declare

@@ -50,6 +50,13 @@ def report_figures():
     return figures
 
 
+def limit_outputs():
+    """The limits need background-only pseudo-experiments and injected ones (for the signal's efficiency)."""
+    if SIGNAL_INJECTIONS and 0 in INJECTIONS:
+        return [LAYOUT.limits()] + [LAYOUT.limit_plot(m) for m in METHODS]
+    return []
+
+
 def bumphunt_tables():
     """One table per scan (method, pseudo-experiment), with every window's rows."""
     return [LAYOUT.bumphunt(m, e) for m in METHODS for e in SETTINGS.experiments]

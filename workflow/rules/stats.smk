@@ -59,3 +59,24 @@ rule sensitivity:
         truth_mass=TRUTH_MASS,
     script:
         "../scripts/sensitivity.py"
+
+
+rule limits:
+    """The upper limits on the injected signal from the p-value scan: observed (injection 0), expected, bands."""
+    input:
+        rules.scan.output,
+    output:
+        table=report(str(LAYOUT.limits()), category="Limits", caption="../report/limits.rst"),
+        plots=[
+            report(str(LAYOUT.limit_plot(m)), category="Limits", subcategory="per method", labels={"method": m},
+                   caption="../report/limits.rst")
+            for m in METHODS
+        ],
+    resources:
+        **SLURM,
+    log:
+        str(LAYOUT.log("limits")),
+    params:
+        limits=config["limits"],
+    script:
+        "../scripts/limits.py"

@@ -74,6 +74,7 @@ class DataSettings:
     synthetic: SyntheticSettings
     lhco_h5: LhcoSettings | None
     table: TableSettings | None
+    backgrounds: str  # "independent": a background per pseudo-experiment seed (sources.seed_background)
 
     @classmethod
     def from_config(cls, section: dict) -> "DataSettings":
@@ -83,7 +84,8 @@ class DataSettings:
         lhco, table = section.get("lhco_h5"), section.get("table")
         return cls(str(section["source"]), int(section["seed"]), str(section["non_finite"]), str(section["duplicates"]),
                    SyntheticSettings(**synthetic, model=model),
-                   LhcoSettings(**lhco) if lhco else None, TableSettings(**table) if table else None)
+                   LhcoSettings(**lhco) if lhco else None, TableSettings(**table) if table else None,
+                   backgrounds=str(section["backgrounds"]))
 
 
 __all__ = ["FEATURES", "COLUMNS", "SQRT_S", "LHCO_H5_COLUMNS", "DataSettings", "SyntheticModel", "inject",

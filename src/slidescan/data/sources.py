@@ -86,6 +86,25 @@ def _by_label(events: pd.DataFrame, reference_fraction: float, seed: int, path, 
     return Samples(background, pool, ref_bkg, ref_sig, str(path), labelled)
 
 
+def seed_background(data, background: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """The background of pseudo-experiment seed ``seed`` when ``data.backgrounds`` is independent, and which of
+    ``background``'s rows each of its events copies (None when the events are new).
+
+    The synthetic source generates a new background (the same model and size, its own seed). A file holds one
+    background only, so its seeds get a Poisson bootstrap of it: each event taken n ~ Poisson(1) times, which
+    is how a background of the same expected size fluctuates (Efron's bootstrap with a Poisson total). The caller
+    keeps an event's copies in one fold, or a model would score the twin of an event it trained on.
+    """
+    if data.source == "synthetic":
+        s = data.synthetic
+        events = generate_background(s.n_background, s.model, rng(data.seed, "background", "seed", seed))
+        return add_extra_features(events, s.substructure, s.noise_features,
+                                  rng(data.seed, "extra_features", "background", "seed", seed)), None
+    copies = rng(data.seed, "bootstrap", seed).poisson(1.0, len(background))
+    rows = np.repeat(np.arange(len(background)), copies)
+    return background.iloc[rows].reset_index(drop=True), rows
+
+
 def has_labels(data, workdir: str | Path = ".") -> bool | None:
     """Whether the scan's events carry truth labels, known before they are read: a table source says so in its
     config (``data.table.label``), an LHCO file by its columns (read without its events); None where that cannot

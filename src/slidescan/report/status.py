@@ -132,6 +132,8 @@ def report_states(settings: ScanSettings, layout: Layout, failures: dict | None 
     jobs += [("loss_curves", m, layout.loss_plot(m), layout.log("loss_curves", m)) for m in settings.methods]
     if any(i > 0 for i in settings.injections):
         jobs.append(("performance", "", layout.performance(), layout.log("performance")))
+        if 0 in settings.injections:
+            jobs.append(("limits", "", layout.limits(), layout.log("limits")))
     return [_job(rule, "", method, None, None, output, log, failures) for rule, method, output, log in jobs]
 
 
@@ -308,4 +310,4 @@ def rerun_commands(pending: list[JobState], workdir: Path, configfile: Path, pro
     return lines
 
 
-REPORT_RULES = ("scan", "calibration", "sensitivity", "window_map", "jobs", "plot_scan", "loss_curves", "performance")
+REPORT_RULES = ("scan", "calibration", "limits", "sensitivity", "window_map", "jobs", "plot_scan", "loss_curves", "performance")

@@ -51,6 +51,57 @@ def methods_text(settings) -> str:
     return "\n".join(lines)
 
 
+def limits_text(settings, layout) -> list[str]:
+    """Per method, the window with the lowest limit at the declared cut, observed and expected (``limits.csv``)."""
+    path = layout.limits()
+    if not path.exists():
+        return []
+    table = pd.read_csv(path)
+    eff = settings.limit_efficiency
+    if "limit_obs" not in table:
+        return ["Limits: none could be set (``limits.csv`` says why in its ``note`` column).", ""]
+    declared = table[(table["efficiency"] - eff).abs() < 1e-9]
+    rows = []
+    for method, grp in declared.groupby("method"):
+        per_window = grp.groupby(["window", "sr_lo", "sr_hi"])[["limit_obs", "limit_exp_median"]].median()
+        per_window = per_window.replace([float("inf")], float("nan")).dropna(subset=["limit_exp_median"])
+        if per_window.empty:
+            rows.append([method, "-", "no limit", "-", "-"])
+            continue
+        (window, lo, hi), best = per_window["limit_exp_median"].idxmin(), per_window["limit_exp_median"].min()
+        note = grp[grp["window"] == window]["note"].fillna("").iloc[0] if "note" in grp else ""
+        rows.append([method, f"{window} ({lo:g}-{hi:g} TeV)", f"{per_window.loc[(window, lo, hi), 'limit_obs']:.0f}",
+                     f"{best:.0f}", note or "-"])
+    cut = "no cut" if eff >= 1 else f"the top {eff:g} of the sidebands (``limits.efficiency``, declared in advance)"
+    seeds = table["seed"].nunique()
+    text = [f"Upper limits at {100 * settings.limits.cl:g} % CL on the injected signal events, at {cut}: per method "
+            "the window with the lowest expected limit" + (f" (medians of {seeds} background-only seeds)" if seeds > 1
+                                                            else "") + "; every window, cut and band in ``limits.csv`` "
+            "and the figures under Limits:", "",
+            _table(rows, ["method", "window (SR)", "observed", "expected", "note"])]
+    if seeds > 1 and settings.data.backgrounds == "independent":
+        # independent background-only pseudo-experiments test the bands: their limits should fall inside them
+        ok = declared.dropna(subset=["limit_obs", "limit_exp_m1"])
+        one = ((ok["limit_obs"] >= ok["limit_exp_m1"]) & (ok["limit_obs"] <= ok["limit_exp_p1"])).mean()
+        two = ((ok["limit_obs"] >= ok["limit_exp_m2"]) & (ok["limit_obs"] <= ok["limit_exp_p2"])).mean()
+        text += [f"Of the {len(ok)} observed limits of {seeds} independent background-only pseudo-experiments, "
+                 f"{100 * one:.0f} % lie in the expected ±1σ band and {100 * two:.0f} % in the ±2σ band (68 % and "
+                 "95 % if the bands are right; windows overlap, so these are correlated).", ""]
+    return text
+
+
+def backgrounds_text(settings) -> str:
+    """How the pseudo-experiments' backgrounds were made: what the calibration and the limits' bands may claim."""
+    if settings.data.backgrounds == "independent":
+        how = ("generated anew for each seed" if settings.data.source == "synthetic" else
+               "a Poisson bootstrap of the events for each seed (each event taken n ~ Poisson(1) times, copies in one "
+               "fold)")
+        return f"Backgrounds: independent per pseudo-experiment seed, {how} (``data.backgrounds: independent``)."
+    return ("Backgrounds: every seed searches the same background events (``data.backgrounds: shared``), so a "
+            "fluctuation of the background appears in every seed: the seeds' calibration and limits are not "
+            "independent pseudo-experiments.")
+
+
 def summary_text(workdir: Path, configfile: Path) -> str:
     settings = load_settings(workdir, configfile)
     layout = settings.layout(workdir)
@@ -98,6 +149,9 @@ def summary_text(workdir: Path, configfile: Path) -> str:
             parts.append("Calibration: not checked, the scan has no injection-0 (background-only) runs; "
                          "add 0 to ``injections`` to see whether the bump hunt is calibrated.")
         parts.append("")
+    parts.extend(limits_text(settings, layout))
+    parts.append(backgrounds_text(settings))
+    parts.append("")
     parts.append("Methods of this scan:")
     parts.append("")
     parts.append(methods_text(settings))

@@ -1,0 +1,91 @@
+"""The limits stage: per method, window and cut, the 95 % CL upper limit on the injected signal (stats.limits).
+
+The observed limits come from the background-only pseudo-experiments (injection 0: on data, the data), one row
+per seed; the signal's selection efficiency from the pseudo-experiments with signal injected, at every
+strength, so that the efficiency used is the one at the excluded strength.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..io import write_csv
+from ..settings import ScanSettings
+
+KEYS = ["method", "window", "sr_lo", "sr_hi", "efficiency"]
+BAND_COLUMNS = [f"limit_exp_{band}" for band in ("m2", "m1", "median", "p1", "p2")]
+
+
+def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
+    """One row per method, window, efficiency and background-only seed (the p-value scan's rows).
+
+    ``limit_obs`` and ``limit_exp_*`` are injected signal events (every event of the signal, before any
+    selection); ``s95_obs`` and ``s95_exp_*`` the limits on the selected signal count in the SR they come
+    from; ``declared`` marks the cut declared in advance (``limits.efficiency``). ``note`` says why a row has
+    no limit, or that its efficiency was held at the nearest injected strength (``extrapolated``).
+    """
+    from ..stats.limits import BANDS, Efficiency, upper_limit
+
+    lim = settings.limits
+    if "n_signal_selected" not in scan or (scan["n_signal_selected"] < 0).all():
+        raise ValueError("limits: the scan has no truth-labelled signal (n_signal_selected), so the signal's "
+                         "selection efficiency cannot be measured; limits need injections above 0 of labelled "
+                         "signal events")
+    if not (scan["injection"] > 0).any() or not (scan["injection"] == 0).any():
+        raise ValueError(f"limits: need injection 0 (the observed data) and injections above 0 (the signal's "
+                         f"efficiency); the scan has injections {sorted(scan['injection'].unique().tolist())}")
+    rows = []
+    for key, group in scan.groupby(KEYS, sort=True):
+        injected = group[group["injection"] > 0]
+        efficiency = Efficiency.measure(injected["injection"], injected["n_signal_selected"])
+        for _, row in group[group["injection"] == 0].sort_values("seed").iterrows():
+            out = dict(zip(KEYS, key))
+            out.update(seed=int(row["seed"]), n_obs=row["n_obs"], n_bkg=row["n_bkg"], n_bkg_err=row["n_bkg_err"],
+                       declared=bool(np.isclose(key[-1], settings.limit_efficiency)))
+            scale = float(row.get("count_scale", 1.0))
+            if not (bool(row["fit_ok"]) and np.isfinite(row["n_bkg"]) and row["n_bkg"] > 0):
+                out.update(note=f"no limit: the sideband fit failed ({row.get('fit_message', '')})")
+                rows.append(out)
+                continue
+            limit = upper_limit(scale * row["n_obs"], scale * row["n_bkg"], scale * row["n_bkg_err"],
+                                lim.calculator, lim.cl)
+            s_obs, s_exp = limit.observed / scale, [e / scale for e in limit.expected]
+            n_obs = efficiency.excluded(s_obs)
+            out.update(calculator=limit.calculator, s95_obs=s_obs,
+                       **{f"s95_exp_{b}": v for b, v in zip(BANDS, s_exp)},
+                       limit_obs=n_obs, **{f"limit_exp_{b}": efficiency.excluded(v) for b, v in zip(BANDS, s_exp)},
+                       signal_efficiency=float(efficiency.at(n_obs)) if np.isfinite(n_obs) else float("nan"),
+                       signal_efficiency_err=float(np.interp(n_obs, efficiency.injections, efficiency.error))
+                       if np.isfinite(n_obs) else float("nan"),
+                       extrapolated=efficiency.extrapolated(n_obs),
+                       note=_note(n_obs, efficiency))
+            if lim.luminosity:
+                out.update(xsec_obs_fb=n_obs / lim.luminosity,
+                           **{f"xsec_exp_{b}_fb": out[f"limit_exp_{b}"] / lim.luminosity for b in BANDS})
+            rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def _note(n: float, efficiency) -> str:
+    if not np.isfinite(n):
+        return "no limit: the cut keeps too little of the signal at every injected strength"
+    if efficiency.extrapolated(n):
+        return (f"efficiency held at the nearest injected strength ({efficiency.injections.min():g}-"
+                f"{efficiency.injections.max():g} events injected)")
+    return ""
+
+
+def run_limits(settings: ScanSettings, scan_csv: str | os.PathLike, out: str | os.PathLike,
+               plots: dict | None = None) -> pd.DataFrame:
+    """``limits.csv`` from the p-value scan; ``plots`` (method -> png) get the limit-vs-window figures."""
+    table = limits_table(settings, pd.read_csv(scan_csv))
+    write_csv(out, table)
+    if plots:
+        from ..plots import limit_plot
+
+        for method, path in plots.items():
+            limit_plot(table, method, settings.limit_efficiency, path, settings.limits.cl, settings.truth_mass)
+    return table

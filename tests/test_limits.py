@@ -1,0 +1,130 @@
+"""Upper limits (slidescan.stats.limits, stages.limits): textbook CLs, pyhf agreement, the self-consistent efficiency."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from slidescan.config import ConfigError
+from slidescan.settings import ScanSettings
+from slidescan.stages.limits import limits_table
+from slidescan.stats.limits import Efficiency, counting_cls, counting_expected, counting_limit, upper_limit
+
+SMALL = {"scan": "limits", "data": {"source": "synthetic"}, "injections": [0, 200, 400, 800],
+         "windows": {"spacing": "linear", "first_sr_lo": 3.1, "last_sr_lo": 3.3, "sr_width": 0.4, "step": 0.2,
+                     "sb_width": 0.6},
+         "methods": ["cwola-nn"]}
+
+
+def test_poisson_cls_limits_are_the_textbook_ones():
+    # 95 % CL limits on a Poisson mean with no background (PDG, Statistics review, Table 40.3): CLs equals the
+    # flat-prior Bayesian limit there, and with n = 0 it is -ln 0.05 whatever the background
+    for n, expected in enumerate([3.00, 4.74, 6.30, 7.75, 9.15, 10.51]):
+        assert counting_limit(n, 1e-9) == pytest.approx(expected, abs=0.005)
+    for b in (0.5, 5.0, 50.0):
+        assert counting_limit(0, b) == pytest.approx(-np.log(0.05), rel=1e-6)
+
+
+def test_counting_cls_is_the_ratio_of_poisson_tails():
+    n, b, s = 7, 4.2, 6.0
+    by_hand = sps.poisson.cdf(n, s + b) / sps.poisson.cdf(n, b)
+    assert counting_cls(s, n, b)[0] == pytest.approx(by_hand, rel=1e-9)
+    # a background uncertainty makes the limit weaker, never stronger
+    assert counting_limit(n, b, 1.5) > counting_limit(n, b, 0.0)
+
+
+def test_expected_counting_limits_are_ordered_and_centred():
+    exp = counting_expected(20.0, 2.0)
+    assert list(exp) == sorted(exp)
+    # the median background-only count is 20: the median expected limit is the observed limit for n = 20
+    assert exp[2] == pytest.approx(counting_limit(20, 20.0, 2.0))
+
+
+def test_pyhf_asymptotic_agrees_with_the_closed_form_at_large_counts():
+    asym = upper_limit(400, 400.0, 10.0, "asymptotic")
+    closed = upper_limit(400, 400.0, 10.0, "counting")
+    assert asym.calculator == "asymptotic" and closed.calculator == "counting"
+    assert asym.observed == pytest.approx(closed.observed, rel=0.03)
+    for a, c in zip(asym.expected, closed.expected):
+        assert a == pytest.approx(c, rel=0.05)
+    assert upper_limit(3, 2.0, 0.3).calculator == "counting"  # auto: the closed form below 10 background events
+    with pytest.raises(ValueError, match="positive background"):
+        upper_limit(3, 0.0, 0.1)
+
+
+def test_closed_form_agrees_with_pseudo_experiments_at_small_counts():
+    # pyhf 0.7.6's toy calculator fails under numpy 2 (docs/architecture.md): pseudo-experiments drawn here, the
+    # background from its gamma density, the count from Poisson; CLs is the ratio of the two tail fractions
+    n_obs, b, b_err, s = 3, 2.0, 0.5, 5.0
+    generator = np.random.default_rng(7)
+    bkg = generator.gamma((b / b_err) ** 2, b_err**2 / b, 400_000)
+    cls_toys = np.mean(generator.poisson(s + bkg) <= n_obs) / np.mean(generator.poisson(bkg) <= n_obs)
+    assert float(counting_cls(s, n_obs, b, b_err)[0]) == pytest.approx(cls_toys, abs=0.005)
+
+
+def test_a_rising_efficiency_is_taken_at_the_excluded_strength():
+    eff = Efficiency.measure([200, 400, 800, 800], [20, 60, 190, 210])
+    assert list(eff.efficiency) == pytest.approx([0.1, 0.15, 0.25])
+    assert eff.error[2] == pytest.approx(np.std([190 / 800, 210 / 800], ddof=1) / np.sqrt(2))
+    # N eps(N) = 50 with eps linear between 200 (0.1) and 400 (0.15): N^2 + 200 N - 200000 = 0
+    n = eff.excluded(50.0)
+    assert n == pytest.approx((-200 + np.sqrt(200**2 + 4 * 200000)) / 2, rel=1e-6)
+    # with the efficiency of the largest injection the limit would be 200, too strong; with the smallest, 500
+    assert 50 / 0.25 < n < 50 / 0.1
+    assert not eff.extrapolated(n) and eff.extrapolated(150.0)
+    # a limit below the smallest injection holds the efficiency there (and says so)
+    assert eff.excluded(10.0) == pytest.approx(100.0) and eff.extrapolated(eff.excluded(10.0))
+    # a cut that keeps no signal excludes nothing
+    assert Efficiency.measure([200, 400], [0, 0]).excluded(5.0) == float("inf")
+
+
+def scan_rows():
+    rows = []
+    for window, lo in (("w00", 3.1), ("w01", 3.3)):
+        for eff in (1.0, 0.1):
+            for injection, selected in ((0, 0), (200, 20), (400, 60), (800, 200)):
+                rows.append({"window": window, "sr_lo": lo, "sr_hi": lo + 0.4, "method": "cwola-nn",
+                             "injection": injection, "seed": 1, "efficiency": eff, "n_obs": 1000 * eff + 3,
+                             "n_bkg": 1000.0 * eff, "n_bkg_err": 10 * eff, "fit_ok": True, "fit_message": "",
+                             "n_signal_selected": selected, "count_scale": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_limits_table_gives_a_row_per_cut_and_background_only_seed():
+    settings = ScanSettings.from_config(SMALL)
+    scan = scan_rows()
+    scan.loc[(scan["window"] == "w01") & (scan["efficiency"] == 1.0) & (scan["injection"] == 0), "fit_ok"] = False
+    table = limits_table(settings, scan)
+    assert len(table) == 4
+    assert table["declared"].tolist() == [True, False, True, False]  # the loosest cut below 1 (0.1) by default
+    ok = table.dropna(subset=["limit_obs"])
+    assert len(ok) == 3 and "the sideband fit failed" in table.loc[table["limit_obs"].isna(), "note"].iloc[0]
+    for row in ok.itertuples():
+        # the limit on injected events is the selected-signal limit over the efficiency at that strength
+        assert row.limit_obs * row.signal_efficiency == pytest.approx(row.s95_obs, rel=1e-4)
+        assert row.limit_exp_m2 < row.limit_exp_m1 < row.limit_exp_median < row.limit_exp_p1 < row.limit_exp_p2
+    # a tighter cut with a background 10 times smaller sets a lower limit on the same signal
+    w00 = table[table["window"] == "w00"].set_index("efficiency")
+    assert w00.loc[0.1, "limit_exp_median"] < w00.loc[1.0, "limit_exp_median"]
+
+
+def test_limits_need_both_background_only_and_injected_experiments():
+    settings = ScanSettings.from_config(SMALL)
+    scan = scan_rows()
+    with pytest.raises(ValueError, match=r"need injection 0 .* injections \[200, 400, 800\]"):
+        limits_table(settings, scan[scan["injection"] > 0])
+    with pytest.raises(ValueError, match="no truth-labelled signal"):
+        limits_table(settings, scan.assign(n_signal_selected=-1))
+
+
+def test_a_declared_cut_must_be_one_the_bump_hunt_makes():
+    with pytest.raises(ConfigError, match=r"limits.efficiency: 0.05 is not one of bumphunt.efficiencies"):
+        ScanSettings.from_config({**SMALL, "limits": {"efficiency": 0.05}})
+    assert ScanSettings.from_config({**SMALL, "limits": {"efficiency": 0.01}}).limit_efficiency == 0.01
+    assert ScanSettings.from_config({**SMALL, "bumphunt": {"efficiencies": [1.0]}}).limit_efficiency == 1.0
+
+
+def test_luminosity_gives_the_visible_cross_section():
+    settings = ScanSettings.from_config({**SMALL, "limits": {"luminosity": 100.0}})
+    table = limits_table(settings, scan_rows())
+    assert table["xsec_obs_fb"].to_numpy() == pytest.approx(table["limit_obs"].to_numpy() / 100.0)
