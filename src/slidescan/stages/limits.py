@@ -16,7 +16,6 @@ from ..io import write_csv
 from ..settings import ScanSettings
 
 KEYS = ["method", "window", "sr_lo", "sr_hi", "efficiency"]
-BAND_COLUMNS = [f"limit_exp_{band}" for band in ("m2", "m1", "median", "p1", "p2")]
 
 
 def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:

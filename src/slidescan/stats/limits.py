@@ -28,7 +28,7 @@ from scipy import optimize
 from scipy import special
 from scipy import stats as sps
 
-from .pvalue import TOYS_BELOW
+from .pvalue import TOYS_BELOW, one_bin_model
 
 # the expected limit's quantiles: -2 sigma, -1 sigma, median, +1 sigma, +2 sigma of the background-only outcomes
 BANDS = ("m2", "m1", "median", "p1", "p2")
@@ -93,17 +93,9 @@ def asymptotic_limit(n_obs: float, b: float, b_err: float = 0.0, cl: float = 0.9
     """pyhf's asymptotic CLs (q~mu) upper limit on the signal count and its expected limits (``BANDS``)."""
     import pyhf
 
-    pyhf.set_backend("numpy")
     # the signal template sets the POI's scale: pyhf searches mu in its bounds (0, 10), so the limit lands near mu 1
     template = max(1.0, max(n_obs - b, 0.0) + 2.0 * np.sqrt(b + b_err**2))
-    background = {"name": "background", "data": [float(b)], "modifiers": []}
-    if b_err > 1e-4 * np.sqrt(b):
-        background["modifiers"].append({"name": "bkg_uncertainty", "type": "shapesys", "data": [float(b_err)]})
-    spec = {"channels": [{"name": "sr", "samples": [
-        {"name": "signal", "data": [template], "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
-        background,
-    ]}]}
-    model = pyhf.Model(spec, poi_name="mu")
+    model = one_bin_model(template, b, b_err if b_err > 1e-4 * np.sqrt(b) else 0.0)
     data = [float(n_obs), *model.config.auxdata]
     # the root search starts just above mu = 0, where q~mu's asymptotic CLs is 0/0 in pyhf (NaN stops the solver)
     observed, expected = pyhf.infer.intervals.upper_limits.toms748_scan(data, model, 1e-3, 10.0, level=1.0 - cl,

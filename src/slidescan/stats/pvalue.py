@@ -29,14 +29,7 @@ def discovery_p0(n_obs: float, b: float, b_err: float, calculator: str = "asympt
         # minimum would leave q0 ~ 1e-8 and a p0 a hair below 0.5
         return 0.5
     s_template = max(b, 1.0)
-    background = {"name": "background", "data": [b], "modifiers": []}
-    if b_err > 0:
-        background["modifiers"].append({"name": "bkg_uncertainty", "type": "shapesys", "data": [b_err]})
-    spec = {"channels": [{"name": "sr", "samples": [
-        {"name": "signal", "data": [s_template], "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
-        background,
-    ]}]}
-    model = pyhf.Model(spec, poi_name="mu")
+    model = one_bin_model(s_template, b, b_err)
     bounds = model.config.suggested_bounds()
     bounds[model.config.poi_index] = (0.0, 10.0 * (n_obs + 10.0) / s_template)
     data = [float(n_obs), *model.config.auxdata]
@@ -47,6 +40,19 @@ def discovery_p0(n_obs: float, b: float, b_err: float, calculator: str = "asympt
 
 
 TOYS_BELOW = 10.0
+
+
+def one_bin_model(signal: float, b: float, b_err: float) -> "pyhf.Model":
+    """The SR as pyhf sees it: a signal template scaled by ``mu`` over background ``b``, with ``b_err`` (when > 0)
+    a Poisson-constrained (``shapesys``) nuisance. The p0 and the limits test this one model."""
+    background = {"name": "background", "data": [float(b)], "modifiers": []}
+    if b_err > 0:
+        background["modifiers"].append({"name": "bkg_uncertainty", "type": "shapesys", "data": [float(b_err)]})
+    spec = {"channels": [{"name": "sr", "samples": [
+        {"name": "signal", "data": [float(signal)], "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
+        background,
+    ]}]}
+    return pyhf.Model(spec, poi_name="mu")
 
 
 def q0_on_off(n_on, n_off, tau) -> np.ndarray:
