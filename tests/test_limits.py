@@ -128,3 +128,13 @@ def test_luminosity_gives_the_visible_cross_section():
     settings = ScanSettings.from_config({**SMALL, "limits": {"luminosity": 100.0}})
     table = limits_table(settings, scan_rows())
     assert table["xsec_obs_fb"].to_numpy() == pytest.approx(table["limit_obs"].to_numpy() / 100.0)
+
+
+def test_limits_on_weighted_events_say_how_the_efficiency_was_counted(tmp_path):
+    path = tmp_path / "events.parquet"
+    pd.DataFrame({"mjj": [3.0], "label": [0], "w": [1.0]}).to_parquet(path)
+    settings = ScanSettings.from_config({**SMALL, "data": {"source": "table", "table": {
+        "path": str(path), "label": "label", "weight": "w"}}})
+    table = limits_table(settings, scan_rows())
+    assert table["note"].str.contains("weighted events: the efficiency is the selected signal's sum of weights").all()
+    assert not limits_table(ScanSettings.from_config(SMALL), scan_rows())["note"].str.contains("weighted").any()

@@ -36,6 +36,10 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
     if not (scan["injection"] > 0).any() or not (scan["injection"] == 0).any():
         raise ValueError(f"limits: need injection 0 (the observed data) and injections above 0 (the signal's "
                          f"efficiency); the scan has injections {sorted(scan['injection'].unique().tolist())}")
+    # with weights the selected signal is a sum of weights and the injection a count of events: the efficiency is
+    # right only if the signal's weights average 1, which slidescan cannot know (rows say so)
+    weighted = ("weighted events: the efficiency is the selected signal's sum of weights over injected events"
+                if settings.data.table is not None and settings.data.table.weight else "")
     rows = []
     for key, group in scan.groupby(KEYS, sort=True):
         injected = group[group["injection"] > 0]
@@ -60,7 +64,7 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
                        signal_efficiency_err=float(np.interp(n_obs, efficiency.injections, efficiency.error))
                        if np.isfinite(n_obs) else float("nan"),
                        extrapolated=efficiency.extrapolated(n_obs),
-                       note=_note(n_obs, efficiency))
+                       note="; ".join(filter(None, [_note(n_obs, efficiency), weighted])))
             if lim.luminosity:
                 out.update(xsec_obs_fb=n_obs / lim.luminosity,
                            **{f"xsec_exp_{b}_fb": out[f"limit_exp_{b}"] / lim.luminosity for b in BANDS})
