@@ -63,6 +63,6 @@ rule all:
         LAYOUT.pvalue_scan(),
         scan_plots(),
         LAYOUT.calibration(),
-        LAYOUT.sensitivity_plot(),
+        [LAYOUT.sensitivity_plot(s) for s in SIGNALS],
         limit_outputs(),
         report_figures(),

@@ -46,14 +46,21 @@ def snakemake_slurm(workdir: Path, *args: str, env: dict | None = None) -> subpr
                           cwd=workdir, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
 
 
+def wildcard_values(joined: str) -> str:
+    """Wildcard values joined by "_" without the empty ones: a one-model scan's ``signal`` wildcard is empty,
+    which the SLURM plugin writes as a doubled "_" in the log path."""
+    return "_".join(part for part in joined.split("_") if part)
+
+
 def submitted_jobs(output: str) -> list[tuple[str, str, str]]:
     """(rule, wildcards, SLURM job id) of every job the run submitted to SLURM; an array's task is
     ``<array id>_<task>``, its rule and wildcards read from Snakemake's job block."""
-    jobs = [(m.group(2), m.group(3) or "", m.group(1)) for m in SUBMITTED.finditer(output)]
+    jobs = [(m.group(2), wildcard_values(m.group(3) or ""), m.group(1)) for m in SUBMITTED.finditer(output)]
     blocks = {}
     for block in JOB_BLOCK.finditer(output):
         fields = dict(re.findall(r"^    (\w+): (.*)$", block.group(2), re.M))
         values = "_".join(v.split("=", 1)[1] for v in fields.get("wildcards", "").split(", ") if v)
+        values = wildcard_values(values)
         blocks[fields["jobid"]] = (block.group(1), values)
     for array in ARRAY.finditer(output):
         for task, snakemake_id in enumerate(array.group(1).split(","), 1):

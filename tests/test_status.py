@@ -62,7 +62,7 @@ def test_failed_bump_hunt_is_listed_with_its_reason_log_and_target(tmp_path):
     done.parent.mkdir(parents=True)
     done.write_text("window\n")
     text, counts = report(workdir, Path("config/config.yaml"), "profiles/local")
-    assert "2 bump-hunt jobs (one per method, injection and seed): 1 done, 1 failed, 0 interrupted, 0 missing" in text
+    assert "2 bump-hunt jobs (one per method and pseudo-experiment): 1 done, 1 failed, 0 interrupted, 0 missing" in text
     assert ("failed      bump hunt method cwola-nn injection 400 seed 1 (all windows): ValueError: bumphunt.bin_width: "
             "0.5 TeV is wider than the signal region of w00") in text
     assert str(log) in text

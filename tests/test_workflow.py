@@ -36,7 +36,7 @@ TINY = {
              "max_train_events": 8000, "oversampling": 2},
     "bumphunt": {"efficiencies": [1.0, 0.1, 0.01]},
 }
-COLUMNS = ["window", "sr_lo", "sr_hi", "method", "injection", "seed", "efficiency", "n_obs", "n_bkg",
+COLUMNS = ["window", "sr_lo", "sr_hi", "method", "signal", "injection", "seed", "efficiency", "n_obs", "n_bkg",
            "n_bkg_err", "p0", "z"]
 
 
@@ -316,4 +316,37 @@ def test_every_shipped_config_builds_its_dag(tmp_path, configfile):
                             cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == n_windows * len(merged["methods"]) * len(injections)
+    # injection 0 once, every other injection once per signal model (issue 31)
+    groups = sum(1 if injection == 0 else len(merged.get("signals") or [None]) for injection in injections)
+    assert counts["train"] == n_windows * len(merged["methods"]) * groups
+
+
+def test_a_model_added_to_signals_adds_exactly_its_injected_jobs(tmp_path):
+    config = {**TINY, "methods": ["cwola-nn"], "bumphunt": {"efficiencies": [1.0, 0.1]}, "signals": {"a": {}}}
+    workdir = make_workdir(tmp_path, config)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    results = workdir / "results" / "tiny"
+    assert (results / "data" / "signal_a.h5").exists() and (results / "data" / "a_inj400_seed1.h5").exists()
+    limits = pd.read_csv(results / "limits.csv")
+    assert set(limits["signal"]) == {"a"} and limits["limit_obs"].notna().all()
+    assert (results / "plots" / "limits_cwola-nn_a.png").exists()
+    config["signals"]["b"] = {"m_wprime": 3.3}
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+    dry = snakemake(workdir, "-n")
+    assert dry.returncode == 0, dry.stderr
+    counts = job_counts(dry.stdout + dry.stderr)
+    # model b's sample, its injection, its splits (2 windows), training jobs and bump hunt; nothing of injection 0
+    # or of model a is redone, only the tables and figures that gather every model
+    assert {k: v for k, v in counts.items() if k in ("prepare_data", "prepare_signal", "inject", "split", "train",
+                                                     "bumphunt")} == \
+        {"prepare_signal": 1, "inject": 1, "split": 2, "train": 2, "bumphunt": 1}
+    experiments = [re.search(r"signal=(\w*), injection=(\d+)", block).groups()
+                   for rule, block in re.findall(r"^rule (\w+):\n((?:    .*\n)+)", dry.stdout + dry.stderr, re.M)
+                   if rule in ("inject", "split", "train", "bumphunt")]
+    assert experiments and set(experiments) == {("b_", "400")}
+    status = subprocess.run([sys.executable, "-m", "slidescan.cli", "status", "--workdir", str(workdir)],
+                            capture_output=True, text=True)
+    assert "4 training folds: 0 done" not in status.stdout
+    assert "12 training folds: 8 done, 0 failed, 0 interrupted, 4 missing" in status.stdout, status.stdout
+    assert "signal b injection 400 seed 1" in status.stdout

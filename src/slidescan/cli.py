@@ -160,8 +160,10 @@ def report_targets(settings, workdir: Path) -> list[str]:
                 for e in settings.experiments]
     targets += [layout.bumphunt(method, e) for method in settings.methods for e in settings.experiments]
     if (workdir / layout.pvalue_scan()).exists():
-        targets += [layout.pvalue_scan(), layout.calibration(), layout.sensitivity_plot(), layout.jobs()]
-        targets += [layout.scan_plot(m, i) for m in settings.methods for i in settings.injections]
+        targets += [layout.pvalue_scan(), layout.calibration(), layout.jobs()]
+        targets += [layout.sensitivity_plot(s.name) for s in settings.signals]
+        groups = dict.fromkeys((e.signal, e.injection) for e in settings.experiments)
+        targets += [layout.scan_plot(m, i, s) for m in settings.methods for s, i in groups]
     return [str(p) for p in targets if (workdir / p).exists()]
 
 

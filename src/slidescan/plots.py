@@ -20,12 +20,14 @@ plt.style.use(mplhep.style.CMS)
 
 
 def pvalue_scan(table: pd.DataFrame, method: str, injection: int, out: str | os.PathLike,
-                truth_mass: float | None = None) -> None:
+                truth_mass: float | None = None, signal: str = "") -> None:
     """CWoLa-hunting style scan: local p0 against SR centre, one line per efficiency.
 
-    With several pseudo-experiment seeds the line is the median and the band spans the seeds.
+    With several pseudo-experiment seeds the line is the median and the band spans the seeds. ``signal``: the
+    injected model's rows (its name; "" for injection 0 and a one-model scan).
     """
-    sub = table[(table["method"] == method) & (table["injection"] == injection)].copy()
+    chosen = table["signal"] == signal if "signal" in table else True
+    sub = table[(table["method"] == method) & (table["injection"] == injection) & chosen].copy()
     sub["centre"] = 0.5 * (sub["sr_lo"] + sub["sr_hi"])
     fig, ax = plt.subplots(figsize=(9, 7))
     colors = plt.cm.viridis(np.linspace(0, 0.9, sub["efficiency"].nunique()))
@@ -48,7 +50,8 @@ def pvalue_scan(table: pd.DataFrame, method: str, injection: int, out: str | os.
         ax.axvline(truth_mass, color="red", ls=":", lw=1.2, label=f"injected signal ({truth_mass:g} TeV)")
     ax.set_xlabel(r"signal region centre $m_{jj}$ [TeV]")
     ax.set_ylabel(r"local $p_0$")
-    ax.set_title(f"{method}, injection {injection}", fontsize=16, loc="right")
+    ax.set_title(f"{method}, {'signal ' + signal + ', ' if signal else ''}injection {injection}", fontsize=16,
+                 loc="right")
     if "global_z" in sub and sub["global_z"].notna().any():
         per_seed = sub.groupby("seed")[["min_p0", "global_p0", "global_z"]].first()
         median = per_seed.median()
@@ -130,7 +133,7 @@ def calibration(table: pd.DataFrame, ks: pd.DataFrame, out: str | os.PathLike) -
     _save(fig, out)
 
 
-def sensitivity(table: pd.DataFrame, out: str | os.PathLike) -> None:
+def sensitivity(table: pd.DataFrame, out: str | os.PathLike, title: str = "") -> None:
     """Local Z in the signal window against injected signal, per method (median, band over seeds).
 
     Dashed: the expected Z of the same selection, from the true signal it keeps (simulation). The top
@@ -150,6 +153,8 @@ def sensitivity(table: pd.DataFrame, out: str | os.PathLike) -> None:
         ax.axhline(n_sigma, color="grey", ls="--", lw=0.8)
     ax.set_xlabel("injected signal events")
     ax.set_ylabel("local Z, signal window, best efficiency")
+    if title:
+        ax.set_title(title, fontsize=14, loc="left")
     uncut = table[(table["efficiency"] >= 1) & (table["injection"] > 0)]
     if len(uncut) and "n_signal_sr" in uncut:
         # S/B in the SR is proportional to the injection: one factor from the uncut rows
@@ -280,10 +285,12 @@ def window_map(mjj: np.ndarray, windows: list, out: str | os.PathLike, truth_mas
 
 
 def limit_plot(table: pd.DataFrame, method: str, efficiency: float, out: str | os.PathLike, cl: float = 0.95,
-               truth_mass: float | None = None) -> None:
-    """The upper limit on the injected signal against the SR centre at the declared cut: observed, expected and
-    its +-1 sigma and +-2 sigma bands. With several background-only seeds, each line is their median."""
-    sub = table[(table["method"] == method) & np.isclose(table["efficiency"], efficiency)].copy()
+               truth_mass: float | None = None, signal: str = "") -> None:
+    """The upper limit on the injected signal of model ``signal`` against the SR centre at the declared cut:
+    observed, expected and its +-1 sigma and +-2 sigma bands. With several background-only seeds, each line is
+    their median."""
+    chosen = table["signal"] == signal if "signal" in table else True
+    sub = table[(table["method"] == method) & np.isclose(table["efficiency"], efficiency) & chosen].copy()
     sub["centre"] = 0.5 * (sub["sr_lo"] + sub["sr_hi"])
     columns = ["limit_obs", "limit_exp_m2", "limit_exp_m1", "limit_exp_median", "limit_exp_p1", "limit_exp_p2"]
     present = [c for c in columns if c in sub]
@@ -308,6 +315,6 @@ def limit_plot(table: pd.DataFrame, method: str, efficiency: float, out: str | o
     cut = "no cut" if efficiency >= 1 else f"top {efficiency:g}"
     ax.set_xlabel(r"SR centre $m_{jj}$ [TeV]")
     ax.set_ylabel(f"{100 * cl:g} % CL upper limit on injected signal events")
-    ax.set_title(f"{method}, {cut}", fontsize=16)
+    ax.set_title(f"{method}, {'signal ' + signal + ', ' if signal else ''}{cut}", fontsize=16)
     ax.legend(fontsize=13)
     _save(fig, out)

@@ -179,7 +179,8 @@ class ScanSettings:
     limits: LimitsSettings
     cluster: ClusterSettings
     packing: PackingSettings
-    truth_mass: float
+    truth_mass: float  # the first signal model's mass: the window of the ROC, SIC and loss figures
+    signals: tuple = ()  # of data.SignalModel; one unnamed model unless ``signals:`` names several
 
     @classmethod
     def from_config(cls, config: dict, source: str = "config", workdir: str | Path = ".",
@@ -187,7 +188,7 @@ class ScanSettings:
         """The typed scan. ``validated``: ``config`` was checked and its defaults filled already (a workflow
         job's config, which the Snakefile validated): only its plugins are imported."""
         from .config import import_plugins, unaliased, validate
-        from .data import DataSettings
+        from .data import DataSettings, signal_models
         from .features import resolve
         from .methods import configure
         from .windows import window_grid
@@ -207,6 +208,10 @@ class ScanSettings:
         truth = config.get("truth_mass")
         if truth is None:
             truth = data.synthetic.model.m_wprime if data.source == "synthetic" else 3.5
+        signals = signal_models(config.get("signals") or {}, data, float(truth), source)
+        if config.get("signals") and config.get("truth_mass") is not None:
+            raise ConfigError(f"{source}: truth_mass is the mass of a one-model scan; with signals: give each "
+                              "model's mass (signals.<name>.mass)")
         methods = {name: configure(name, config) for name in config["methods"]}
         try:
             features = resolve(config["features"])
@@ -227,7 +232,7 @@ class ScanSettings:
                    bumphunt=BumphuntSettings(**config["bumphunt"]), limits=LimitsSettings(**config["limits"]),
                    cluster=ClusterSettings(**config["cluster"]),
                    packing=PackingSettings(**config["packing"]),
-                   truth_mass=float(truth))
+                   truth_mass=signals[0].mass, signals=signals)
         declared = settings.limits.efficiency
         if declared is not None and not any(np.isclose(declared, e) for e in settings.bumphunt.efficiencies):
             raise ConfigError(f"{source}: limits.efficiency: {declared:g} is not one of bumphunt.efficiencies "
@@ -279,9 +284,34 @@ class ScanSettings:
 
     @property
     def experiments(self) -> list:
+        """Every pseudo-experiment: the background-only ones once, each signal model's at every injection."""
         from .layout import PseudoExperiment
 
-        return [PseudoExperiment(i, s) for i in self.injections for s in self.seeds]
+        return [PseudoExperiment(i, s, m.name if i else "") for i in self.injections
+                for m in (self.signals if i else self.signals[:1]) for s in self.seeds]
+
+    def signal(self, name: str = ""):
+        """The signal model ``name`` ("" in a one-model scan)."""
+        for model in self.signals:
+            if model.name == name:
+                return model
+        raise KeyError(f"no signal model {name!r} in this scan (signals: {[m.name for m in self.signals]})")
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        """The values a file's label column may hold: 0 (background), 1 (signal) and each ``signals.<name>.label``."""
+        return (0, 1, *(m.label for m in self.signals if m.label is not None and m.label != 1))
+
+    def signal_file(self, experiment):
+        """The file of the signal model a pseudo-experiment's split needs (None: the scan's events hold it): its
+        own model's, or at injection 0 of a scan of several models the first model's."""
+        name = experiment.signal or self.signals[0].name
+        return self.layout().signal_events(name) if name else None
+
+    def truth_window_of(self, name: str = ""):
+        """The window whose SR centre is nearest to signal model ``name``'s mass."""
+        mass = self.signal(name).mass
+        return min(self.windows, key=lambda w: abs(w.sr_centre - mass))
 
     def models(self) -> dict:
         """The per-window models the scan's methods need, configured: name -> models.ConfiguredModel."""

@@ -31,7 +31,7 @@ def known_signature(function):
 def experiment(snakemake):
     from .layout import PseudoExperiment
 
-    return PseudoExperiment(int(snakemake.wildcards.injection), int(snakemake.wildcards.seed))
+    return PseudoExperiment.from_wildcards(snakemake.wildcards)
 
 
 @contextlib.contextmanager

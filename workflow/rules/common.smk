@@ -3,7 +3,7 @@
 import re
 
 from slidescan.cluster import slurm_resources
-from slidescan.layout import EXPERIMENT, PseudoExperiment
+from slidescan.layout import EXPERIMENT, SIGNAL, SIGNAL_PATTERN, PseudoExperiment, signal_prefix
 from slidescan.smk import known_signature
 
 LAYOUT = SETTINGS.layout()
@@ -14,9 +14,11 @@ SEEDS = list(SETTINGS.seeds)
 # the per-window models the methods need (name -> configured model), from the model registry
 MODELS = SETTINGS.models()
 TRUTH_MASS = SETTINGS.truth_mass
-# the window whose SR centre is nearest to the injected mass: where ROC, SIC and loss curves are drawn
+# the window whose SR centre is nearest to the (first) injected model's mass: where ROC, SIC and loss curves are drawn
 TRUTH_WINDOW = SETTINGS.truth_window.name
 SIGNAL_INJECTIONS = [i for i in INJECTIONS if i > 0]
+# the signal models ("" in a one-model scan) and the tag prefix of each (layout.signal_prefix)
+SIGNALS = [m.name for m in SETTINGS.signals]
 
 
 # Snakemake inspects the signature of every function it calls per job; known_signature gives it once (slidescan.smk)
@@ -34,10 +36,13 @@ wildcard_constraints:
     method="|".join(re.escape(m) for m in METHODS),
     injection="[0-9]+",
     seed="[0-9]+",
+    signal=SIGNAL_PATTERN,
 
 
 def scan_plots():
-    return [LAYOUT.scan_plot(m, i) for m in METHODS for i in INJECTIONS]
+    """One p-value scan figure per method and injection: the background-only ones once, the others per model."""
+    return [LAYOUT.scan_plot(m, e.injection, e.signal) for m in METHODS
+            for e in dict.fromkeys(PseudoExperiment(e.injection, SEEDS[0], e.signal) for e in SETTINGS.experiments)]
 
 
 def report_figures():
@@ -53,7 +58,7 @@ def report_figures():
 def limit_outputs():
     """The limits need background-only pseudo-experiments and injected ones (for the signal's efficiency)."""
     if SIGNAL_INJECTIONS and 0 in INJECTIONS:
-        return [LAYOUT.limits()] + [LAYOUT.limit_plot(m) for m in METHODS]
+        return [LAYOUT.limits()] + [LAYOUT.limit_plot(m, s) for m in METHODS for s in SIGNALS]
     return []
 
 

@@ -13,9 +13,51 @@ rule prepare_data:
         "../scripts/prepare_data.py"
 
 
+def signal_source(name):
+    """What a named model's events come from: its file, or (a label of data.table) the data's file; a changed
+    file reruns the model's jobs. The synthetic source generates them from the config (its params)."""
+    model = SETTINGS.signal(name)
+    if model.path:
+        return [model.path]
+    return [SETTINGS.data.table.path] if model.label is not None else []
+
+
+rule prepare_signal:
+    """A named signal model's pool and reference, in a file of its own (slidescan.stages.data.prepare_signal)."""
+    input:
+        lambda wc: signal_source(wc.name),
+    output:
+        LAYOUT.signal_events("{name}"),
+    wildcard_constraints:
+        name="[A-Za-z][A-Za-z0-9-]*",
+    resources:
+        **SLURM,
+    log:
+        LAYOUT.log("prepare_signal", "{name}"),
+    params:
+        data=config["data"],
+        folds=config["folds"],
+        features=config["features"],
+        signal=lambda wc: config["signals"][wc.name],
+    script:
+        "../scripts/prepare_signal.py"
+
+
+def signal_file(wildcards):
+    """The named model's file a job of a pseudo-experiment needs (settings.signal_file), if any."""
+    path = SETTINGS.signal_file(PseudoExperiment.from_wildcards(wildcards))
+    return {"signal": str(path)} if path else {}
+
+
+def injected_signal(wildcards):
+    """The model's file of an injection of a named model; none at injection 0 (background only)."""
+    return signal_file(wildcards) if wildcards.signal else {}
+
+
 rule inject:
     input:
-        rules.prepare_data.output,
+        unpack(injected_signal),
+        events=rules.prepare_data.output,
     output:
         LAYOUT.injected(EXPERIMENT),
     resources:
@@ -40,6 +82,7 @@ rule window_table:
 
 rule split:
     input:
+        unpack(signal_file),
         injected=rules.inject.output,
         events=rules.prepare_data.output,
     output:

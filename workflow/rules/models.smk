@@ -1,40 +1,44 @@
 # One rule per per-window model the scan's methods need (slidescan.density.Model, from the registry). A job serves
-# the units (window, pseudo-experiment) that `packing.models` groups: one (experiment), all seeds of a window and
-# injection (seeds), all of a window (window) or the whole scan (scan); every unit has its own output, figure,
-# log and checkpoint (slidescan.layout).
+# the units (window, pseudo-experiment) that `packing.models` groups: one (experiment), all seeds of a window,
+# signal model and injection (seeds), all of a window (window) or the whole scan (scan); every unit has its own
+# output, figure, log and checkpoint (slidescan.layout).
 PACK = SETTINGS.packing.models
-# the wildcards of a model job, and the units it serves as (window, injection, seed) patterns
-_KEY = {"experiment": ("window", "injection", "seed"), "seeds": ("window", "injection"), "window": ("window",),
-        "scan": ()}[PACK]
+# the wildcards of a model job, and the units it serves as (window, signal prefix, injection, seed) patterns
+_KEY = {"experiment": ("window", "signal", "injection", "seed"), "seeds": ("window", "signal", "injection"),
+        "window": ("window",), "scan": ()}[PACK]
 
 
 def model_units():
-    """The (window, injection, seed) of each unit of one job, as wildcard patterns where the job has them."""
+    """The (window, signal prefix, injection, seed) of each unit of one job, as wildcard patterns where the job has
+    them; a job of whole windows serves every pseudo-experiment of the scan."""
     windows = ["{window}"] if "window" in _KEY else WINDOWS
-    injections = ["{injection}"] if "injection" in _KEY else INJECTIONS
+    if "injection" in _KEY:
+        groups = [("{signal}", "{injection}")]
+    else:
+        groups = list(dict.fromkeys((signal_prefix(e.signal), e.injection) for e in SETTINGS.experiments))
     seeds = ["{seed}"] if "seed" in _KEY else SEEDS
-    return [(w, i, s) for w in windows for i in injections for s in seeds]
+    return [(w, p, i, s) for w in windows for p, i in groups for s in seeds]
 
 
-def _labelled(window, injection, seed):
-    return {"window": window, "injection": str(injection), "seed": str(seed)}
+def _labelled(window, prefix, injection, seed):
+    return {"window": window, "signal": prefix, "injection": str(injection), "seed": str(seed)}
 
 
 for _name, _configured in MODELS.items():
     _model = _configured.model
     _units = model_units()
-    _outputs = [str(LAYOUT.model(_model, w, f"inj{i}_seed{s}")) for w, i, s in _units]
+    _outputs = [str(LAYOUT.model(_model, w, f"{p}inj{i}_seed{s}")) for w, p, i, s in _units]
     if _model.diagnostics:
-        _outputs += [report(str(LAYOUT.model_plot(_model, w, f"inj{i}_seed{s}")), category="Diagnostics",
-                            subcategory=f"model {_name}", labels=_labelled(w, i, s), caption="../report/model.rst")
-                     for w, i, s in _units]
+        _outputs += [report(str(LAYOUT.model_plot(_model, w, f"{p}inj{i}_seed{s}")), category="Diagnostics",
+                            subcategory=f"model {_name}", labels=_labelled(w, p, i, s), caption="../report/model.rst")
+                     for w, p, i, s in _units]
     _job = {key: "{" + key + "}" for key in _KEY}
 
     rule:
         name:
             _name
         input:
-            split=sorted({str(LAYOUT.split(w, f"inj{i}_seed{s}")) for w, i, s in _units}),
+            split=sorted({str(LAYOUT.split(w, f"{p}inj{i}_seed{s}")) for w, p, i, s in _units}),
             events=LAYOUT.events(),
         output:
             _outputs,

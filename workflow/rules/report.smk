@@ -3,23 +3,21 @@ rule plot_scan:
         rules.scan.output,
     output:
         report(
-            str(LAYOUT.scan_plot("{method}", "{injection}")),
+            str(LAYOUT.scan_plot("{method}", "{injection}", SIGNAL)),
             category="Scan",
             subcategory="{method}",
-            labels={"method": "{method}", "injection": "{injection}"},
+            labels={"method": "{method}", "signal": "{signal}", "injection": "{injection}"},
             caption="../report/pvalue_scan.rst",
         ),
     log:
-        str(LAYOUT.log("plot_scan", "{method}_inj{injection}")),
-    params:
-        truth_mass=TRUTH_MASS,
+        str(LAYOUT.log("plot_scan", "{method}_" + SIGNAL + "inj{injection}")),
     script:
         "../scripts/plot_scan.py"
 
 
 rule window_map:
     input:
-        LAYOUT.injected(PseudoExperiment(max(INJECTIONS), SEEDS[0])),
+        LAYOUT.injected(PseudoExperiment(max(INJECTIONS), SEEDS[0], SIGNALS[0] if max(INJECTIONS) else "")),
     output:
         report(str(LAYOUT.window_map()), category="Scan", caption="../report/window_map.rst"),
     log:
@@ -33,7 +31,12 @@ rule window_map:
 
 rule performance:
     input:
-        [LAYOUT.scores(TRUTH_WINDOW, m, PseudoExperiment(i, s)) for m in METHODS for i in SIGNAL_INJECTIONS for s in SEEDS],
+        [
+            LAYOUT.scores(TRUTH_WINDOW, m, PseudoExperiment(i, s, SIGNALS[0]))
+            for m in METHODS
+            for i in SIGNAL_INJECTIONS
+            for s in SEEDS
+        ],
     output:
         table=report(str(LAYOUT.performance()), category="Methods", caption="../report/performance.rst"),
         roc=report(str(LAYOUT.roc_plot()), category="Methods", caption="../report/roc_sic.rst"),

@@ -9,7 +9,8 @@ rule bumphunt:
             patterns=["{window}.png"],
             category="Diagnostics",
             subcategory="selected spectra: {method}",
-            labels={"window": "{window}", "method": "{method}", "injection": "{injection}", "seed": "{seed}"},
+            labels={"window": "{window}", "method": "{method}", "signal": "{signal}", "injection": "{injection}",
+                    "seed": "{seed}"},
             caption="../report/spectra.rst",
         ),
     resources:
@@ -52,11 +53,13 @@ rule sensitivity:
     input:
         rules.scan.output,
     output:
-        report(str(LAYOUT.sensitivity_plot()), category="Sensitivity", caption="../report/sensitivity.rst"),
+        [
+            report(str(LAYOUT.sensitivity_plot(s)), category="Sensitivity", labels={"signal model": s or "the one"},
+                   caption="../report/sensitivity.rst")
+            for s in SIGNALS
+        ],
     log:
         str(LAYOUT.log("sensitivity")),
-    params:
-        truth_mass=TRUTH_MASS,
     script:
         "../scripts/sensitivity.py"
 
@@ -68,9 +71,9 @@ rule limits:
     output:
         table=report(str(LAYOUT.limits()), category="Limits", caption="../report/limits.rst"),
         plots=[
-            report(str(LAYOUT.limit_plot(m)), category="Limits", subcategory="per method", labels={"method": m},
-                   caption="../report/limits.rst")
-            for m in METHODS
+            report(str(LAYOUT.limit_plot(m, s)), category="Limits", subcategory="per method",
+                   labels={"method": m, "signal model": s or "the one"}, caption="../report/limits.rst")
+            for m in METHODS for s in SIGNALS
         ],
     resources:
         **SLURM,

@@ -8,12 +8,13 @@ _METHOD_MODELS, _THREADS = {}, {}
 @known_signature
 def train_inputs(wildcards):
     """Every seed's events of the window, and the outputs of the models its method needs."""
-    window, injection, method = wildcards.window, int(wildcards.injection), wildcards.method
+    window, signal, injection, method = wildcards.window, wildcards.signal, int(wildcards.injection), wildcards.method
     if method not in _METHOD_MODELS:
         _METHOD_MODELS[method] = SETTINGS.method(method).models
-    inputs = {"split": [_SPLIT.format(window=window, injection=injection, seed=seed) for seed in SEEDS]}
+    key = {"window": window, "signal": signal, "injection": injection}
+    inputs = {"split": [_SPLIT.format(**key, seed=seed) for seed in SEEDS]}
     for name in _METHOD_MODELS[method]:
-        inputs[name] = [_MODEL[name].format(window=window, injection=injection, seed=seed) for seed in SEEDS]
+        inputs[name] = [_MODEL[name].format(**key, seed=seed) for seed in SEEDS]
     return inputs
 
 
@@ -29,17 +30,17 @@ def train_threads(wildcards):
 
 
 rule train:
-    """All k folds of all seeds of one window, method and injection in one job (slidescan.stages.train)."""
+    """All k folds of all seeds of one window, method, signal model and injection in one job (slidescan.stages.train)."""
     input:
         unpack(train_inputs),
     # each fold's result, log and checkpoint live outside the declared output (layout.fold*, checkpoints): a
     # failed or killed job keeps its finished folds, and the rerun trains only the others
     output:
-        [str(LAYOUT.scores("{window}", "{method}", f"inj{{injection}}_seed{seed}")) for seed in SEEDS],
+        [str(LAYOUT.scores("{window}", "{method}", SIGNAL + f"inj{{injection}}_seed{seed}")) for seed in SEEDS],
     resources:
         **SLURM_GPU,
     log:
-        str(LAYOUT.train_log("{window}", "{method}", "{injection}")),
+        str(LAYOUT.train_log("{window}", "{method}", "{injection}", SIGNAL)),
     params:
         data=config["data"],
         folds=config["folds"],

@@ -2,4 +2,6 @@ from slidescan.smk import experiment, job_log, settings
 from slidescan.stages.data import make_injection
 
 with job_log(snakemake):
-    make_injection(settings(snakemake), snakemake.input[0], experiment(snakemake), snakemake.output[0])
+    inputs = snakemake.input
+    make_injection(settings(snakemake), inputs.events[0], experiment(snakemake), snakemake.output[0],
+                   signal=inputs.get("signal"))

@@ -1,9 +1,11 @@
-import pandas as pd
-
 from slidescan.plots import sensitivity
-from slidescan.smk import job_log
-from slidescan.stages.scan import signal_window_rows
+from slidescan.smk import job_log, settings
+from slidescan.stages.scan import read_scan, signal_window_rows
 
 with job_log(snakemake):
-    table = pd.read_csv(snakemake.input[0])
-    sensitivity(signal_window_rows(table, snakemake.params.truth_mass), snakemake.output[0])
+    scan = settings(snakemake)
+    table = read_scan(snakemake.input[0])
+    for model, out in zip(scan.signals, snakemake.output):  # the rule's order of figures
+        rows = table[(table["signal"] == model.name) | (table["injection"] == 0)]  # its injections, and none
+        sensitivity(signal_window_rows(rows, model.mass) if len(rows) else rows, out,
+                    title=f"signal {model.name} ({model.mass:g} TeV)" if model.name else "")

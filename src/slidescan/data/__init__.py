@@ -64,6 +64,75 @@ class TableSettings:
 
 
 @dataclass(frozen=True)
+class SignalModel:
+    """One signal model of the scan (``signals:``). The name is "" in a scan of one model (the synthetic model's
+    W', or a file's label-1 events), whose paths and seeds are those of every earlier scan.
+
+    The synthetic source generates a named model with ``synthetic`` (the scan's model with this signal's W', X, Y
+    masses and widths); a file source reads it from ``path`` (every event of the file is signal, or its label-1
+    events when it has labels) or takes the events whose label column is ``label``.
+    """
+
+    name: str
+    mass: float  # TeV: the resonance, where its sensitivity and limits are read
+    synthetic: SyntheticModel | None = None
+    path: str | None = None
+    label: int | None = None
+
+    SYNTHETIC_KEYS = ("m_wprime", "m_x", "m_y", "mjj_resolution", "signal_tail_fraction")
+
+    def __str__(self) -> str:
+        return f"signal model {self.name}" if self.name else "the signal model"
+
+
+def signal_models(section: dict, data: "DataSettings", truth_mass: float, source: str = "config"
+                  ) -> tuple[SignalModel, ...]:
+    """The scan's signal models from the validated ``signals`` section: the one unnamed model when it is empty.
+
+    What a model may say depends on the source: the synthetic source generates (W', X, Y masses, widths), a file
+    source reads (``path``, or ``label`` of data.table), and a file's model needs its ``mass``.
+    """
+    from dataclasses import replace
+
+    from ..config import ConfigError
+
+    synthetic = data.source == "synthetic"
+    if not section:
+        return (SignalModel("", truth_mass, data.synthetic.model if synthetic else None),)
+    models = []
+    for name, spec in section.items():
+        where = f"{source}: signals.{name}"
+        params = {k: v for k, v in spec.items() if k in SignalModel.SYNTHETIC_KEYS}
+        if synthetic:
+            if "path" in spec or "label" in spec:
+                raise ConfigError(f"{where}: the synthetic source generates its signals; give "
+                                  f"{', '.join(SignalModel.SYNTHETIC_KEYS)} (not path or label)")
+            model = replace(data.synthetic.model, **params)
+            mass = float(spec.get("mass", model.m_wprime))
+            models.append(SignalModel(name, mass, model))
+            continue
+        if params:
+            raise ConfigError(f"{where}: {', '.join(params)} describe a synthetic signal, but data.source is "
+                              f"{data.source}; give the model's events with path or label")
+        if ("path" in spec) == ("label" in spec):
+            raise ConfigError(f"{where}: give the model's events with exactly one of path (a file of its events) "
+                              "or label (its value in data.table's label column)")
+        if "label" in spec and data.source != "table":
+            raise ConfigError(f"{where}: label selects events by the value of data.table's label column; with "
+                              f"data.source {data.source} give a path")
+        if "label" in spec and (data.table.label is None):
+            raise ConfigError(f"{where}: label {spec['label']} needs data.table.label (the file's label column)")
+        if "mass" not in spec:
+            raise ConfigError(f"{where}: mass (TeV) is required for a signal read from a file: it is where its "
+                              "sensitivity and limits are read")
+        models.append(SignalModel(name, float(spec["mass"]), None, spec.get("path"), spec.get("label")))
+    labels = [m.label for m in models if m.label is not None]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"{source}: signals: two models take the same label value {labels}")
+    return tuple(models)
+
+
+@dataclass(frozen=True)
 class DataSettings:
     """The ``data`` section: where the events come from and the base seed of every random choice."""
 
@@ -88,6 +157,6 @@ class DataSettings:
                    backgrounds=str(section["backgrounds"]))
 
 
-__all__ = ["FEATURES", "COLUMNS", "SQRT_S", "LHCO_H5_COLUMNS", "DataSettings", "SyntheticModel", "inject",
+__all__ = ["FEATURES", "COLUMNS", "SQRT_S", "LHCO_H5_COLUMNS", "DataSettings", "SignalModel", "SyntheticModel", "signal_models", "inject",
            "finite_events", "generate_background", "generate_signal", "lhco_features", "read_cathode_npy", "read_lhco_h5",
            "weights_of"]

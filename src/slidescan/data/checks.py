@@ -75,14 +75,17 @@ def _is_number(value) -> bool:
         return False
 
 
-def check_labels(labels: np.ndarray, source: str, column: str = "label") -> np.ndarray:
-    """``labels`` as int8, after checking that each is exactly 0 or 1 (a cast would turn 2 into signal, 0.5 into
-    background and 257 into 1)."""
+def check_labels(labels: np.ndarray, source: str, column: str = "label", allowed: tuple[int, ...] = LABELS
+                 ) -> np.ndarray:
+    """``labels`` as int8, after checking that each is exactly one of ``allowed``: 0 or 1, or a value a signal model
+    declares (``signals.<name>.label``); a cast would turn 2 into signal, 0.5 into background and 257 into 1."""
     labels = np.asarray(labels, float)
-    bad = ~np.isin(labels, LABELS)
+    bad = ~np.isin(labels, allowed)
     if bad.any():
         values = np.unique(labels[bad])
-        raise ValueError(f"{source}: column {column!r} must be 0 (background) or 1 (signal); {int(bad.sum())} of "
+        expected = ("0 (background) or 1 (signal)" if tuple(allowed) == LABELS else
+                    f"0 (background), 1 or a value of signals.<name>.label {sorted(set(allowed) - {0})}")
+        raise ValueError(f"{source}: column {column!r} must be {expected}; {int(bad.sum())} of "
                          f"{len(labels)} events have other values: {_shown(values)}")
     return labels.astype(np.int8)
 

@@ -39,15 +39,49 @@ def source(name: str):
     return register
 
 
-def samples(data, features: tuple[str, ...], log: Callable[[str], None] = print) -> Samples:
-    """The ``data`` section's samples; a source that reads a file reads the configured ``features``."""
+def samples(data, features: tuple[str, ...], log: Callable[[str], None] = print,
+            labels: tuple[int, ...] = (0, 1)) -> Samples:
+    """The ``data`` section's samples; a source that reads a file reads the configured ``features``. ``labels``:
+    the values the label column may hold (0, 1 and those of ``signals.<name>.label``; only label 1 is the
+    signal here)."""
     if data.source not in SOURCES:
         raise ValueError(f"data.source: expected one of {sorted(SOURCES)}, got {data.source!r}")
-    return SOURCES[data.source](data, log, features)
+    return SOURCES[data.source](data, log, features, labels)
+
+
+def signal_samples(data, model, features: tuple[str, ...], log: Callable[[str], None] = print,
+                   labels: tuple[int, ...] = (0, 1)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A named signal model's signal pool and reference signal (``signals.<name>``), from random streams of its own.
+
+    The synthetic source generates them with the model's parameters; a file source reads its ``path`` like the
+    data (the file's label-1 events where it has labels, else all) or takes the data's events of its ``label``;
+    the events are halved at random into pool and reference like the data's signal.
+    """
+    seed = data.seed
+    if data.source == "synthetic":
+        s = data.synthetic
+        return tuple(add_extra_features(generate_signal(n, model.synthetic, rng(seed, kind, model.name)),
+                                        s.substructure, s.noise_features,
+                                        rng(seed, "extra_features", kind, model.name))
+                     for kind, n in (("signal_pool", s.signal_pool), ("reference_signal", s.reference_signal)))
+    if model.label is not None:
+        events, _ = _read_table(data, data.table.path, features, log, labels)
+        what = f"no event has label {model.label} (signals.{model.name}.label, column {data.table.label!r})"
+        events = events[events["label"] == model.label]
+        path = data.table.path
+    else:
+        read = _read_lhco if data.source == "lhco_h5" else _read_table
+        events, labelled = read(data, model.path, features, log)
+        what = f"no signal events (signals.{model.name}.path{': every event has label 0' if labelled else ''})"
+        events = events[events["label"] == 1] if labelled else events
+        path = model.path
+    if not len(events):
+        raise ValueError(f"{path}: {what}")
+    return _split(events.reset_index(drop=True).assign(label=np.int8(1)), 0.5, rng(seed, "split_sig", model.name))
 
 
 @source("synthetic")
-def _synthetic(data, log, features) -> Samples:
+def _synthetic(data, log, features, labels=(0, 1)) -> Samples:
     s, seed = data.synthetic, data.seed
     out = []
     for name, generate, n in (("background", generate_background, s.n_background),
@@ -59,28 +93,37 @@ def _synthetic(data, log, features) -> Samples:
     return Samples(*out, "the synthetic background (data.synthetic)")
 
 
-@source("lhco_h5")
-def _lhco(data, log, features) -> Samples:
-    events = read_lhco_h5(data.lhco_h5.path, data.non_finite, log)
+def _read_lhco(data, path, features=(), log=print, labels=(0, 1)) -> tuple[pd.DataFrame, bool]:
+    events = read_lhco_h5(path, data.non_finite, log)
     labelled = "label" in events
-    events = checked_sample(events.assign(label=events["label"] if labelled else np.int8(0)), data.lhco_h5.path,
-                            data, log, "mjj (of the jets' momenta)", "GeV", unit_key=None)
+    return checked_sample(events.assign(label=events["label"] if labelled else np.int8(0)), path,
+                          data, log, "mjj (of the jets' momenta)", "GeV", unit_key=None), labelled
+
+
+def _read_table(data, path, features, log=print, labels=(0, 1)) -> tuple[pd.DataFrame, bool]:
+    t = data.table
+    columns = {"mjj": t.mjj, "label": t.label, "weight": t.weight, **{f: t.columns.get(f, f) for f in features}}
+    events = read_event_table(path, t.tree, columns, data.non_finite, log, labels)
+    if t.mjj_unit == "GeV":
+        events["mjj"] = events["mjj"] / 1000.0
+    return checked_sample(events, path, data, log, t.mjj, t.mjj_unit), t.label is not None
+
+
+@source("lhco_h5")
+def _lhco(data, log, features, labels=(0, 1)) -> Samples:
+    events, labelled = _read_lhco(data, data.lhco_h5.path, features, log)
     return _by_label(events, data.lhco_h5.reference_fraction, data.seed, data.lhco_h5.path, labelled)
 
 
 @source("table")
-def _table(data, log, features) -> Samples:
-    t = data.table
-    columns = {"mjj": t.mjj, "label": t.label, "weight": t.weight, **{f: t.columns.get(f, f) for f in features}}
-    events = read_event_table(t.path, t.tree, columns, data.non_finite, log)
-    if t.mjj_unit == "GeV":
-        events["mjj"] = events["mjj"] / 1000.0
-    events = checked_sample(events, t.path, data, log, t.mjj, t.mjj_unit)
-    return _by_label(events, t.reference_fraction, data.seed, t.path, t.label is not None)
+def _table(data, log, features, labels=(0, 1)) -> Samples:
+    events, labelled = _read_table(data, data.table.path, features, log, labels)
+    return _by_label(events, data.table.reference_fraction, data.seed, data.table.path, labelled)
 
 
 def _by_label(events: pd.DataFrame, reference_fraction: float, seed: int, path, labelled: bool = True) -> Samples:
-    """Background (label 0) and signal (label 1), each split at random into the scan's and the references."""
+    """Background (label 0) and signal (label 1), each split at random into the scan's and the references; the
+    events of other labels are named signal models' (:func:`signal_samples`)."""
     background, ref_bkg = _split(events[events["label"] == 0], reference_fraction, rng(seed, "split_bkg"))
     pool, ref_sig = _split(events[events["label"] == 1], 0.5, rng(seed, "split_sig"))
     return Samples(background, pool, ref_bkg, ref_sig, str(path), labelled)
@@ -135,7 +178,7 @@ FORMATS = {".root": "root", ".parquet": "parquet", ".pq": "parquet", ".h5": "hdf
 
 
 def read_event_table(path: str | Path, tree: str | None, columns: dict[str, str], non_finite: str = "reject",
-                     log: Callable[[str], None] = print) -> pd.DataFrame:
+                     log: Callable[[str], None] = print, labels: tuple[int, ...] = (0, 1)) -> pd.DataFrame:
     """The events of a ROOT TTree, a Parquet file or an HDF5 table, renamed by ``columns`` (the scan's name ->
     the file's column); ``label`` is 0 for every event when the map has none (data, not simulation).
 
@@ -159,7 +202,7 @@ def read_event_table(path: str | Path, tree: str | None, columns: dict[str, str]
     raw = frame if frame is not None else _read(path, kind, tree, sorted(set(wanted.values())))
     table = pd.DataFrame({ours: numeric(raw[theirs], str(path), theirs, ours) for ours, theirs in wanted.items()})
     table = finite_events(table, list(table.columns), str(path), non_finite, log)
-    table["label"] = (check_labels(table["label"].to_numpy(), str(path), wanted["label"]) if "label" in table
+    table["label"] = (check_labels(table["label"].to_numpy(), str(path), wanted["label"], labels) if "label" in table
                       else np.zeros(len(table), np.int8))
     if "weight" in table:
         negative = int((table["weight"] < 0).sum())

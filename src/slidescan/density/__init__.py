@@ -35,7 +35,7 @@ class ModelContext:
     features: list[str]
     k: int  # folds of the scan
     base_seed: int
-    key: tuple  # (model short name, window, injection, seed): the root of the model's random streams
+    key: tuple  # (model short name, window, *experiment.key): the root of the model's random streams
 
     def seed(self, *parts) -> int:
         from ..seeds import derive_seed

@@ -117,6 +117,9 @@ class Method(ABC):
     name: str
     description: str
     needs_truth: bool = False
+    # trains on the true signal (the split's reference signal), so even its background-only scores belong to one
+    # signal model: in a scan of several, injection 0 carries the first model's (limits on the others say so)
+    signal_truth: bool = False
     # the per-window models it needs (names in the model registry): built once per window and pseudo-experiment
     models: tuple[str, ...] = ()
     # learns from per-event weights (``data.table.weight``); a scan with weights refuses a method that does not
@@ -153,6 +156,7 @@ class Reference(Method):
     description: str
     build: Callable[[WindowInputs, int], tuple[pd.DataFrame, pd.DataFrame]]
     needs_truth: bool = False
+    signal_truth: bool = False  # trains on the true signal (see Method.signal_truth)
     models: tuple[str, ...] = ()
     held_out: Callable[[WindowInputs, int], pd.DataFrame] | None = None
     # every backend weights its events by their ``weight`` column (``training_set``); the models must too

@@ -9,4 +9,5 @@ def build(inputs, fold):
 
 
 register(Reference("supervised", "signal vs SR background with truth (simulation only)", build, needs_truth=True,
+                   signal_truth=True,
                    held_out=lambda inputs, fold: held_out_fold(inputs.tables["background_sr"], fold)))

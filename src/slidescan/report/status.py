@@ -16,7 +16,7 @@ import re
 
 from .. import joblog
 from ..config import load_settings
-from ..layout import Layout, PseudoExperiment
+from ..layout import Layout, PseudoExperiment, injection_group
 from ..settings import ScanSettings
 
 STATES = ("done", "failed", "interrupted", "missing", "stale")
@@ -35,20 +35,23 @@ class JobState:
     log: Path
     target: Path  # the declared output of the job that makes it (what `snakemake <target>` reruns)
     job: str = "train"  # train | model | bumphunt | a data or report rule (prepare_data, inject, split, scan, ...)
+    signal: str = ""  # the injected signal model of a scan of several ("" for injection 0 and one-model scans)
 
     @property
     def what(self) -> str:
         if self.job not in ("train", "model", "bumphunt"):
             key = " ".join(part for part in (f"window {self.window}" if self.window else "",
                                              f"method {self.method}" if self.method else "",
+                                             f"signal {self.signal}" if self.signal else "",
                                              f"injection {self.injection}" if self.injection is not None else "",
                                              f"seed {self.seed}" if self.seed is not None else "") if part)
             return f"job {self.job}" + (f" {key}" if key else "")
+        experiment = f"{'signal ' + self.signal + ' ' if self.signal else ''}injection {self.injection} seed {self.seed}"
         if self.job == "model":
-            return f"window {self.window} model {self.method} injection {self.injection} seed {self.seed}"
+            return f"window {self.window} model {self.method} {experiment}"
         if self.job == "bumphunt":
-            return f"bump hunt method {self.method} injection {self.injection} seed {self.seed} (all windows)"
-        return (f"window {self.window} method {self.method} injection {self.injection} seed {self.seed} "
+            return f"bump hunt method {self.method} {experiment} (all windows)"
+        return (f"window {self.window} method {self.method} {experiment} "
                 + (f"fold {self.fold}" if self.fold is not None else "(scores of all folds)"))
 
 
@@ -61,11 +64,11 @@ def fold_states(settings: ScanSettings, layout: Layout, failures: dict | None = 
     states = []
     for window in settings.windows:
         for method, run in settings.methods.items():
-            for injection in settings.injections:
-                job_log = layout.train_log(window.name, method, injection)
+            for signal, injection in dict.fromkeys((e.signal, e.injection) for e in settings.experiments):
+                job_log = layout.train_log(window.name, method, injection, signal)
                 job_error = joblog.failure(joblog.read(job_log))
                 for seed in settings.seeds:
-                    experiment = PseudoExperiment(injection, seed)
+                    experiment = PseudoExperiment(injection, seed, signal)
                     target = layout.scores(window.name, method, experiment)
                     merged = target.exists()
                     folds = []
@@ -81,7 +84,7 @@ def fold_states(settings: ScanSettings, layout: Layout, failures: dict | None = 
                         elif state == "missing" and (job_error or str(target) in failures):
                             state, reason, log = "failed", job_error or failures[str(target)], job_log
                         folds.append(JobState(window.name, method, injection, seed, fold, state, reason, output,
-                                              log, target))
+                                              log, target, signal=signal))
                     states.extend(folds)
     return states
 
@@ -92,7 +95,8 @@ def merged_states(layout: Layout, folds: list[JobState]) -> list[JobState]:
     for f in folds:
         jobs.setdefault(f.target, []).append(f)
     return [JobState(f[0].window, f[0].method, f[0].injection, f[0].seed, None, "missing", MERGED_MISSING, target,
-                     layout.train_log(f[0].window, f[0].method, f[0].injection), target)
+                     layout.train_log(f[0].window, f[0].method, f[0].injection, f[0].signal), target,
+                     signal=f[0].signal)
             for target, f in jobs.items() if not target.exists() and all(x.state == "done" for x in f)]
 
 
@@ -109,26 +113,26 @@ def lost(state: JobState) -> bool:
 
 def data_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
     """prepare_data, inject (per pseudo-experiment) and split (per window and pseudo-experiment)."""
-    jobs = [("prepare_data", "", None, None, layout.events(), layout.log("prepare_data"))]
+    jobs = [("prepare_data", "", None, layout.events(), layout.log("prepare_data"))]
     for e in settings.experiments:
-        jobs.append(("inject", "", e.injection, e.seed, layout.injected(e), layout.log("inject", e.tag)))
+        jobs.append(("inject", "", e, layout.injected(e), layout.log("inject", e.tag)))
     for w in settings.windows:
         for e in settings.experiments:
-            jobs.append(("split", w.name, e.injection, e.seed, layout.split(w.name, e),
-                         layout.log("split", w.name, e.tag)))
-    return [_job(rule, window, "", injection, seed, output, log, failures) for rule, window, injection, seed, output, log
-            in jobs]
+            jobs.append(("split", w.name, e, layout.split(w.name, e), layout.log("split", w.name, e.tag)))
+    return [_job(rule, window, "", e and e.injection, e and e.seed, output, log, failures, e and e.signal)
+            for rule, window, e, output, log in jobs]
 
 
 def report_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
     """The jobs after the bump hunts: the scan table, calibration and the report's figures."""
     jobs = [("scan", "", layout.pvalue_scan(), layout.log("scan")),
             ("calibration", "", layout.calibration(), layout.log("calibration")),
-            ("sensitivity", "", layout.sensitivity_plot(), layout.log("sensitivity")),
             ("window_map", "", layout.window_map(), layout.log("window_map")),
             ("jobs", "", layout.jobs(), layout.log("jobs"))]
-    jobs += [("plot_scan", m, layout.scan_plot(m, i), layout.log("plot_scan", f"{m}_inj{i}"))
-             for m in settings.methods for i in settings.injections]
+    jobs += [("sensitivity", "", layout.sensitivity_plot(s.name), layout.log("sensitivity")) for s in settings.signals]
+    groups = dict.fromkeys((e.signal, e.injection) for e in settings.experiments)
+    jobs += [("plot_scan", m, layout.scan_plot(m, i, s), layout.log("plot_scan", f"{m}_{injection_group(i, s)}"))
+             for m in settings.methods for s, i in groups]
     jobs += [("loss_curves", m, layout.loss_plot(m), layout.log("loss_curves", m)) for m in settings.methods]
     if any(i > 0 for i in settings.injections):
         jobs.append(("performance", "", layout.performance(), layout.log("performance")))
@@ -137,11 +141,13 @@ def report_states(settings: ScanSettings, layout: Layout, failures: dict | None 
     return [_job(rule, "", method, None, None, output, log, failures) for rule, method, output, log in jobs]
 
 
-def _job(rule, window, method, injection, seed, output: Path, log: Path, failures: dict | None) -> JobState:
+def _job(rule, window, method, injection, seed, output: Path, log: Path, failures: dict | None,
+         signal: str | None = "") -> JobState:
     state, reason = _classify(output, log, epochs=False)
     if state in ("missing", "interrupted") and failures and str(output) in failures:
         state, reason = "failed", failures[str(output)]
-    return JobState(window, method, injection, seed, None, state, reason, output, log, output, job=rule)
+    return JobState(window, method, injection, seed, None, state, reason, output, log, output, job=rule,
+                    signal=signal or "")
 
 
 def snakemake_failures(workdir: Path) -> dict[str, str]:
@@ -175,17 +181,18 @@ def model_states(settings: ScanSettings, layout: Layout, failures: dict | None =
                 if state in ("missing", "interrupted") and failures and str(output) in failures:
                     state, reason = "failed", failures[str(output)]
                 out[name].append(JobState(window.name, name, experiment.injection, experiment.seed, None, state, reason,
-                                          output, log, output, job="model"))
+                                          output, log, output, job="model", signal=experiment.signal))
     return out
 
 
 def bumphunt_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
-    """The bump-hunt jobs, one per scan (method, injection, seed) over all windows."""
+    """The bump-hunt jobs, one per scan (method, pseudo-experiment) over all windows."""
     states = []
     for method in settings.methods:
         for experiment in settings.experiments:
             job = _job("bumphunt", "all", method, experiment.injection, experiment.seed,
-                       layout.bumphunt(method, experiment), layout.bumphunt_log(method, experiment), failures)
+                       layout.bumphunt(method, experiment), layout.bumphunt_log(method, experiment), failures,
+                       experiment.signal)
             states.append(job)
     return states
 
@@ -201,7 +208,7 @@ def jobs_table(settings: ScanSettings, layout: Layout, workdir: Path):
         seconds = joblog.epoch_seconds(text)
         # folds or flows trained as one batched model share its epochs: each is given its share of the seconds
         sharing = joblog.shared_by(text)
-        rows.append({"job": f.job, "window": f.window, "method": f.method,
+        rows.append({"job": f.job, "window": f.window, "method": f.method, "signal": f.signal,
                      "injection": f.injection, "seed": f.seed, "fold": "" if f.fold is None else f.fold,
                      "state": f.state, "epochs": len(seconds), "train_seconds": round(sum(seconds) / sharing, 2),
                      "shared_by": sharing, "reason": f.reason, "log": str(_relative(f.log, workdir))})
@@ -265,7 +272,7 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
     reports = report_states(settings, layout, failures)
     groups = [("data jobs (prepare_data, inject, split)", data)]
     groups += [(f"{name} models ({settings.models()[name].model.description})", group) for name, group in models.items()]
-    groups += [("bump-hunt jobs (one per method, injection and seed)", bumps),
+    groups += [("bump-hunt jobs (one per method and pseudo-experiment)", bumps),
                ("report jobs (scan table, calibration, figures)", reports)]
     for name, group in groups:
         if group:

@@ -56,29 +56,34 @@ def limits_text(settings, layout) -> list[str]:
     path = layout.limits()
     if not path.exists():
         return []
-    table = pd.read_csv(path)
+    from ..stages.scan import read_scan
+
+    table = read_scan(path)
     eff = settings.limit_efficiency
     if "limit_obs" not in table:
         return ["Limits: none could be set (``limits.csv`` says why in its ``note`` column).", ""]
     declared = table[(table["efficiency"] - eff).abs() < 1e-9]
-    rows = []
-    for method, grp in declared.groupby("method"):
+    rows, several = [], len(settings.signals) > 1
+    for (signal, method), grp in declared.groupby(["signal", "method"]):
         per_window = grp.groupby(["window", "sr_lo", "sr_hi"])[["limit_obs", "limit_exp_median"]].median()
         per_window = per_window.replace([float("inf")], float("nan")).dropna(subset=["limit_exp_median"])
+        model = [f"{signal} ({settings.signal(signal).mass:g} TeV)"] if several else []
         if per_window.empty:
-            rows.append([method, "-", "no limit", "-", "-"])
+            rows.append(model + [method, "-", "no limit", "-", "-"])
             continue
         (window, lo, hi), best = per_window["limit_exp_median"].idxmin(), per_window["limit_exp_median"].min()
         note = grp[grp["window"] == window]["note"].fillna("").iloc[0] if "note" in grp else ""
-        rows.append([method, f"{window} ({lo:g}-{hi:g} TeV)", f"{per_window.loc[(window, lo, hi), 'limit_obs']:.0f}",
-                     f"{best:.0f}", note or "-"])
+        rows.append(model + [method, f"{window} ({lo:g}-{hi:g} TeV)",
+                             f"{per_window.loc[(window, lo, hi), 'limit_obs']:.0f}", f"{best:.0f}", note or "-"])
     cut = "no cut" if eff >= 1 else f"the top {eff:g} of the sidebands (``limits.efficiency``, declared in advance)"
     seeds = table["seed"].nunique()
-    text = [f"Upper limits at {100 * settings.limits.cl:g} % CL on the injected signal events, at {cut}: per method "
+    per = "per signal model and method" if several else "per method"
+    text = [f"Upper limits at {100 * settings.limits.cl:g} % CL on the injected signal events, at {cut}: {per} "
             "the window with the lowest expected limit" + (f" (medians of {seeds} background-only seeds)" if seeds > 1
                                                             else "") + "; every window, cut and band in ``limits.csv`` "
             "and the figures under Limits:", "",
-            _table(rows, ["method", "window (SR)", "observed", "expected", "note"])]
+            _table(rows, (["signal model"] if several else []) + ["method", "window (SR)", "observed", "expected",
+                                                                  "note"])]
     if seeds > 1 and settings.data.backgrounds == "independent":
         # independent background-only pseudo-experiments test the bands: their limits should fall inside them
         ok = declared.dropna(subset=["limit_obs", "limit_exp_m1"])
@@ -108,10 +113,13 @@ def summary_text(workdir: Path, configfile: Path) -> str:
     parts = ["**Summary.**", ""]
     scan_csv = layout.pvalue_scan()
     if scan_csv.exists():
-        table = pd.read_csv(scan_csv)
-        for injection, grp in table.groupby("injection"):
+        from ..stages.scan import read_scan
+
+        table = read_scan(scan_csv)
+        for (injection, signal), grp in table.groupby(["injection", "signal"]):
+            model = f" of signal {signal} ({settings.signal(signal).mass:g} TeV)" if signal else ""
             top = grp.dropna(subset=["z"]).sort_values("z", ascending=False).head(5)
-            parts.append(f"Most significant windows at injection {injection}. Global Z is the significance of the "
+            parts.append(f"Most significant windows at injection {injection}{model}. Global Z is the significance of the "
                          "scan's smallest local p0 after the look-elsewhere effect over all its windows and "
                          "efficiencies (background-only toys). A p0 shown as ``< p`` (and Z as ``≥ z``) is a bound: "
                          "none of the pseudo-experiments of that test was as extreme (``p0_bound`` in the table):")
@@ -129,7 +137,7 @@ def summary_text(workdir: Path, configfile: Path) -> str:
                 verdict = ("all methods find their most significant window in " + windows[0]
                            if len(windows) == 1 else "methods disagree on the most significant window: "
                            + ", ".join(f"{r.method} {r.window} (Z {r.z:.1f})" for r in best.itertuples()))
-                parts.append(f"Agreement at injection {injection}: {verdict}.")
+                parts.append(f"Agreement at injection {injection}{model}: {verdict}.")
                 parts.append("")
     else:
         parts.append("No p-value scan yet (``pvalue_scan.csv`` is missing): see the jobs below.")

@@ -19,7 +19,7 @@ from ..seeds import derive_seed
 from ..settings import ScanSettings
 from ..windows import REGION_SR
 
-SCAN_COLUMNS = ["window", "sr_lo", "sr_hi", "method", "injection", "seed", "efficiency", "n_obs", "n_bkg",
+SCAN_COLUMNS = ["window", "sr_lo", "sr_hi", "method", "signal", "injection", "seed", "efficiency", "n_obs", "n_bkg",
                 "n_bkg_err", "p0", "z"]
 
 
@@ -47,15 +47,16 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
     weights = weights_of(df)
     results = bump_hunt(df["mjj"].to_numpy(), df["score"].to_numpy(), w, b.efficiencies, b.bin_width,
                         b.fit_parameters, labels=df["label"].to_numpy(), calculator=b.p0_calculator, ntoys=b.p0_toys,
-                        seed=derive_seed(settings.data.seed, "p0", w.name, attrs["method"], experiment.injection,
-                                         experiment.seed) % (2**32), weights=weights)
+                        seed=derive_seed(settings.data.seed, "p0", w.name, attrs["method"], *experiment.key) % (2**32),
+                        weights=weights)
     table = pd.DataFrame([r.as_dict() for r in results])
     table.insert(0, "window", w.name)
     table.insert(1, "sr_lo", w.sr_lo)
     table.insert(2, "sr_hi", w.sr_hi)
     table.insert(3, "method", attrs["method"])
-    table.insert(4, "injection", experiment.injection)
-    table.insert(5, "seed", experiment.seed)
+    table.insert(4, "signal", experiment.signal)
+    table.insert(5, "injection", experiment.injection)
+    table.insert(6, "seed", experiment.seed)
     signal_sr = ((df["label"] == 1) & (df["region"] == REGION_SR)).to_numpy()
     table["n_signal_sr"] = int(signal_sr.sum()) if weights is None else float(weights[signal_sr].sum())
     table["sr_auc_vs_reference"] = reference_auc(scores, df)

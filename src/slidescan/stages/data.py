@@ -25,7 +25,7 @@ def prepare_data(settings: ScanSettings, out: str | os.PathLike, log: Callable[[
 
     d = settings.data
     seed, k = d.seed, settings.k
-    background, pool, ref_bkg, ref_sig, source, labelled = samples(d, settings.features, log)
+    background, pool, ref_bkg, ref_sig, source, labelled = samples(d, settings.features, log, settings.labels)
     if not labelled and settings.truth_needs():
         raise ValueError(f"{source}: no column 'label': the events are data without truth labels, so "
                          f"{settings.refusal_without_labels()}")
@@ -38,9 +38,27 @@ def prepare_data(settings: ScanSettings, out: str | os.PathLike, log: Callable[[
                        "reference_background": ref_bkg, "reference_signal": ref_sig}, attrs={"source": d.source})
 
 
+def prepare_signal(settings: ScanSettings, name: str, out: str | os.PathLike, log: Callable[[str], None] = print
+                   ) -> None:
+    """The signal pool and reference signal of the named model ``name`` of ``signals:``, in a file of its own: a
+    model added to a scan adds this job and its injections, and leaves the events and every other model alone."""
+    from ..data.sources import signal_samples
+    from ..features import require
+
+    model = settings.signal(name)
+    pool, ref_sig = signal_samples(settings.data, model, settings.features, log, settings.labels)
+    for sample in (pool, ref_sig):
+        require(sample.columns, settings.features, model.path or str(model))
+    folds = assign_folds(len(ref_sig), settings.k, rng(settings.data.seed, "folds", "reference_signal", name))
+    log(f"{model}: {len(pool)} events to inject, {len(ref_sig)} as its truth reference")
+    write_tables(out, {"signal_pool": pool, "reference_signal": ref_sig.assign(fold=folds)},
+                 attrs={"signal": name, "mass": model.mass})
+
+
 def make_injection(settings: ScanSettings, events: str | os.PathLike, experiment: PseudoExperiment,
-                   out: str | os.PathLike) -> None:
-    """One pseudo-experiment: all background plus ``injection`` signal events, with folds.
+                   out: str | os.PathLike, signal: str | os.PathLike | None = None) -> None:
+    """One pseudo-experiment: all background plus ``injection`` signal events, with folds; a named model's signal
+    comes from its own file ``signal`` (:func:`prepare_signal`), else from the events' pool.
 
     With ``data.backgrounds: independent`` the background is the seed's own (:func:`sources.seed_background`),
     the same for every injection of that seed; a bootstrap's copies of one event share its fold.
@@ -48,29 +66,33 @@ def make_injection(settings: ScanSettings, events: str | os.PathLike, experiment
     from ..data.sources import seed_background
 
     background = read_table(events, "background")
-    pool = read_table(events, "signal_pool")
-    base, (injection, seed) = settings.data.seed, (experiment.injection, experiment.seed)
+    pool = read_table(signal if experiment.signal else events, "signal_pool")
+    base, injection, seed = settings.data.seed, experiment.injection, experiment.seed
     copied = None
     if settings.data.backgrounds == "independent":
         n_source = len(background)
         background, copied = seed_background(settings.data, background, seed)
-    df = data_mod.inject(background, pool, injection, rng(base, "inject", injection, seed))
+    df = data_mod.inject(background, pool, injection, rng(base, "inject", *experiment.key))
     if copied is None:
-        df["fold"] = assign_folds(len(df), settings.k, rng(base, "folds", injection, seed))
+        df["fold"] = assign_folds(len(df), settings.k, rng(base, "folds", *experiment.key))
     else:
-        folds = assign_folds(n_source + injection, settings.k, rng(base, "folds", injection, seed))
+        folds = assign_folds(n_source + injection, settings.k, rng(base, "folds", *experiment.key))
         df["fold"] = np.concatenate([folds[copied], folds[n_source:]])
     write_tables(out, {"events": df}, attrs=experiment.attrs())
 
 
 def split_window(settings: ScanSettings, injected: str | os.PathLike, events: str | os.PathLike, window: str,
-                 out: str | os.PathLike) -> None:
-    """The events of one window with their region, and the truth references restricted to its SR."""
+                 out: str | os.PathLike, signal: str | os.PathLike | None = None) -> None:
+    """The events of one window with their region, and the truth references restricted to its SR.
+
+    The reference signal is the pseudo-experiment's model's (``signal``: a named model's file); a background-only
+    experiment of a scan of several models carries the first model's (the supervised reference's at injection 0).
+    """
     w = settings.window(window)
     df = read_table(injected, "events")
     df["region"] = w.region(df["mjj"].to_numpy())
     df = df[df["region"] != REGION_OUTSIDE].reset_index(drop=True)
     ref_bkg = read_table(events, "reference_background")
     ref_bkg = ref_bkg[w.region(ref_bkg["mjj"].to_numpy()) == REGION_SR].reset_index(drop=True)
-    write_tables(out, {"data": df, "background_sr": ref_bkg, "signal": read_table(events, "reference_signal")},
+    write_tables(out, {"data": df, "background_sr": ref_bkg, "signal": read_table(signal or events, "reference_signal")},
                  attrs={**read_attrs(injected), "window": window})

@@ -15,20 +15,25 @@ import pandas as pd
 from ..io import write_csv
 from ..settings import ScanSettings
 
-KEYS = ["method", "window", "sr_lo", "sr_hi", "efficiency"]
+KEYS = ["signal", "method", "window", "sr_lo", "sr_hi", "efficiency"]
 
 
 def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
-    """One row per method, window, efficiency and background-only seed (the p-value scan's rows).
+    """One row per signal model, method, window, efficiency and background-only seed (the p-value scan's rows).
+
+    Every model is tested against the same background-only pseudo-experiments; its efficiency comes from its own
+    injected ones. A method trained on the true signal (the supervised reference) saw the first model's signal at
+    injection 0; its limits on the other models are marked in ``note``.
 
     ``limit_obs`` and ``limit_exp_*`` are injected signal events (every event of the signal, before any
     selection); ``s95_obs`` and ``s95_exp_*`` the limits on the selected signal count in the SR they come
     from; ``declared`` marks the cut declared in advance (``limits.efficiency``). ``note`` says why a row has
     no limit, or that its efficiency was held at the nearest injected strength (``extrapolated``).
     """
-    from ..stats.limits import BANDS, Efficiency, upper_limit
+    from ..stats.limits import Efficiency
 
-    lim = settings.limits
+    if "signal" not in scan:  # a scan table from before signal models: one model
+        scan = scan.assign(signal="")
     if "n_signal_selected" not in scan or (scan["n_signal_selected"] < 0).all():
         raise ValueError("limits: the scan has no truth-labelled signal (n_signal_selected), so the signal's "
                          "selection efficiency cannot be measured; limits need injections above 0 of labelled "
@@ -41,35 +46,57 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
     weighted = ("weighted events: the efficiency is the selected signal's sum of weights over injected events"
                 if settings.data.table is not None and settings.data.table.weight else "")
     rows = []
-    for key, group in scan.groupby(KEYS, sort=True):
-        injected = group[group["injection"] > 0]
-        efficiency = Efficiency.measure(injected["injection"], injected["n_signal_selected"])
-        for _, row in group[group["injection"] == 0].sort_values("seed").iterrows():
-            out = dict(zip(KEYS, key))
-            out.update(seed=int(row["seed"]), n_obs=row["n_obs"], n_bkg=row["n_bkg"], n_bkg_err=row["n_bkg_err"],
-                       declared=bool(np.isclose(key[-1], settings.limit_efficiency)))
-            scale = float(row.get("count_scale", 1.0))
-            if not (bool(row["fit_ok"]) and np.isfinite(row["n_bkg"]) and row["n_bkg"] > 0):
-                out.update(note=f"no limit: the sideband fit failed ({row.get('fit_message', '')})")
-                rows.append(out)
+    null = scan[scan["injection"] == 0]
+    cuts = KEYS[1:]
+    for model in settings.signals:
+        injected_rows = scan[(scan["injection"] > 0) & (scan["signal"] == model.name)]
+        if injected_rows.empty:
+            continue
+        trained_on = [m for m, run in settings.methods.items() if getattr(run.method, "signal_truth", False)]
+        other = (f"its injection-0 scores were trained on the true signal of model {settings.signals[0].name}"
+                 if model.name != settings.signals[0].name else "")
+        efficiencies = {key: Efficiency.measure(g["injection"], g["n_signal_selected"])
+                        for key, g in injected_rows.groupby(cuts, sort=True)}
+        for key, group in null.groupby(cuts, sort=True):
+            if key not in efficiencies:
                 continue
-            limit = upper_limit(scale * row["n_obs"], scale * row["n_bkg"], scale * row["n_bkg_err"],
-                                lim.calculator, lim.cl)
-            s_obs, s_exp = limit.observed / scale, [e / scale for e in limit.expected]
-            n_obs = efficiency.excluded(s_obs)
-            out.update(calculator=limit.calculator, s95_obs=s_obs,
-                       **{f"s95_exp_{b}": v for b, v in zip(BANDS, s_exp)},
-                       limit_obs=n_obs, **{f"limit_exp_{b}": efficiency.excluded(v) for b, v in zip(BANDS, s_exp)},
-                       signal_efficiency=float(efficiency.at(n_obs)) if np.isfinite(n_obs) else float("nan"),
-                       signal_efficiency_err=float(np.interp(n_obs, efficiency.injections, efficiency.error))
-                       if np.isfinite(n_obs) else float("nan"),
-                       extrapolated=efficiency.extrapolated(n_obs),
-                       note="; ".join(filter(None, [_note(n_obs, efficiency), weighted])))
-            if lim.luminosity:
-                out.update(xsec_obs_fb=n_obs / lim.luminosity,
-                           **{f"xsec_exp_{b}_fb": out[f"limit_exp_{b}"] / lim.luminosity for b in BANDS})
-            rows.append(out)
+            notes = [weighted, other if key[0] in trained_on and other else ""]
+            rows += _limit_rows(settings, model.name, key, group, efficiencies[key], notes)
     return pd.DataFrame(rows)
+
+
+def _limit_rows(settings: ScanSettings, signal: str, key: tuple, group: pd.DataFrame, efficiency,
+                notes: list[str]) -> list[dict]:
+    """The rows of one model, method, window and cut: one per background-only seed."""
+    from ..stats.limits import BANDS, upper_limit
+
+    lim, rows = settings.limits, []
+    for _, row in group.sort_values("seed").iterrows():
+        out = dict(zip(KEYS, (signal, *key)))
+        out.update(seed=int(row["seed"]), n_obs=row["n_obs"], n_bkg=row["n_bkg"], n_bkg_err=row["n_bkg_err"],
+                   declared=bool(np.isclose(key[-1], settings.limit_efficiency)))
+        scale = float(row.get("count_scale", 1.0))
+        if not (bool(row["fit_ok"]) and np.isfinite(row["n_bkg"]) and row["n_bkg"] > 0):
+            out.update(note=f"no limit: the sideband fit failed ({row.get('fit_message', '')})")
+            rows.append(out)
+            continue
+        limit = upper_limit(scale * row["n_obs"], scale * row["n_bkg"], scale * row["n_bkg_err"],
+                            lim.calculator, lim.cl)
+        s_obs, s_exp = limit.observed / scale, [e / scale for e in limit.expected]
+        n_obs = efficiency.excluded(s_obs)
+        out.update(calculator=limit.calculator, s95_obs=s_obs,
+                   **{f"s95_exp_{b}": v for b, v in zip(BANDS, s_exp)},
+                   limit_obs=n_obs, **{f"limit_exp_{b}": efficiency.excluded(v) for b, v in zip(BANDS, s_exp)},
+                   signal_efficiency=float(efficiency.at(n_obs)) if np.isfinite(n_obs) else float("nan"),
+                   signal_efficiency_err=float(np.interp(n_obs, efficiency.injections, efficiency.error))
+                   if np.isfinite(n_obs) else float("nan"),
+                   extrapolated=efficiency.extrapolated(n_obs),
+                   note="; ".join(filter(None, [_note(n_obs, efficiency), *notes])))
+        if lim.luminosity:
+            out.update(xsec_obs_fb=n_obs / lim.luminosity,
+                       **{f"xsec_exp_{b}_fb": out[f"limit_exp_{b}"] / lim.luminosity for b in BANDS})
+        rows.append(out)
+    return rows
 
 
 def _note(n: float, efficiency) -> str:
@@ -83,12 +110,16 @@ def _note(n: float, efficiency) -> str:
 
 def run_limits(settings: ScanSettings, scan_csv: str | os.PathLike, out: str | os.PathLike,
                plots: dict | None = None) -> pd.DataFrame:
-    """``limits.csv`` from the p-value scan; ``plots`` (method -> png) get the limit-vs-window figures."""
-    table = limits_table(settings, pd.read_csv(scan_csv))
+    """``limits.csv`` from the p-value scan; ``plots`` ((method, signal model) -> png) get the limit-vs-window
+    figures."""
+    from .scan import read_scan
+
+    table = limits_table(settings, read_scan(scan_csv))
     write_csv(out, table)
     if plots:
         from ..plots import limit_plot
 
-        for method, path in plots.items():
-            limit_plot(table, method, settings.limit_efficiency, path, settings.limits.cl, settings.truth_mass)
+        for (method, signal), path in plots.items():
+            limit_plot(table, method, settings.limit_efficiency, path, settings.limits.cl,
+                       settings.signal(signal).mass, signal)
     return table

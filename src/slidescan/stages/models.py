@@ -157,7 +157,7 @@ def _context(settings: ScanSettings, layout: Layout, configured, window: str, ex
         require(table.columns, settings.features, str(split))
     return ModelContext(configured.settings, settings.window(window), experiment, data, references, layout.events(),
                         layout.model_checkpoint(model, window, experiment), log, list(settings.features), settings.k,
-                        settings.data.seed, (model.short, window, experiment.injection, experiment.seed))
+                        settings.data.seed, (model.short, window, *experiment.key))
 
 
 def _write(layout: Layout, model, ctx: ModelContext, result) -> None:

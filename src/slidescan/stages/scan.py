@@ -14,15 +14,24 @@ def gather(csv_files: list[str], out: str | os.PathLike, n_toys: int = 20000) ->
     """All bump-hunt rows, with each scan's look-elsewhere-corrected (global) p-value.
 
     The global columns (``min_p0``, ``global_p0``, ``global_z``, ``global_p0_seeds``,
-    ``n_null_seeds``) are the same on every row of one scan (method, injection, seed).
+    ``n_null_seeds``) are the same on every row of one scan (method, signal model, injection, seed).
     """
     from ..stats.lookelsewhere import SCAN_KEYS, global_pvalues
 
-    table = pd.concat([pd.read_csv(f) for f in csv_files], ignore_index=True)
-    table = table.sort_values(["method", "injection", "seed", "window", "efficiency"],
-                              ascending=[True, True, True, True, False]).reset_index(drop=True)
+    table = pd.concat([read_scan(f) for f in csv_files], ignore_index=True)
+    table = table.sort_values(["method", "signal", "injection", "seed", "window", "efficiency"],
+                              ascending=[True, True, True, True, True, False]).reset_index(drop=True)
     table = table.merge(global_pvalues(table, n_toys=n_toys), on=SCAN_KEYS, how="left")
     write_csv(out, table)
+    return table
+
+
+def read_scan(path: str | os.PathLike) -> pd.DataFrame:
+    """A bump-hunt or p-value scan table, with its ``signal`` column as written: the model's name, "" where none
+    was injected or the scan has one model (CSV keeps "" as an empty field, which pandas reads as missing; a table
+    from before signal models has no column)."""
+    table = pd.read_csv(path)
+    table["signal"] = table["signal"].fillna("").astype(str) if "signal" in table else ""
     return table
 
 
@@ -50,7 +59,7 @@ def calibration(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def signal_window_rows(table: pd.DataFrame, truth_mass: float) -> pd.DataFrame:
-    """Rows of the window whose SR centre is closest to the true signal mass."""
+    """Rows of the window whose SR centre is closest to the true signal mass (the caller picks the model's rows)."""
     centre = 0.5 * (table["sr_lo"] + table["sr_hi"])
     nearest = table.loc[(centre - truth_mass).abs().idxmin(), "window"]
     return table[table["window"] == nearest]

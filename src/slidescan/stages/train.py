@@ -37,7 +37,7 @@ from . import check_forced_failure
 
 def member_seeds(base_seed: int, window: str, method: str, experiment: PseudoExperiment, fold: int,
                  members: int) -> list[int]:
-    return [derive_seed(base_seed, "member", window, method, experiment.injection, experiment.seed, int(fold), m)
+    return [derive_seed(base_seed, "member", window, method, *experiment.key, int(fold), m)
             for m in range(members)]
 
 
@@ -112,7 +112,7 @@ class FoldJob:
                        member_seeds(self.settings.data.seed, self.window, self.run.name, self.experiment, fold,
                                     self.run.members), self.inputs,
                        self.layout.fold_checkpoint(self.window, self.run.name, self.experiment.injection,
-                                                   self.experiment.seed, fold), log)
+                                                   self.experiment.seed, fold, self.experiment.signal), log)
 
     def identity(self, fold: int) -> str:
         """What a fold's result depends on: its training and scored events, the settings, the seeds, and for
@@ -152,14 +152,14 @@ class FoldJob:
 
 
 def train(settings: ScanSettings, layout: Layout, window: str, method: str, injection: int,
-          seeds: list[int] | None = None, log: Callable[[str], None] = print) -> None:
-    """Train every fold of every seed (default: the scan's) of one window, method and injection; write each
-    seed's merged scores."""
+          seeds: list[int] | None = None, log: Callable[[str], None] = print, signal: str = "") -> None:
+    """Train every fold of every seed (default: the scan's) of one window, method, signal model and injection;
+    write each seed's merged scores."""
     run = settings.method(method)
     k = settings.k
     jobs, pending = [], []
     for seed in (settings.seeds if seeds is None else seeds):
-        job = FoldJob.load(settings, layout, run, window, PseudoExperiment(int(injection), int(seed)))
+        job = FoldJob.load(settings, layout, run, window, PseudoExperiment(int(injection), int(seed), signal))
         jobs.append(job)
         for fold in range(k):
             identity = job.identity(fold)
@@ -176,8 +176,9 @@ def train(settings: ScanSettings, layout: Layout, window: str, method: str, inje
         seed_list = ", ".join(str(job.experiment.seed) for job in jobs)
         listing = "; ".join(f"{job.name(fold)}: {reason}" for (job, fold), reason in failed.items())
         kept_in = ", ".join(str(layout.fold_dir(window, method, job.experiment)) for job in jobs)
-        raise RuntimeError(f"{len(failed)} of {k * len(jobs)} folds of {window} {method} injection {injection} seed "
-                           f"{seed_list} failed ({listing}). The {k * len(jobs) - len(failed)} finished folds are "
+        model = f"signal {signal} " if signal else ""
+        raise RuntimeError(f"{len(failed)} of {k * len(jobs)} folds of {window} {method} {model}injection {injection} "
+                           f"seed {seed_list} failed ({listing}). The {k * len(jobs) - len(failed)} finished folds are "
                            f"kept in {kept_in}; a rerun trains only the failed ones.")
     for job in jobs:
         merge_folds([str(job.fold_file(f)) for f in range(k)], layout.scores(window, method, job.experiment))
@@ -188,11 +189,11 @@ def _fit_one_by_one(run: MethodRun, pending: list) -> dict:
     failed = {}
     for job, fold, identity in pending:
         checkpoint = job.layout.fold_checkpoint(job.window, run.name, job.experiment.injection, job.experiment.seed,
-                                                fold)
+                                                fold, job.experiment.signal)
         with _recorded(failed, job, fold), _fold_log(job.fold_log(fold), start=True) as flog:
             flog(joblog.checkpoint(checkpoint))
             check_forced_failure(job.fold_file(fold))
-            flog(f"{job.window} {run.name} injection {job.experiment.injection} seed {job.experiment.seed} fold "
+            flog(f"{job.window} {run.name} {job.experiment} fold "
                  f"{fold}: {run.describe(job.folds[fold])}")
             fitted = run.fit([job.fit_of(fold, flog)], checkpoint, flog)[0]
             job.write(fold, fitted, identity)
@@ -266,7 +267,8 @@ def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: dict, device: str
     """One batched model of folds with the same epoch length; every fold's log gets the shared epoch lines."""
     first = batch[0][0]
     names = [f"s{job.experiment.seed}f{f}" for job, f, _ in batch]
-    checkpoint = first.layout.batch_checkpoint(first.window, run.name, first.experiment.injection, names)
+    checkpoint = first.layout.batch_checkpoint(first.window, run.name, first.experiment.injection, names,
+                                               first.experiment.signal)
     written = []
     try:
         with contextlib.ExitStack() as logs:  # each fold's log gets the traceback of a failure too
@@ -277,7 +279,8 @@ def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: dict, device: str
                 for flog in fold_logs:
                     flog(message)
 
-            what = (f"{first.window} {run.name} injection {first.experiment.injection}: "
+            model = f"signal {first.experiment.signal} " if first.experiment.signal else ""
+            what = (f"{first.window} {run.name} {model}injection {first.experiment.injection}: "
                     f"{'; '.join(_folds_by_seed(batch))}")
             log_all(joblog.batch(len(batch), len(batch) * run.members, what)
                     + (f", {epoch_key} events per member-epoch" if epoch_key is not None else ""))

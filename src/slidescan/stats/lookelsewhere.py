@@ -27,7 +27,8 @@ from scipy import stats as sps
 
 from .pvalue import on_off, q0_on_off
 
-SCAN_KEYS = ["method", "injection", "seed"]
+# one scan: a method on one pseudo-experiment (signal: the model injected, "" for none or a one-model scan)
+SCAN_KEYS = ["method", "signal", "injection", "seed"]
 
 
 def asymptotic_p0(n_obs, b, b_err) -> np.ndarray:
@@ -74,15 +75,18 @@ def trials_factor(toy_min_p0: np.ndarray, quantile: float = 0.05) -> float:
 
 
 def global_pvalues(table: pd.DataFrame, n_toys: int = 20000, seed: int = 1) -> pd.DataFrame:
-    """Per scan (method, injection, seed): smallest local p0 and its global p-value, both ways."""
+    """Per scan (method, signal model, injection, seed): smallest local p0 and its global p-value, both ways."""
+    # a table without models (one written before issue 31, or a library user's) is a one-model scan
+    table = table.assign(signal=table["signal"].fillna("") if "signal" in table else "")
     out = []
     null_min = {
         key: grp["p0"].min() for key, grp in table[table["injection"] == 0].groupby(["method", "seed"])
     }
-    for (method, injection, scan_seed), rows in table.groupby(SCAN_KEYS):
+    for key, rows in table.groupby(SCAN_KEYS):
+        method, scan = key[0], dict(zip(SCAN_KEYS, key))
         fitted = rows.dropna(subset=["n_bkg", "n_bkg_err", "p0"])
         if fitted.empty:
-            out.append({"method": method, "injection": injection, "seed": scan_seed, "min_p0": np.nan,
+            out.append({**scan, "min_p0": np.nan,
                         "min_p0_bound": False,
                         "global_p0": np.nan, "global_z": np.nan, "trials_factor": np.nan,
                         "global_p0_seeds": np.nan, "n_null_seeds": 0})
@@ -99,7 +103,7 @@ def global_pvalues(table: pd.DataFrame, n_toys: int = 20000, seed: int = 1) -> p
         nulls = np.array([v for (m, s), v in null_min.items() if m == method])
         min_p0 = float(fitted["p0"].min())
         bounds = fitted["p0_bound"].fillna(False).astype(bool) if "p0_bound" in fitted else None
-        out.append({"method": method, "injection": injection, "seed": scan_seed, "min_p0": min_p0,
+        out.append({**scan, "min_p0": min_p0,
                     "min_p0_bound": bool(bounds is not None and bounds[fitted["p0"].idxmin()]),
                     "global_p0": float(global_p), "global_z": float(max(sps.norm.isf(global_p), 0.0)),
                     "trials_factor": trials,
