@@ -52,6 +52,8 @@ def test_each_model_has_its_injections_and_shares_the_background_only_ones():
 @pytest.mark.parametrize("signals, message", [
     ({"x": {"path": "sig.h5"}}, r"signals.x: the synthetic source generates its signals"),
     ({"x_1": {}}, r"x_1"),
+    ({"NA": {}}, r"signals.NA: a model may not be named 'NA': .*pandas reads that name back as a missing value"),
+    ({"True": {}}, r"may not be named 'True'"),
 ])
 def test_synthetic_models_are_checked_at_configuration(signals, message):
     with pytest.raises(ConfigError, match=message):
@@ -178,3 +180,19 @@ def test_limits_of_each_model_use_its_efficiency_and_the_shared_background_only_
     notes = limits_table(with_supervised, rows).set_index("signal")["note"]
     assert notes.loc["b"].str.contains("trained on the true signal of model a").all()
     assert not notes.loc["a"].str.contains("trained on the true signal").any()
+
+
+def test_a_model_appended_to_signals_extends_the_recorded_scan_and_any_other_change_stops():
+    """slidescan run compares the recorded settings: an appended model adds its own jobs only; a new first model
+    (the background-only splits carry the first model's reference) or a changed model is a change."""
+    from slidescan import record
+
+    recorded = ScanSettings.from_config(TWO).config
+    appended = ScanSettings.from_config({**TWO, "signals": {**TWO["signals"], "w30": {"m_wprime": 3.0}}}).config
+    assert record.changes(recorded, appended) == []
+    first = ScanSettings.from_config({**TWO, "signals": {"w30": {"m_wprime": 3.0}, **TWO["signals"]}}).config
+    assert record.changes(recorded, first) == ["signals.w30.m_wprime: (unset) -> 3.0"]
+    changed = ScanSettings.from_config({**TWO, "signals": {"w35": {}, "w45": {"m_wprime": 4.6, "m_x": 0.3}}}).config
+    assert record.changes(recorded, changed) == ["signals.w45.m_wprime: 4.5 -> 4.6"]
+    one_model = ScanSettings.from_config(BASE).config
+    assert record.changes(one_model, recorded)  # from one unnamed model to named ones: new paths

@@ -350,3 +350,6 @@ def test_a_model_added_to_signals_adds_exactly_its_injected_jobs(tmp_path):
     assert "4 training folds: 0 done" not in status.stdout
     assert "12 training folds: 8 done, 0 failed, 0 interrupted, 4 missing" in status.stdout, status.stdout
     assert "signal b injection 400 seed 1" in status.stdout
+    # model b's sample is a data job of its own, not yet made (a failed one would say why)
+    assert "data jobs (prepare_data, prepare_signal, inject, split)" in status.stdout
+    assert re.search(r"missing\s.*job prepare_signal signal b\b", status.stdout), status.stdout

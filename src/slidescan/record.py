@@ -3,7 +3,7 @@
 Snakemake reruns whatever a changed setting touches, and overwrites the finished results of the scan
 with those of other settings: expected by Snakemake, a surprise to a physicist who wanted a second
 scan. ``slidescan run`` records the validated config in ``results/<scan>/scan_settings.yaml`` and,
-on the next run, compares: more methods, injections or seeds extend the scan; any other change of
+on the next run, compares: more methods, injections, seeds or signal models extend the scan; any other change of
 a setting that changes results stops with the keys that differ, unless ``--force`` is given. Where
 and how fast jobs run (``cluster``, ``plugins``, devices, threads, CUDA graphs) is not compared.
 """
@@ -52,13 +52,22 @@ _NO_DEFAULT = object()
 
 
 def changes(recorded: dict, current: dict) -> list[str]:
-    """``key: old -> new`` for every setting that differs; growing methods, injections or seeds is no change, nor
-    is a key that the recorded scan predates, at its default (a new key's default keeps the old behaviour)."""
+    """``key: old -> new`` for every setting that differs; growing methods, injections or seeds, or appending named
+    signal models, is no change, nor is a key that the recorded scan predates, at its default (a new key's default
+    keeps the old behaviour)."""
     old, new = comparable(recorded), comparable(current)
+    # a model appended to named signal models adds its own pseudo-experiments only. From none to named ones, or a
+    # new first model, is a change: the scan's paths, or the background-only splits (they carry the first model's
+    # reference signal for the supervised reference), change
+    recorded_models = list(recorded.get("signals") or {})
+    appended = bool(recorded_models) and list(current.get("signals") or {})[:len(recorded_models)] == recorded_models
+    old_models = set(recorded_models) if appended else set()
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
         if a == b or (key not in old and b == _schema_default(key)):
+            continue
+        if old_models and key.startswith("signals.") and key.split(".")[1] not in old_models and key not in old:
             continue
         if key in EXTENDABLE and isinstance(a, list) and isinstance(b, list) and set(a) <= set(b):
             continue

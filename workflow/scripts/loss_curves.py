@@ -7,7 +7,8 @@ with job_log(snakemake):
     for path in snakemake.input:
         a = read_attrs(path)
         history = read_table(path, "history")
-        label = f"{a['window']} inj {a['injection']} seed {a['seed']}"
+        model = f"{a['signal']} " if a.get("signal") else ""  # attrs name the model of a named one only
+        label = f"{a['window']} {model}inj {a['injection']} seed {a['seed']}"
         if "fold" in history:  # a method's merged scores: one curve per fold
             histories.update({f"{label} fold {fold}": h for fold, h in history.groupby("fold")})
         else:  # a per-window model

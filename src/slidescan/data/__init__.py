@@ -85,6 +85,10 @@ class SignalModel:
         return f"signal model {self.name}" if self.name else "the signal model"
 
 
+# names pandas.read_csv reads as NaN, inf or a bool: a model so named would lose its rows in the scan's tables
+UNREADABLE_NAMES = frozenset({"na", "nan", "null", "none", "inf", "infinity", "true", "false"})
+
+
 def signal_models(section: dict, data: "DataSettings", truth_mass: float, source: str = "config"
                   ) -> tuple[SignalModel, ...]:
     """The scan's signal models from the validated ``signals`` section: the one unnamed model when it is empty.
@@ -102,6 +106,9 @@ def signal_models(section: dict, data: "DataSettings", truth_mass: float, source
     models = []
     for name, spec in section.items():
         where = f"{source}: signals.{name}"
+        if name.lower() in UNREADABLE_NAMES:
+            raise ConfigError(f"{where}: a model may not be named {name!r}: the tables name each row's model, and "
+                              "pandas reads that name back as a missing value, a number or a truth value")
         params = {k: v for k, v in spec.items() if k in SignalModel.SYNTHETIC_KEYS}
         if synthetic:
             if "path" in spec or "label" in spec:

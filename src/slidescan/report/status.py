@@ -112,15 +112,16 @@ def lost(state: JobState) -> bool:
 
 
 def data_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
-    """prepare_data, inject (per pseudo-experiment) and split (per window and pseudo-experiment)."""
-    jobs = [("prepare_data", "", None, layout.events(), layout.log("prepare_data"))]
-    for e in settings.experiments:
-        jobs.append(("inject", "", e, layout.injected(e), layout.log("inject", e.tag)))
-    for w in settings.windows:
-        for e in settings.experiments:
-            jobs.append(("split", w.name, e, layout.split(w.name, e), layout.log("split", w.name, e.tag)))
-    return [_job(rule, window, "", e and e.injection, e and e.seed, output, log, failures, e and e.signal)
-            for rule, window, e, output, log in jobs]
+    """prepare_data, prepare_signal (per named model), inject (per pseudo-experiment) and split (per window and
+    pseudo-experiment)."""
+    states = [_job("prepare_data", "", "", None, None, layout.events(), layout.log("prepare_data"), failures)]
+    states += [_job("prepare_signal", "", "", None, None, layout.signal_events(s.name),
+                    layout.log("prepare_signal", s.name), failures, s.name) for s in settings.signals if s.name]
+    jobs = [("inject", "", e, layout.injected(e), layout.log("inject", e.tag)) for e in settings.experiments]
+    jobs += [("split", w.name, e, layout.split(w.name, e), layout.log("split", w.name, e.tag))
+             for w in settings.windows for e in settings.experiments]
+    return states + [_job(rule, window, "", e.injection, e.seed, output, log, failures, e.signal)
+                     for rule, window, e, output, log in jobs]
 
 
 def report_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
@@ -270,7 +271,9 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
              + ", ".join(f"{n} {s}" for s, n in counts.items())]
     data, bumps = data_states(settings, layout, failures), bumphunt_states(settings, layout, failures)
     reports = report_states(settings, layout, failures)
-    groups = [("data jobs (prepare_data, inject, split)", data)]
+    data_rules = "prepare_data, prepare_signal, inject, split" if any(s.name for s in settings.signals) else \
+        "prepare_data, inject, split"
+    groups = [(f"data jobs ({data_rules})", data)]
     groups += [(f"{name} models ({settings.models()[name].model.description})", group) for name, group in models.items()]
     groups += [("bump-hunt jobs (one per method and pseudo-experiment)", bumps),
                ("report jobs (scan table, calibration, figures)", reports)]
