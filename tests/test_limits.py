@@ -78,6 +78,46 @@ def test_a_rising_efficiency_is_taken_at_the_excluded_strength():
     assert Efficiency.measure([200, 400], [0, 0]).excluded(5.0) == float("inf")
 
 
+def test_signal_the_sideband_fit_absorbs_is_taken_off_the_efficiency():
+    """A signal with events in the sidebands raises the fitted SR background: only the selected signal above that
+    rise is an excess, so the efficiency drops by the rise over N and the limit on injected events grows."""
+    plain = Efficiency.measure([200, 400, 800], [20, 60, 200], [1000, 1000, 1000], [1000, 1000])
+    assert list(plain.efficiency) == pytest.approx([0.1, 0.15, 0.25])
+    absorbing = Efficiency.measure([200, 400, 800, 800], [20, 60, 200, 200], [1004, 1010, 1038, 1042], [998, 1002])
+    assert list(absorbing.efficiency) == pytest.approx([0.1 - 4 / 200, 0.15 - 10 / 400, 0.25 - 40 / 800])
+    # the rise's spread over the seeds adds to the error: at 800, (2^2 * 2 / 2 + 2^2 * 2 / 2) / 800^2
+    assert absorbing.error[2] == pytest.approx(np.sqrt(4 + 4) / 800)
+    assert absorbing.excluded(50.0) > plain.excluded(50.0)
+    # a fitted background that falls is noise, not signal given back: the efficiency is not raised
+    falling = Efficiency.measure([200, 400, 800], [20, 60, 200], [990, 990, 990], [1000, 1000])
+    assert list(falling.efficiency) == pytest.approx(list(plain.efficiency))
+    # in the table: the injected rows' fitted background rises by 10 % of the selected signal, the limit follows
+    settings = ScanSettings.from_config(SMALL)
+    scan = scan_rows()
+    base = limits_table(settings, scan)
+    injected = scan["injection"] > 0
+    scan.loc[injected, "n_bkg"] += 0.1 * scan.loc[injected, "n_signal_selected"]
+    raised = limits_table(settings, scan)
+    assert (raised["limit_obs"] > base["limit_obs"]).all()
+    assert raised["signal_efficiency"].to_numpy() == pytest.approx(0.9 * base["signal_efficiency"].to_numpy(), rel=0.05)
+
+
+def test_an_efficiency_that_varies_between_pseudo_experiments_marks_the_limit():
+    """The limit takes the mean efficiency; how much one pseudo-experiment's differs is not in it yet, so the rows
+    say so where it is above 5 %."""
+    settings = ScanSettings.from_config({**SMALL, "seeds": [1, 2]})
+    scan = scan_rows()
+    two = pd.concat([scan, scan.assign(seed=2)], ignore_index=True)
+    steady = limits_table(settings, two)
+    assert not steady["note"].str.contains("varies").any()
+    injected = (two["seed"] == 2) & (two["injection"] > 0)
+    two.loc[injected, "n_signal_selected"] *= 1.3  # seed 2 selects 30 % more: spread 0.3 / sqrt(2) / 1.15 = 18 %
+    varied = limits_table(settings, two)
+    notes = varied.dropna(subset=["limit_obs"])["note"]
+    assert notes.str.contains(r"the efficiency varies by 18% between pseudo-experiments and that is not in the "
+                              r"limit").all(), notes.tolist()
+
+
 def scan_rows():
     rows = []
     for window, lo in (("w00", 3.1), ("w01", 3.3)):
