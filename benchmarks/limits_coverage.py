@@ -11,7 +11,8 @@ conservative, so fewer). Two checks:
     python benchmarks/limits_coverage.py scan results/<scan>
         the whole procedure, from a finished scan with `signals:` (or one model) and injections above 0: each
         injected pseudo-experiment is treated as the observed data, in the window nearest its model's mass at the
-        declared cut, its limit on injected events set with the model's measured efficiency curve; the fraction
+        declared cut, its limit on injected events set with the model's measured efficiency curve and its scatter
+        between pseudo-experiments (stats.limits.injected_limit, as the limits stage does); the fraction
         of limits below the injected strength. Also prints, per model, the window of the lowest median expected
         limit (it should be the window of the model's mass) and the expected and observed limits per window.
 
@@ -56,7 +57,7 @@ def scan(results: Path) -> list[dict]:
     from slidescan.settings import ScanSettings
     from slidescan.stages.limits import limits_table
     from slidescan.stages.scan import read_scan
-    from slidescan.stats.limits import Efficiency, upper_limit
+    from slidescan.stats.limits import Efficiency, injected_limit
 
     # the settings the scan was made with (slidescan run records them beside its results)
     settings = ScanSettings.from_config(yaml.safe_load((results / "scan_settings.yaml").read_text()))
@@ -79,11 +80,11 @@ def scan(results: Path) -> list[dict]:
                                             curve["n_bkg"].where(curve["fit_ok"].astype(bool)),
                                             null["n_bkg"].where(null["fit_ok"].astype(bool)))
             for _, row in curve.iterrows():
-                scale = float(row.get("count_scale", 1.0))
-                s95 = upper_limit(scale * row["n_obs"], scale * row["n_bkg"], scale * row["n_bkg_err"],
-                                  settings.limits.calculator, settings.limits.cl).observed / scale
+                limit = injected_limit(row["n_obs"], row["n_bkg"], row["n_bkg_err"], efficiency,
+                                       settings.limits.calculator, settings.limits.cl,
+                                       float(row.get("count_scale", 1.0)))
                 tested += 1
-                excluded += bool(efficiency.excluded(s95) < row["injection"])
+                excluded += bool(limit.observed < row["injection"])
             out.append({"check": "scan", "signal": model.name, "mass": model.mass, "method": method,
                         "window_of_mass": window,
                         "lowest_expected_window": per_window["limit_exp_median"].idxmin() if len(per_window) else None,

@@ -27,7 +27,9 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
 
     ``limit_obs`` and ``limit_exp_*`` are injected signal events (every event of the signal, before any
     selection); ``s95_obs`` and ``s95_exp_*`` the limits on the selected signal count in the SR they come
-    from; ``declared`` marks the cut declared in advance (``limits.efficiency``). ``note`` says why a row has
+    from; ``signal_efficiency_scatter`` the relative scatter of the efficiency between pseudo-experiments that the
+    observed limit holds as a nuisance (NaN: one seed, not measured); ``declared`` marks the cut declared in advance
+    (``limits.efficiency``). ``note`` says why a row has
     no limit, or that its efficiency was held at the nearest injected strength (``extrapolated``).
     """
     from ..stats.limits import Efficiency
@@ -74,30 +76,28 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
 def _limit_rows(settings: ScanSettings, signal: str, key: tuple, group: pd.DataFrame, efficiency,
                 notes: list[str]) -> list[dict]:
     """The rows of one model, method, window and cut: one per background-only seed."""
-    from ..stats.limits import BANDS, upper_limit
+    from ..stats.limits import BANDS, injected_limit
 
     lim, rows = settings.limits, []
     for _, row in group.sort_values("seed").iterrows():
         out = dict(zip(KEYS, (signal, *key)))
         out.update(seed=int(row["seed"]), n_obs=row["n_obs"], n_bkg=row["n_bkg"], n_bkg_err=row["n_bkg_err"],
                    declared=bool(np.isclose(key[-1], settings.limit_efficiency)))
-        scale = float(row.get("count_scale", 1.0))
         if not (bool(row["fit_ok"]) and np.isfinite(row["n_bkg"]) and row["n_bkg"] > 0):
             out.update(note=f"no limit: the sideband fit failed ({row.get('fit_message', '')})")
             rows.append(out)
             continue
-        limit = upper_limit(scale * row["n_obs"], scale * row["n_bkg"], scale * row["n_bkg_err"],
-                            lim.calculator, lim.cl)
-        s_obs, s_exp = limit.observed / scale, [e / scale for e in limit.expected]
-        n_obs = efficiency.excluded(s_obs)
-        out.update(calculator=limit.calculator, s95_obs=s_obs,
-                   **{f"s95_exp_{b}": v for b, v in zip(BANDS, s_exp)},
-                   limit_obs=n_obs, **{f"limit_exp_{b}": efficiency.excluded(v) for b, v in zip(BANDS, s_exp)},
+        limit = injected_limit(row["n_obs"], row["n_bkg"], row["n_bkg_err"], efficiency, lim.calculator, lim.cl,
+                               float(row.get("count_scale", 1.0)))
+        n_obs = limit.observed
+        out.update(calculator=limit.selected.calculator, s95_obs=limit.selected.observed,
+                   **{f"s95_exp_{b}": v for b, v in zip(BANDS, limit.selected.expected)},
+                   limit_obs=n_obs, **{f"limit_exp_{b}": v for b, v in zip(BANDS, limit.expected)},
                    signal_efficiency=float(efficiency.at(n_obs)) if np.isfinite(n_obs) else float("nan"),
                    signal_efficiency_err=float(np.interp(n_obs, efficiency.injections, efficiency.error))
                    if np.isfinite(n_obs) else float("nan"),
-                   extrapolated=efficiency.extrapolated(n_obs),
-                   note="; ".join(filter(None, [_note(n_obs, efficiency), *notes])))
+                   signal_efficiency_scatter=limit.scatter, extrapolated=efficiency.extrapolated(n_obs),
+                   note="; ".join(filter(None, [_note(n_obs, limit.scatter, efficiency), *notes])))
         if lim.luminosity:
             out.update(xsec_obs_fb=n_obs / lim.luminosity,
                        **{f"xsec_exp_{b}_fb": out[f"limit_exp_{b}"] / lim.luminosity for b in BANDS})
@@ -105,24 +105,18 @@ def _limit_rows(settings: ScanSettings, signal: str, key: tuple, group: pd.DataF
     return rows
 
 
-# a spread of the efficiency between pseudo-experiments above this (relative) is marked on the limit
-SPREAD_MARKED = 0.05
-
-
-def _note(n: float, efficiency) -> str:
+def _note(n: float, scatter: float, efficiency) -> str:
     if not np.isfinite(n):
         return "no limit: the cut keeps too little of the signal at every injected strength"
     notes = []
     if efficiency.extrapolated(n):
         notes.append(f"efficiency held at the nearest injected strength ({efficiency.injections.min():g}-"
                      f"{efficiency.injections.max():g} events injected)")
-    # the limit takes the mean efficiency over the pseudo-experiments; how much one of them differs (its classifier,
-    # the signal its sideband fit absorbs) is not a nuisance of the limit yet, and whole-procedure coverage
-    # measured it too strong (docs/benchmarks.md, "Upper limits"): said on every row where it matters
-    spread = efficiency.spread(n)
-    if np.isfinite(spread) and spread > SPREAD_MARKED * efficiency.at(n):
-        notes.append(f"the efficiency varies by {spread / efficiency.at(n):.0%} between pseudo-experiments and that "
-                     "is not in the limit, which is too strong by about as much")
+    # with one pseudo-experiment per strength the efficiency's scatter between them is unknown, and a limit without it
+    # is too strong by about as much (whole-procedure coverage measured it; docs/benchmarks.md, "Upper limits")
+    if not np.isfinite(scatter):
+        notes.append("the efficiency's scatter between pseudo-experiments is not in the limit (one seed per injected "
+                     "strength cannot measure it): the limit is too strong by about that scatter")
     return "; ".join(notes)
 
 

@@ -42,14 +42,22 @@ def discovery_p0(n_obs: float, b: float, b_err: float, calculator: str = "asympt
 TOYS_BELOW = 10.0
 
 
-def one_bin_model(signal: float, b: float, b_err: float) -> "pyhf.Model":
+def one_bin_model(signal: float, b: float, b_err: float, signal_err: float = 0.0) -> "pyhf.Model":
     """The SR as pyhf sees it: a signal template scaled by ``mu`` over background ``b``, with ``b_err`` (when > 0)
-    a Poisson-constrained (``shapesys``) nuisance. The p0 and the limits test this one model."""
+    a Poisson-constrained (``shapesys``) nuisance. The p0 and the limits test this one model.
+
+    ``signal_err`` (relative, when > 0) is an uncertainty on the signal's normalisation, a Gaussian-constrained
+    ``normsys`` whose up and down variations are 1 + err and 1 / (1 + err): a log-normal factor that keeps the
+    signal positive (the limits' efficiency scatter between pseudo-experiments, stats.limits)."""
     background = {"name": "background", "data": [float(b)], "modifiers": []}
     if b_err > 0:
         background["modifiers"].append({"name": "bkg_uncertainty", "type": "shapesys", "data": [float(b_err)]})
+    signal_modifiers = [{"name": "mu", "type": "normfactor", "data": None}]
+    if signal_err > 0:
+        signal_modifiers.append({"name": "signal_uncertainty", "type": "normsys",
+                                 "data": {"hi": 1.0 + float(signal_err), "lo": 1.0 / (1.0 + float(signal_err))}})
     spec = {"channels": [{"name": "sr", "samples": [
-        {"name": "signal", "data": [float(signal)], "modifiers": [{"name": "mu", "type": "normfactor", "data": None}]},
+        {"name": "signal", "data": [float(signal)], "modifiers": signal_modifiers},
         background,
     ]}]}
     return pyhf.Model(spec, poi_name="mu")
