@@ -8,7 +8,10 @@ report — asks these registries, so a new method is one module and its registra
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import sys
+from pathlib import Path
 from typing import Generic, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -66,3 +69,26 @@ def load_builtins() -> None:
     _loaded = True
     for module in BUILTINS:
         importlib.import_module(module)
+
+
+def code_identity(*entries) -> str:
+    """A hash of the source files of the entries' code that is not slidescan's own (a plug-in's module), or "".
+
+    Why: a fold or a model is kept while its fingerprint is unchanged, and Snakemake reruns a job when its params
+    change, but neither sees a plug-in's code. A fixed plug-in would leave its wrong results in place (only
+    ``--forcerun`` helped). So the code a result comes from joins its identity: the module of each entry's class
+    and of every function or class it holds (a ``Reference``'s ``build``, a ``Model``'s ``fit``). slidescan's own
+    modules are left out, so built-in methods keep their fingerprints whatever slidescan version made them.
+    """
+    modules = set()
+    for entry in entries:
+        if entry is None:
+            continue
+        held = [type(entry), *(v for v in getattr(entry, "__dict__", {}).values() if callable(v))]
+        modules.update(getattr(obj, "__module__", None) for obj in held)
+    files = []
+    for name in sorted(m for m in modules if m and m != "slidescan" and not m.startswith(("slidescan.", "builtins"))):
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path and Path(path).is_file():
+            files.append((name, hashlib.sha256(Path(path).read_bytes()).hexdigest()))
+    return hashlib.sha256(repr(files).encode()).hexdigest()[:16] if files else ""

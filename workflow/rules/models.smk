@@ -20,6 +20,13 @@ def model_units():
     return [(w, p, i, s) for w in windows for p, i in groups for s in seeds]
 
 
+def _code_params(model):
+    from slidescan.registry import code_identity
+
+    code = code_identity(model)
+    return {"code": code} if code else {}
+
+
 def _labelled(window, prefix, injection, seed):
     return {"window": window, "signal": prefix, "injection": str(injection), "seed": str(seed)}
 
@@ -54,6 +61,8 @@ for _name, _configured in MODELS.items():
             windows=config["windows"],
             folds=config["folds"],
             packing=config["packing"],
+            # a plug-in model's code: editing it reruns the model (registry.code_identity; "" for slidescan's own)
+            **_code_params(_model),
         threads: max(_configured.threads, SETTINGS.cluster.gpus) if _model.gpu else _configured.threads
         script:
             "../scripts/model.py"

@@ -62,7 +62,7 @@ class ReferenceRun(MethodRun):
         return self.backend.settings_type.section
 
     def tunables(self) -> dict:
-        return self.backend.tunables(self.settings)
+        return self.with_code(self.backend.tunables(self.settings))
 
     def fold_data(self, inputs: WindowInputs, fold: int) -> FoldData:
         return self.method.fold_data(inputs, fold, self.name)
@@ -106,7 +106,7 @@ class ScoreRun(MethodRun):
     def tunables(self) -> dict:
         from ..settings import tunables
 
-        return tunables(self.settings) if self.settings is not None else {}
+        return self.with_code(tunables(self.settings) if self.settings is not None else {})
 
     def fold_data(self, inputs: WindowInputs, fold: int) -> FoldData:
         return self.method.fold_data(inputs, fold, self.settings)

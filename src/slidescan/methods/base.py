@@ -49,7 +49,9 @@ class ModelOutput:
         from ..io import read_table
 
         if name not in self._tables:
-            self._tables[name] = read_table(self.path, name)
+            table = read_table(self.path, name)
+            table.attrs["source"] = f"model {self.name}'s table {name!r} ({self.path})"  # for check_columns' errors
+            self._tables[name] = table
         return self._tables[name]
 
     @property
@@ -131,6 +133,21 @@ class Method(ABC):
         return ()
 
 
+# what a table of events that is scored (a fold's events, a template's held-out events) holds besides the features
+SCORED_COLUMNS = ("mjj", "label")
+
+
+def check_columns(table: pd.DataFrame, needed, what: str) -> None:
+    """The template contract (docs/plugins.md): fail, naming ``what`` (the method, the fold, which table) and the
+    table's origin where a model's file gave it, when ``table`` lacks a column the training stage reads."""
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        source = table.attrs.get("source")
+        raise ValueError(f"{what}{f' ({source})' if source else ''}: no column(s) {missing}; it has "
+                         f"{list(table.columns)}. A template's events must hold the scan's features, and events that "
+                         "are scored (held_out) also mjj and label (docs/plugins.md, \"The template contract\")")
+
+
 def training_set(positive: pd.DataFrame, negative: pd.DataFrame, features: list[str], what: str) -> TrainingSet:
     """Label 1 for ``positive``, 0 for ``negative``, each event weighted by its ``weight`` column if it has one."""
     if len(positive) == 0 or len(negative) == 0:
@@ -165,6 +182,8 @@ class Reference(Method):
 
     def fold_data(self, inputs: WindowInputs, fold: int, method: str) -> FoldData:
         positive, negative = self.build(inputs, fold)
+        check_columns(positive, inputs.features, f"method {method}, fold {fold}: its label-1 events")
+        check_columns(negative, inputs.features, f"method {method}, fold {fold}: its label-0 events (the template)")
         train = training_set(positive, negative, inputs.features, f"method {method}, fold {fold}")
         held = self.held_out(inputs, fold) if self.held_out else None
         return FoldData(train, inputs.data[inputs.data["fold"] == fold], held)
@@ -275,6 +294,18 @@ class MethodRun(ABC):
     @abstractmethod
     def tunables(self) -> dict:
         """The settings that change results: part of every fold's identity."""
+
+    def code(self) -> str:
+        """The hash of the plug-in code this method's results come from (its own module, its backend's and its
+        models'; ``registry.code_identity``), "" when it is all slidescan's own."""
+        from ..registry import MODELS, code_identity
+
+        return code_identity(self.method, getattr(self, "backend", None), *(MODELS[m] for m in self.models))
+
+    def with_code(self, tunables: dict) -> dict:
+        """``tunables`` with the plug-in code's hash, when there is one (built-in methods keep their identities)."""
+        code = self.code()
+        return {**tunables, "code": code} if code else tunables
 
     @abstractmethod
     def fold_data(self, inputs: WindowInputs, fold: int) -> FoldData:

@@ -19,8 +19,9 @@ import pandas as pd
 from .. import joblog
 from ..density import ModelContext, configure_model
 from ..features import require
-from ..io import read_attrs, read_table, write_tables
+from ..io import content_hash, read_attrs, read_table, write_tables
 from ..layout import Layout, PseudoExperiment
+from ..registry import code_identity
 from ..settings import ScanSettings
 from . import check_forced_failure
 
@@ -164,12 +165,17 @@ def _write(layout: Layout, model, ctx: ModelContext, result) -> None:
     name, window, experiment = model.name, ctx.window.name, ctx.experiment
     if "fingerprint" not in result.attrs:
         raise ValueError(f"model {name}: its fit returned no 'fingerprint' attribute (what its result depends on)")
+    # a plug-in model's code is part of what its result depends on, so the folds that read its fingerprint retrain
+    # when the code changes (registry.code_identity; slidescan's own models keep their fingerprints)
+    code = code_identity(model)
+    attrs = {**result.attrs, "fingerprint": content_hash(extra=(result.attrs["fingerprint"], code))} if code else \
+        result.attrs
     # a model that trains nothing has an empty loss history (its loss-curve figure says so)
     empty = pd.DataFrame({"epoch": np.zeros(0, int), "train_loss": np.zeros(0), "val_loss": np.zeros(0)})
     tables = {**result.tables, "history": result.history if result.history is not None else empty}
     split = layout.split(window, experiment)
     write_tables(layout.model(model, window, experiment), tables,
-                 attrs={**read_attrs(split), "model": name, **result.attrs}, arrays=result.arrays)
+                 attrs={**read_attrs(split), "model": name, **attrs}, arrays=result.arrays)
     if model.diagnostics:
         if result.plot is None:
             raise ValueError(f"model {name} declares a diagnostics figure but its fit returned no plot")

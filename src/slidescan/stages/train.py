@@ -29,6 +29,7 @@ from ..features import require
 from ..io import content_hash, has_table, read_attrs, read_table, write_tables
 from ..layout import Layout, PseudoExperiment
 from ..methods import FoldData, FoldFit, MethodRun, ModelOutput, WindowInputs
+from ..methods.base import SCORED_COLUMNS, check_columns
 from ..registry import MODELS
 from ..seeds import derive_seed
 from ..settings import ScanSettings
@@ -96,6 +97,11 @@ class FoldJob:
              experiment: PseudoExperiment) -> "FoldJob":
         inputs, attrs = window_inputs(layout, run, settings.window(window), experiment, settings.features)
         folds = [run.fold_data(inputs, fold) for fold in range(settings.k)]
+        scored = [*settings.features, *SCORED_COLUMNS]
+        for fold, fd in enumerate(folds):
+            check_columns(fd.scored, scored, f"method {run.name}, fold {fold}: its scored events")
+            if fd.held_out is not None:
+                check_columns(fd.held_out, scored, f"method {run.name}, fold {fold}: its held-out template events")
         return cls(settings, layout, run, window, experiment, inputs, attrs, folds, run.epoch_key(folds))
 
     def fold_file(self, fold: int) -> Path:
