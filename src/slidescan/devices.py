@@ -144,6 +144,21 @@ def assign_devices(costs: Sequence[float], n_devices: int) -> list[int]:
     return out
 
 
+def fit_on_devices(models: Sequence, costs: Sequence[float], devices: Sequence[str],
+                   fit: Callable[[int, object, str], None],
+                   announce: Callable[[int, object, str], None] | None = None) -> None:
+    """``fit(i, models[i], device)`` for every batched model, each on the device :func:`assign_devices` gives it
+    (by ``costs``), one model per device at a time, all devices at once (:func:`run_on_devices`); ``announce`` is
+    called first for each, in order, in this thread (the job's log). The training stage and the model stage split
+    their work this one way; ``fit`` records its own failures."""
+    work: list[list[Callable[[], None]]] = [[] for _ in devices]
+    for i, (model, slot) in enumerate(zip(models, assign_devices(costs, len(devices)))):
+        if announce is not None:
+            announce(i, model, devices[slot])
+        work[slot].append(lambda i=i, model=model, device=devices[slot]: fit(i, model, device))
+    run_on_devices(devices, work)
+
+
 def run_on_devices(devices: Sequence[str], work: Sequence[Sequence[Callable[[], None]]]) -> None:
     """Run ``work[d]`` (the tasks of device ``devices[d]``, in order) on every device at once, a thread each.
 

@@ -8,6 +8,9 @@ learn a job's state and training time from these lines, on a login node, while t
 from __future__ import annotations
 
 import re
+import threading
+import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 _ATTEMPT = "=== attempt "
@@ -86,3 +89,44 @@ def failure(text: str) -> str | None:
 def logged_epochs(text: str) -> int:
     """Epoch lines of the last attempt (a resumed attempt starts after its checkpoint's epoch)."""
     return sum(line.startswith(_EPOCH_START) for line in last_attempt(text).splitlines())
+
+
+class UnitLog:
+    """The own log of one unit of a job (a training fold, a model's window and pseudo-experiment), called with a
+    line. Every attempt appends (:meth:`started` writes its first line), so a resumed unit keeps the lines of the
+    attempts before and ``slidescan status`` reads the last. Each line is written and closed at once: units that
+    train in device threads write their own logs side by side."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def started(self) -> "UnitLog":
+        self(attempt())
+        return self
+
+    def __call__(self, message: str) -> None:
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as handle:
+                print(message, file=handle)
+
+
+class Failures(dict):
+    """The units of a job that failed, each with its reason. A unit's error is recorded (with its traceback in the
+    unit's log), not raised: the job's other units still train and are written, and the job fails at the end
+    naming these (the training stage and the model stage alike)."""
+
+    def add(self, units, err: BaseException, logs=()) -> None:
+        for log in logs:
+            log(traceback.format_exc().rstrip())
+        for unit in units:
+            self[unit] = f"{type(err).__name__}: {err}"
+
+    @contextmanager
+    def record(self, units, logs=()):
+        """Record an error of the block as a failure of ``units`` (a list), its traceback in each of ``logs``."""
+        try:
+            yield
+        except Exception as err:
+            self.add(units, err, logs)

@@ -9,8 +9,6 @@ units' checkpoints at their last epoch, so they are not trained again.
 
 from __future__ import annotations
 
-import traceback
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -37,15 +35,12 @@ def fit_models(settings: ScanSettings, layout: Layout, name: str, units: list[tu
     """Fit model ``name`` for every unit; write each unit's file and diagnostics figure."""
     configured = configure_model(name, settings.config)
     model = configured.model
-    contexts, failed = [], {}
+    contexts, failed = [], joblog.Failures()
     for window, experiment in units:
-        unit_log = _unit_log(layout.model_log(model, window, experiment))
-        try:
+        unit_log = joblog.UnitLog(layout.model_log(model, window, experiment)).started()
+        with failed.record([(window, experiment)], [unit_log]):
             check_forced_failure(layout.model(model, window, experiment))
             contexts.append(_context(settings, layout, configured, window, experiment, unit_log))
-        except Exception as err:
-            unit_log(traceback.format_exc().rstrip())
-            failed[(window, experiment)] = f"{type(err).__name__}: {err}"
     devices = _devices(configured.settings) if model.fit_many is not None and len(contexts) > 1 else []
     if len(devices) > 1:
         contexts, results = _fit_on_devices(settings, model, contexts, devices, failed, log)
@@ -54,34 +49,35 @@ def fit_models(settings: ScanSettings, layout: Layout, name: str, units: list[tu
 
         cap = settings.packing.members_per_model(torch.device(devices[0]).type, settings.packing.model_members)
         log(f"{len(contexts)} {name} units as batched models of at most {cap or len(contexts)} members")
-        try:
-            results = model.fit_many(contexts, cap)
-        except Exception as err:  # the batch failed: every unit of it failed with it
-            for ctx in contexts:
-                ctx.log(traceback.format_exc().rstrip())
-                failed[(ctx.window.name, ctx.experiment)] = f"{type(err).__name__}: {err}"
-            contexts, results = [], []
+        results = _fit_many(model, contexts, cap, failed)
+        contexts = contexts if results else []
     else:
         results = []
         for ctx in list(contexts):
-            try:
+            with failed.record([_unit(ctx)], [ctx.log]):
                 results.append(model.fit(ctx))
-            except Exception as err:
-                ctx.log(traceback.format_exc().rstrip())
-                failed[(ctx.window.name, ctx.experiment)] = f"{type(err).__name__}: {err}"
+            if _unit(ctx) in failed:
                 contexts.remove(ctx)
     for ctx, result in zip(contexts, results):
-        try:
+        with failed.record([_unit(ctx)], [ctx.log]):
             _write(layout, model, ctx, result)
-        except Exception as err:
-            ctx.log(traceback.format_exc().rstrip())
-            failed[(ctx.window.name, ctx.experiment)] = f"{type(err).__name__}: {err}"
     for (window, experiment), reason in failed.items():
         log(f"{window} {experiment}: FAILED: {reason} (traceback in {layout.model_log(model, window, experiment)})")
     if failed:
         listing = "; ".join(f"{w} {e}: {reason}" for (w, e), reason in failed.items())
         raise RuntimeError(f"{len(failed)} of {len(units)} {name} units failed ({listing}). The others are written; "
                            "a rerun resumes them from their checkpoints")
+
+
+def _unit(ctx: ModelContext) -> tuple:
+    return ctx.window.name, ctx.experiment
+
+
+def _fit_many(model, contexts: list[ModelContext], cap, failed: joblog.Failures) -> list:
+    """The units as batched models (``Model.fit_many``): when one fails, every unit of the call failed with it."""
+    with failed.record([_unit(ctx) for ctx in contexts], [ctx.log for ctx in contexts]):
+        return model.fit_many(contexts, cap)
+    return []
 
 
 def _devices(model_settings) -> list[str]:
@@ -92,61 +88,41 @@ def _devices(model_settings) -> list[str]:
     return device_names(setting) if isinstance(setting, str) else ["cpu"]
 
 
-def _fit_on_devices(settings: ScanSettings, model, contexts: list[ModelContext], devices: list[str], failed: dict,
-                    log: Callable[[str], None]) -> tuple[list[ModelContext], list]:
-    """The units as batched models spread over several devices (``devices.split_models``, ``assign_devices``:
-    balanced by units x window events), each device training one model at a time, all devices at once. A model
-    that fails fails its units; the others are kept. Returns the fitted units' contexts and results, in order."""
+def _fit_on_devices(settings: ScanSettings, model, contexts: list[ModelContext], devices: list[str],
+                    failed: joblog.Failures, log: Callable[[str], None]) -> tuple[list[ModelContext], list]:
+    """The units as batched models spread over several devices (``devices.split_models``, ``fit_on_devices``:
+    balanced by units x window events). A model that fails fails its units; the others are kept. Returns the
+    fitted units' contexts and results, in order."""
     import dataclasses
 
     import torch
 
-    from ..devices import assign_devices, describe, run_on_devices, split_models
+    from ..devices import describe, fit_on_devices, split_models
 
     cap = settings.packing.members_per_model(torch.device(devices[0]).type, settings.packing.model_members)
     sizes = split_models([len(contexts)], cap, len(devices))[0]
     bounds = np.cumsum([0] + sizes)
     models = [contexts[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    # the events of a unit's window stand for those its flow trains on (sidebands, or the window's simulation)
-    slots = assign_devices([len(m) * max(len(ctx.data) for ctx in m) for m in models], len(devices))
     log(f"{len(contexts)} {model.name} units as {len(models)} batched models of at most {max(sizes)} members on "
         f"{len(devices)} devices ({describe(devices)})")
-    done: dict[int, list] = {}
-    work = [[] for _ in devices]
-    for i, (units, slot) in enumerate(zip(models, slots)):
-        device = devices[slot]
-        units = [dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, device=device))
-                 for ctx in units]
-        models[i] = units
+    done: dict[int, tuple[list, list]] = {}
+
+    def announce(i: int, units: list[ModelContext], device: str) -> None:
         listing = ", ".join(f"{ctx.window.name} {ctx.experiment}" for ctx in units)
         log(f"model {i + 1} of {len(models)} on {device}: {len(units)} units ({listing})")
         for ctx in units:
             ctx.log(f"trained on {device}, in model {i + 1} of {len(models)} of its job ({len(units)} units)")
 
-        def fit(i=i, units=units) -> None:
-            try:
-                done[i] = model.fit_many(units, len(units))
-            except Exception as err:  # the model failed: every unit of it failed with it
-                for ctx in units:
-                    ctx.log(traceback.format_exc().rstrip())
-                    failed[(ctx.window.name, ctx.experiment)] = f"{type(err).__name__}: {err}"
+    def fit(i: int, units: list[ModelContext], device: str) -> None:
+        units = [dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, device=device)) for ctx in units]
+        results = _fit_many(model, units, len(units), failed)
+        if results:
+            done[i] = (units, results)
 
-        work[slot].append(fit)
-    run_on_devices(devices, work)
-    fitted = [(ctx, result) for i in sorted(done) for ctx, result in zip(models[i], done[i])]
+    # the events of a unit's window stand for those its flow trains on (sidebands, or the window's simulation)
+    fit_on_devices(models, [len(m) * max(len(ctx.data) for ctx in m) for m in models], devices, fit, announce)
+    fitted = [(ctx, result) for i in sorted(done) for ctx, result in zip(*done[i])]
     return [ctx for ctx, _ in fitted], [result for _, result in fitted]
-
-
-def _unit_log(path: Path) -> Callable[[str], None]:
-    """A unit's own log: every attempt appends (its first line marks it), like a training fold's."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def log(message: str) -> None:
-        with open(path, "a") as handle:
-            print(message, file=handle)
-
-    log(joblog.attempt())
-    return log
 
 
 def _context(settings: ScanSettings, layout: Layout, configured, window: str, experiment: PseudoExperiment,

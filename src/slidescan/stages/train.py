@@ -13,10 +13,8 @@ several GPUs, or a list) trains one batched model per device at once (``slidesca
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -192,11 +190,12 @@ def train(settings: ScanSettings, layout: Layout, window: str, method: str, inje
 
 def _fit_one_by_one(run: MethodRun, pending: list) -> dict:
     """Each fold on its own, with its own checkpoint and log (backends and scores that do not batch)."""
-    failed = {}
+    failed = joblog.Failures()
     for job, fold, identity in pending:
         checkpoint = job.layout.fold_checkpoint(job.window, run.name, job.experiment.injection, job.experiment.seed,
                                                 fold, job.experiment.signal)
-        with _recorded(failed, job, fold), _fold_log(job.fold_log(fold), start=True) as flog:
+        flog = joblog.UnitLog(job.fold_log(fold)).started()
+        with failed.record([(job, fold)], [flog]):
             flog(joblog.checkpoint(checkpoint))
             check_forced_failure(job.fold_file(fold))
             flog(f"{job.window} {run.name} {job.experiment} fold "
@@ -213,17 +212,17 @@ def _fit_batched(run: MethodRun, pending: list, log: Callable[[str], None] = pri
     A fold whose own check fails is left out; when a batched training fails, every fold in it not
     yet written has failed.
     """
-    failed = {}
+    failed = joblog.Failures()
     buckets: dict = {}
     for job, fold, identity in pending:
-        with _recorded(failed, job, fold), _fold_log(job.fold_log(fold), start=True):
+        with failed.record([(job, fold)], [joblog.UnitLog(job.fold_log(fold)).started()]):
             check_forced_failure(job.fold_file(fold))
             buckets.setdefault(job.epoch_key, []).append((job, fold, identity))
     if not buckets:
         return failed
     import torch
 
-    from ..devices import describe, device_names, run_on_devices, split_models
+    from ..devices import describe, device_names, fit_on_devices, split_models
 
     settings = pending[0][0].settings
     device_setting = getattr(getattr(run, "settings", None), "device", None)
@@ -242,24 +241,21 @@ def _fit_batched(run: MethodRun, pending: list, log: Callable[[str], None] = pri
         return failed
     log(f"{sum(len(batch) for _, batch in models)} folds as {len(models)} batched models on {len(devices)} devices "
         f"({describe(devices)})")
-    work = [[] for _ in devices]
-    for i, ((epoch_key, batch), slot) in enumerate(zip(models, _placed(run, models, len(devices)))):
-        device = devices[slot]
+
+    def announce(i: int, model: tuple, device: str) -> None:
+        batch = model[1]
         log(f"model {i + 1} of {len(models)} on {device}: {len(batch)} folds, {len(batch) * run.members} members "
             f"({'; '.join(_folds_by_seed(batch))})")
-        work[slot].append(lambda b=batch, k=epoch_key, d=device: _fit_batch(_on_device(run, d), b, k, failed, d))
-    run_on_devices(devices, work)
-    return failed
 
+    def fit(i: int, model: tuple, device: str) -> None:
+        _fit_batch(_on_device(run, device), model[1], model[0], failed, device)
 
-def _placed(run: MethodRun, models: list, n_devices: int) -> list[int]:
-    """The device of each batched model, balanced by its members x events per member-epoch (the epoch length
-    of the nn backend, else the largest training set of its folds)."""
-    from ..devices import assign_devices
-
+    # balanced by members x events per member-epoch (the epoch length of the nn backend, else the largest training
+    # set of its folds)
     costs = [len(batch) * run.members * (epoch_key or max(len(job.folds[f].train.y) for job, f, _ in batch))
              for epoch_key, batch in models]
-    return assign_devices(costs, n_devices)
+    fit_on_devices(models, costs, devices, fit, announce)
+    return failed
 
 
 def _on_device(run: MethodRun, device: str) -> MethodRun:
@@ -269,39 +265,37 @@ def _on_device(run: MethodRun, device: str) -> MethodRun:
     return moved
 
 
-def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: dict, device: str | None = None) -> None:
+def _fit_batch(run: MethodRun, batch: list, epoch_key, failed: joblog.Failures, device: str | None = None) -> None:
     """One batched model of folds with the same epoch length; every fold's log gets the shared epoch lines."""
     first = batch[0][0]
     names = [f"s{job.experiment.seed}f{f}" for job, f, _ in batch]
     checkpoint = first.layout.batch_checkpoint(first.window, run.name, first.experiment.injection, names,
                                                first.experiment.signal)
     written = []
+    fold_logs = [joblog.UnitLog(job.fold_log(f)) for job, f, _ in batch]
     try:
-        with contextlib.ExitStack() as logs:  # each fold's log gets the traceback of a failure too
-            fold_logs = [logs.enter_context(_fold_log(job.fold_log(f))) for job, f, _ in batch]
-            fits = [job.fit_of(f, flog) for (job, f, _), flog in zip(batch, fold_logs)]
+        fits = [job.fit_of(f, flog) for (job, f, _), flog in zip(batch, fold_logs)]
 
-            def log_all(message: str) -> None:
-                for flog in fold_logs:
-                    flog(message)
+        def log_all(message: str) -> None:
+            for flog in fold_logs:
+                flog(message)
 
-            model = f"signal {first.experiment.signal} " if first.experiment.signal else ""
-            what = (f"{first.window} {run.name} {model}injection {first.experiment.injection}: "
-                    f"{'; '.join(_folds_by_seed(batch))}")
-            log_all(joblog.batch(len(batch), len(batch) * run.members, what)
-                    + (f", {epoch_key} events per member-epoch" if epoch_key is not None else ""))
-            if device is not None:
-                log_all(f"device: {device} (one of the job's devices; the others train other models at once)")
-            log_all(joblog.checkpoint(checkpoint))
-            for job, f, _ in batch:
-                log_all(f"{job.name(f)}: {run.describe(job.folds[f])}")
-            for (job, f, identity), fitted in zip(batch, run.fit(fits, checkpoint, log_all, epoch_key)):
-                job.write(f, fitted, identity)
-                written.append((job, f))
-    except Exception as err:  # every fold of the batch not yet written failed with it
+        model = f"signal {first.experiment.signal} " if first.experiment.signal else ""
+        what = (f"{first.window} {run.name} {model}injection {first.experiment.injection}: "
+                f"{'; '.join(_folds_by_seed(batch))}")
+        log_all(joblog.batch(len(batch), len(batch) * run.members, what)
+                + (f", {epoch_key} events per member-epoch" if epoch_key is not None else ""))
+        if device is not None:
+            log_all(f"device: {device} (one of the job's devices; the others train other models at once)")
+        log_all(joblog.checkpoint(checkpoint))
         for job, f, _ in batch:
-            if (job, f) not in written:
-                failed[(job, f)] = f"{type(err).__name__}: {err}"
+            log_all(f"{job.name(f)}: {run.describe(job.folds[f])}")
+        for (job, f, identity), fitted in zip(batch, run.fit(fits, checkpoint, log_all, epoch_key)):
+            job.write(f, fitted, identity)
+            written.append((job, f))
+    except Exception as err:  # every fold of the batch not yet written failed with it (its log says why)
+        unwritten = [i for i, (job, f, _) in enumerate(batch) if (job, f) not in written]
+        failed.add([batch[i][:2] for i in unwritten], err, [fold_logs[i] for i in unwritten])
 
 
 def _folds_by_seed(batch) -> list[str]:
@@ -310,34 +304,6 @@ def _folds_by_seed(batch) -> list[str]:
     for job, f, _ in batch:
         seeds.setdefault(job.experiment.seed, []).append(f)
     return [f"seed {s} folds {', '.join(map(str, folds))}" for s, folds in seeds.items()]
-
-
-@contextlib.contextmanager
-def _recorded(failed: dict, job: FoldJob, fold: int):
-    """Record a fold's error instead of raising it: the job's other folds still train."""
-    try:
-        yield
-    except Exception as err:
-        failed[(job, fold)] = f"{type(err).__name__}: {err}"
-
-
-@contextlib.contextmanager
-def _fold_log(path: Path, start: bool = False):
-    """A fold's own log, with its traceback. Every attempt appends (``start``: its first line), so a resumed
-    fold keeps the epochs of the attempts before; ``slidescan status`` reads the last attempt."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", buffering=1) as handle:
-        def log(message: str) -> None:
-            print(message, file=handle, flush=True)
-
-        if start:
-            log(joblog.attempt())
-
-        try:
-            yield log
-        except Exception:
-            traceback.print_exc(file=handle)
-            raise
 
 
 def _score_table(fitted, events: pd.DataFrame) -> pd.DataFrame:
