@@ -129,6 +129,14 @@ class Layout:
         """A named signal model's pool and reference (``signals.<name>``); a one-model scan's are in :meth:`events`."""
         return self._p("data", f"signal_{signal}.h5")
 
+    def sample_events(self, name) -> Path:
+        """An auxiliary sample's events (``data.samples.<name>``), with their folds."""
+        return self._p("data", f"sample_{name}.h5")
+
+    def sample_split(self, name, window) -> Path:
+        """An auxiliary sample's events of one window, with their region: once per window, for every experiment."""
+        return self._p("samples", name, f"{window}.h5")
+
     def windows(self) -> Path:
         return self._p("windows.csv")
 

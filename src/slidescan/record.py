@@ -3,7 +3,7 @@
 Snakemake reruns whatever a changed setting touches, and overwrites the finished results of the scan
 with those of other settings: expected by Snakemake, a surprise to a physicist who wanted a second
 scan. ``slidescan run`` records the validated config in ``results/<scan>/scan_settings.yaml`` and,
-on the next run, compares: more methods, injections, seeds or signal models extend the scan; any other change of
+on the next run, compares: more methods, injections, seeds, signal models or auxiliary samples extend the scan; any other change of
 a setting that changes results stops with the keys that differ, unless ``--force`` is given. Where
 and how fast jobs run (``cluster``, ``plugins``, devices, threads, CUDA graphs) is not compared.
 """
@@ -62,10 +62,16 @@ def changes(recorded: dict, current: dict) -> list[str]:
     recorded_models = list(recorded.get("signals") or {})
     appended = bool(recorded_models) and list(current.get("signals") or {})[:len(recorded_models)] == recorded_models
     old_models = set(recorded_models) if appended else set()
+    # a new auxiliary sample adds its own jobs (for the methods that read it); a changed one is a change
+    old_samples = set((recorded.get("data") or {}).get("samples") or {})
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
         if a == b or (key not in old and b == _schema_default(key)):
+            continue
+        if key == "data.samples" and a == {} and b == "(unset)":  # empty before, named samples now
+            continue
+        if key.startswith("data.samples.") and key.split(".")[2] not in old_samples and key not in old:
             continue
         if old_models and key.startswith("signals.") and key.split(".")[1] not in old_models and key not in old:
             continue

@@ -224,6 +224,20 @@ class ScanSettings:
                 raise ConfigError(f"{source}: data.table.weight is set, but {', '.join(dict.fromkeys(unweighted))} "
                                   "would ignore per-event weights; remove those methods or the weights "
                                   "(docs/features.md)")
+        for sample in data.samples:
+            sample.check(data, source)
+        named = {sample.name for sample in data.samples}
+        for name, run in methods.items():
+            missing: dict[str, list[str]] = {}
+            for who, needs in run.sample_needs().items():
+                for sample in needs:
+                    if sample not in named:
+                        missing.setdefault(sample, []).append(who)
+            if missing:
+                listing = "; ".join(f"{s} ({', '.join(w)})" for s, w in missing.items())
+                raise ConfigError(f"{source}: method {name} needs the sample(s) {listing}, but data.samples has "
+                                  f"{sorted(named) or 'none'}; add data.samples.{next(iter(missing))} "
+                                  "(docs/plugins.md, \"Auxiliary samples\")")
         settings = cls(config=config, scan=str(config["scan"]), data=data,
                    injections=tuple(int(i) for i in config["injections"]),
                    seeds=tuple(int(s) for s in config["seeds"]),
@@ -251,6 +265,11 @@ class ScanSettings:
             return float(self.limits.efficiency)
         cuts = [e for e in self.bumphunt.efficiencies if e < 1]
         return float(max(cuts)) if cuts else 1.0
+
+    def used_samples(self) -> tuple[str, ...]:
+        """The auxiliary samples (``data.samples``) that the scan's methods or their models read: those the DAG
+        prepares."""
+        return tuple(dict.fromkeys(s for run in self.methods.values() for s in run.samples()))
 
     def truth_needs(self) -> list[str]:
         """What of this scan needs truth labels: injections of signal, and methods (or their models) that declare

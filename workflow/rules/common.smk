@@ -67,6 +67,9 @@ def bumphunt_tables():
     return [LAYOUT.bumphunt(m, e) for m in METHODS for e in SETTINGS.experiments]
 
 
+# the data section as the events' jobs depend on it: the auxiliary samples (data.samples) are inputs of their own
+# rules and of those that read them, so adding or changing one reruns nothing else
+DATA_PARAMS = {key: value for key, value in config["data"].items() if key != "samples"}
 _SECTIONS = {}
 
 

@@ -6,7 +6,7 @@ rule prepare_data:
     log:
         LAYOUT.log("prepare_data"),
     params:
-        data=config["data"],
+        data=DATA_PARAMS,
         folds=config["folds"],
         features=config["features"],
     script:
@@ -35,13 +35,66 @@ rule prepare_signal:
     log:
         LAYOUT.log("prepare_signal", "{name}"),
     params:
-        data=config["data"],
+        data=DATA_PARAMS,
         folds=config["folds"],
         features=config["features"],
         # the model's events; its mass only says where limits and sensitivity are read, so it reruns nothing here
         signal=lambda wc: {k: v for k, v in config["signals"][wc.name].items() if k != "mass"},
     script:
         "../scripts/prepare_signal.py"
+
+
+def sample_source(name):
+    """An auxiliary sample's file (file sources): a changed file reruns the sample and what reads it."""
+    path = SETTINGS.data.sample(name).path
+    return [path] if path else []
+
+
+def sample_params(name):
+    """What a sample's events depend on: its own spec and how the data's source reads or generates events (another
+    sample, the injections or the windows rerun nothing here)."""
+    data = config["data"]
+    return {"sample": data["samples"][name], "source": data["source"], "seed": data["seed"],
+            "read": {k: data.get(k) for k in ("non_finite", "duplicates", data["source"])}}
+
+
+rule prepare_sample:
+    """An auxiliary sample (data.samples.<name>), with folds (slidescan.stages.data.prepare_sample)."""
+    input:
+        lambda wc: sample_source(wc.name),
+    output:
+        LAYOUT.sample_events("{name}"),
+    wildcard_constraints:
+        name="[A-Za-z][A-Za-z0-9_]*",
+    resources:
+        **SLURM,
+    log:
+        LAYOUT.log("prepare_sample", "{name}"),
+    params:
+        data=lambda wc: sample_params(wc.name),
+        folds=config["folds"],
+        features=config["features"],
+    script:
+        "../scripts/prepare_sample.py"
+
+
+rule split_sample:
+    """An auxiliary sample's events of one window, with their region: once per window, shared by every
+    pseudo-experiment."""
+    input:
+        events=LAYOUT.sample_events("{name}"),
+    output:
+        LAYOUT.sample_split("{name}", "{window}"),
+    wildcard_constraints:
+        name="[A-Za-z][A-Za-z0-9_]*",
+    resources:
+        **SLURM,
+    log:
+        LAYOUT.log("split_sample", "{name}", "{window}"),
+    params:
+        windows=config["windows"],
+    script:
+        "../scripts/split_sample.py"
 
 
 def signal_file(wildcards):
@@ -66,7 +119,7 @@ rule inject:
     log:
         LAYOUT.log("inject", EXPERIMENT),
     params:
-        data=config["data"],
+        data=DATA_PARAMS,
         folds=config["folds"],
     script:
         "../scripts/inject.py"

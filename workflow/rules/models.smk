@@ -47,6 +47,8 @@ for _name, _configured in MODELS.items():
         input:
             split=sorted({str(LAYOUT.split(w, f"{p}inj{i}_seed{s}")) for w, p, i, s in _units}),
             events=LAYOUT.events(),
+            # the auxiliary samples the model reads, of its units' windows
+            samples=sorted({str(LAYOUT.sample_split(n, w)) for n in _model.samples for w, *_ in _units}),
         output:
             _outputs,
         resources:

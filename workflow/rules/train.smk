@@ -15,6 +15,8 @@ def train_inputs(wildcards):
     inputs = {"split": [_SPLIT.format(**key, seed=seed) for seed in SEEDS]}
     for name in _METHOD_MODELS[method]:
         inputs[name] = [_MODEL[name].format(**key, seed=seed) for seed in SEEDS]
+    for name in SETTINGS.method(method).method.samples:  # the auxiliary samples the method reads itself
+        inputs[f"sample_{name}"] = str(LAYOUT.sample_split(name, window))
     return inputs
 
 
@@ -42,7 +44,7 @@ rule train:
     log:
         str(LAYOUT.train_log("{window}", "{method}", "{injection}", SIGNAL)),
     params:
-        data=config["data"],
+        data=DATA_PARAMS,
         folds=config["folds"],
         method=section_of_method,
     threads: train_threads

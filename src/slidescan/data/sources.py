@@ -17,7 +17,7 @@ import pandas as pd
 from ..seeds import rng
 from .checks import check_labels, checked_sample, finite_events, numeric
 from .readers import read_lhco_h5
-from .synthetic import add_extra_features, generate_background, generate_signal
+from .synthetic import add_extra_features, generate_background, generate_signal, generate_simulation
 
 
 class Samples(NamedTuple):
@@ -78,6 +78,29 @@ def signal_samples(data, model, features: tuple[str, ...], log: Callable[[str], 
     if not len(events):
         raise ValueError(f"{path}: {what}")
     return _split(events.reset_index(drop=True).assign(label=np.int8(1)), 0.5, rng(seed, "split_sig", model.name))
+
+
+def auxiliary_events(data, sample, features: tuple[str, ...], log: Callable[[str], None] = print) -> pd.DataFrame:
+    """The events of one auxiliary sample (``data.samples.<name>``): the synthetic source generates a simulation
+    (the background model drawn anew, ``sample.mismodelling``); a file source reads ``sample.path`` like the data's
+    file (its labels where it has them, else every event background; ``sample.weight`` its weight column)."""
+    from dataclasses import replace
+
+    if data.source == "synthetic":
+        s = data.synthetic
+        n = sample.n_events or s.n_background
+        events = generate_simulation(n, s.model, sample.mismodelling, rng(data.seed, "sample", sample.name))
+        log(f"data.samples.{sample.name}: {n} synthetic background events, mismodelling {sample.mismodelling}")
+        return add_extra_features(events, s.substructure, s.noise_features,
+                                  rng(data.seed, "extra_features", "sample", sample.name))
+    if data.source == "lhco_h5":
+        events, labelled = _read_lhco(data, sample.path, features, log)
+    else:
+        events, labelled = _read_table(replace(data, table=replace(data.table, weight=sample.weight)), sample.path,
+                                       features, log)
+    log(f"data.samples.{sample.name}: {len(events)} events of {sample.path}"
+        f"{'' if labelled else ' (no labels: every event background)'}")
+    return events.reset_index(drop=True)
 
 
 @source("synthetic")

@@ -95,6 +95,38 @@ def generate_signal(n: int, model: SyntheticModel, rng: np.random.Generator) -> 
 
 
 
+# The presets of a synthetic simulation's mismodelling (data.samples.<name>.mismodelling): per preset, the slope of
+# the mjj distortion mjj -> mjj (1 + slope (mjj - PIVOT)) [1/TeV], the power of tau21 -> tau21^power, and the drift of
+# the jet-mass scale mj -> mj (1 + drift (mjj - PIVOT)) [1/TeV]. "strong" is the hand-tuned distortion of the
+# non-resonant study (arXiv:2311.12924: a slope of 1/6 TeV, tau^1.1) with a jet-mass scale that drifts by 8 % per
+# TeV; the slope is anchored at PIVOT, where the study's mjj(1 + mjj/6 TeV) would move every event of a 2.5-6 TeV
+# spectrum up by 40-100 % and leave no simulation below 3.5 TeV (docs/synthetic.md, "A simulation").
+MISMODELLING = {"none": (0.0, 1.0, 0.0), "mild": (1 / 30, 1.03, 0.02), "strong": (1 / 6, 1.1, 0.08)}
+PIVOT = 3.5  # TeV
+
+
+def mismodel(events: pd.DataFrame, preset: str) -> pd.DataFrame:
+    """The events as a simulation with ``preset``'s mismodelling (``MISMODELLING``): the jet masses and tau21 are
+    distorted at the event's true mjj, then mjj itself."""
+    if preset not in MISMODELLING:
+        raise ValueError(f"mismodelling {preset!r}: expected one of {sorted(MISMODELLING)}")
+    slope, power, drift = MISMODELLING[preset]
+    out = events.copy()
+    mjj = out["mjj"].to_numpy(float)
+    scale = 1.0 + drift * (mjj - PIVOT)
+    out["mj1"] = out["mj1"].to_numpy(float) * scale
+    out["delta_mj"] = out["delta_mj"].to_numpy(float) * scale
+    for tau in ("tau21_j1", "tau21_j2"):
+        out[tau] = out[tau].to_numpy(float) ** power
+    out["mjj"] = mjj * (1.0 + slope * (mjj - PIVOT))
+    return out
+
+
+def generate_simulation(n: int, model: SyntheticModel, preset: str, rng: np.random.Generator) -> pd.DataFrame:
+    """A simulated background: the background model drawn anew (its own random stream), mismodelled by ``preset``."""
+    return mismodel(generate_background(n, model, rng), preset)
+
+
 def add_extra_features(df: pd.DataFrame, substructure: bool, noise: int, rng: np.random.Generator) -> pd.DataFrame:
     """The optional columns of the feature-set studies, drawn from their own random stream (the baseline
     columns stay those of a sample without them).

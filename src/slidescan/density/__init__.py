@@ -36,6 +36,8 @@ class ModelContext:
     k: int  # folds of the scan
     base_seed: int
     key: tuple  # (model short name, window, *experiment.key): the root of the model's random streams
+    # the auxiliary samples the model declares (data.samples): the window's events of each, with region and fold
+    samples: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def seed(self, *parts) -> int:
         from ..seeds import derive_seed
@@ -81,6 +83,8 @@ class Model:
     caption: str = ""
     loss_label: str = "negative log-likelihood per event"
     needs_truth: bool = False
+    # the auxiliary samples (data.samples) it reads, as ctx.samples[name]: the scan must name them
+    samples: tuple[str, ...] = ()
     # learns from per-event weights (``data.table.weight``); a scan with weights refuses a method whose model does not
     weighted: bool = False
 

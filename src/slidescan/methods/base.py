@@ -84,6 +84,8 @@ class WindowInputs:
     tables: dict[str, pd.DataFrame]  # truth references of the SR (simulation): background_sr, signal
     models: dict[str, ModelOutput]
     features: list[str]
+    # the auxiliary samples the method declares (data.samples): the window's events of each, with region and fold
+    samples: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def training_events(self, fold: int) -> pd.DataFrame:
         """The window's events that the model of ``fold`` may learn from."""
@@ -119,6 +121,8 @@ class Method(ABC):
     name: str
     description: str
     needs_truth: bool = False
+    # the auxiliary samples (data.samples) it reads, as inputs.samples[name]: the scan must name them
+    samples: tuple[str, ...] = ()
     # trains on the true signal (the split's reference signal), so even its background-only scores belong to one
     # signal model: in a scan of several, injection 0 carries the first model's (limits on the others say so)
     signal_truth: bool = False
@@ -175,6 +179,7 @@ class Reference(Method):
     needs_truth: bool = False
     signal_truth: bool = False  # trains on the true signal (see Method.signal_truth)
     models: tuple[str, ...] = ()
+    samples: tuple[str, ...] = ()
     held_out: Callable[[WindowInputs, int], pd.DataFrame] | None = None
     # every backend weights its events by their ``weight`` column (``training_set``); the models must too
     weighted: bool = True
@@ -301,6 +306,18 @@ class MethodRun(ABC):
         from ..registry import MODELS, code_identity
 
         return code_identity(self.method, getattr(self, "backend", None), *(MODELS[m] for m in self.models))
+
+    def sample_needs(self) -> dict[str, tuple[str, ...]]:
+        """The auxiliary samples (``data.samples``) that this method and each of its models read, by who reads them."""
+        from ..registry import MODELS
+
+        needs = {f"method {self.method.name}": tuple(getattr(self.method, "samples", ()))}
+        needs.update({f"model {m}": tuple(MODELS[m].samples) for m in self.models})
+        return {who: samples for who, samples in needs.items() if samples}
+
+    def samples(self) -> tuple[str, ...]:
+        """Every sample this method reads, itself or through its models."""
+        return tuple(dict.fromkeys(s for samples in self.sample_needs().values() for s in samples))
 
     def with_code(self, tunables: dict) -> dict:
         """``tunables`` with the plug-in code's hash, when there is one (built-in methods keep their identities)."""

@@ -112,11 +112,16 @@ def lost(state: JobState) -> bool:
 
 
 def data_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> list[JobState]:
-    """prepare_data, prepare_signal (per named model), inject (per pseudo-experiment) and split (per window and
-    pseudo-experiment)."""
+    """prepare_data, prepare_signal (per named model), prepare_sample and split_sample (per auxiliary sample a method
+    reads, and window), inject (per pseudo-experiment) and split (per window and pseudo-experiment)."""
     states = [_job("prepare_data", "", "", None, None, layout.events(), layout.log("prepare_data"), failures)]
     states += [_job("prepare_signal", "", "", None, None, layout.signal_events(s.name),
                     layout.log("prepare_signal", s.name), failures, s.name) for s in settings.signals if s.name]
+    samples = settings.used_samples()
+    states += [_job("prepare_sample", "", "", None, None, layout.sample_events(n), layout.log("prepare_sample", n),
+                    failures) for n in samples]
+    states += [_job("split_sample", w.name, "", None, None, layout.sample_split(n, w.name),
+                    layout.log("split_sample", n, w.name), failures) for n in samples for w in settings.windows]
     jobs = [("inject", "", e, layout.injected(e), layout.log("inject", e.tag)) for e in settings.experiments]
     jobs += [("split", w.name, e, layout.split(w.name, e), layout.log("split", w.name, e.tag))
              for w in settings.windows for e in settings.experiments]
@@ -271,8 +276,8 @@ def report(workdir: Path, configfile: Path, profile: str) -> tuple[str, dict]:
              + ", ".join(f"{n} {s}" for s, n in counts.items())]
     data, bumps = data_states(settings, layout, failures), bumphunt_states(settings, layout, failures)
     reports = report_states(settings, layout, failures)
-    data_rules = "prepare_data, prepare_signal, inject, split" if any(s.name for s in settings.signals) else \
-        "prepare_data, inject, split"
+    data_rules = ", ".join(["prepare_data", *(["prepare_signal"] if any(s.name for s in settings.signals) else []),
+                            *(["prepare_sample", "split_sample"] if settings.used_samples() else []), "inject", "split"])
     groups = [(f"data jobs ({data_rules})", data)]
     groups += [(f"{name} models ({settings.models()[name].model.description})", group) for name, group in models.items()]
     groups += [("bump-hunt jobs (one per method and pseudo-experiment)", bumps),

@@ -55,6 +55,29 @@ def prepare_signal(settings: ScanSettings, name: str, out: str | os.PathLike, lo
                  attrs={"signal": name, "mass": model.mass})
 
 
+def prepare_sample(settings: ScanSettings, name: str, out: str | os.PathLike, log: Callable[[str], None] = print
+                   ) -> None:
+    """An auxiliary sample (``data.samples.<name>``) in a file of its own, each event with its fold (the same in
+    every window), checked like the data: it must hold the scan's features."""
+    from ..data.sources import auxiliary_events
+    from ..features import require
+
+    sample = settings.data.sample(name)
+    events = auxiliary_events(settings.data, sample, settings.features, log)
+    require(events.columns, settings.features, f"data.samples.{name} ({sample.path or 'synthetic'})")
+    events = events.assign(fold=assign_folds(len(events), settings.k, rng(settings.data.seed, "folds", "sample", name)))
+    write_tables(out, {"events": events}, attrs={"sample": name})
+
+
+def split_sample(settings: ScanSettings, events: str | os.PathLike, window: str, out: str | os.PathLike) -> None:
+    """The events of an auxiliary sample in one window, with their region (like the data's split)."""
+    w = settings.window(window)
+    df = read_table(events, "events")
+    df["region"] = w.region(df["mjj"].to_numpy())
+    write_tables(out, {"events": df[df["region"] != REGION_OUTSIDE].reset_index(drop=True)},
+                 attrs={**read_attrs(events), "window": window})
+
+
 def make_injection(settings: ScanSettings, events: str | os.PathLike, experiment: PseudoExperiment,
                    out: str | os.PathLike, signal: str | os.PathLike | None = None) -> None:
     """One pseudo-experiment: all background plus ``injection`` signal events, with folds; a named model's signal

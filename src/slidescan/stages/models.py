@@ -22,6 +22,7 @@ from ..layout import Layout, PseudoExperiment
 from ..registry import code_identity
 from ..settings import ScanSettings
 from . import check_forced_failure
+from .train import read_samples
 
 
 def fit_model(settings: ScanSettings, layout: Layout, name: str, window: str, experiment: PseudoExperiment,
@@ -134,7 +135,8 @@ def _context(settings: ScanSettings, layout: Layout, configured, window: str, ex
         require(table.columns, settings.features, str(split))
     return ModelContext(configured.settings, settings.window(window), experiment, data, references, layout.events(),
                         layout.model_checkpoint(model, window, experiment), log, list(settings.features), settings.k,
-                        settings.data.seed, (model.short, window, *experiment.key))
+                        settings.data.seed, (model.short, window, *experiment.key),
+                        read_samples(layout, model.samples, window, f"model {model.name}"))
 
 
 def _write(layout: Layout, model, ctx: ModelContext, result) -> None:

@@ -70,10 +70,26 @@ def window_inputs(layout: Layout, run: MethodRun, window, experiment: PseudoExpe
                              f"(rule {name}): {path} does not exist")
         models[name] = ModelOutput(name, path)
     inputs = WindowInputs(window, experiment, read_table(split, "data"),
-                          {t: read_table(split, t) for t in ("background_sr", "signal")}, models, list(features))
+                          {t: read_table(split, t) for t in ("background_sr", "signal")}, models, list(features),
+                          read_samples(layout, getattr(run.method, "samples", ()), window.name, f"method {run.name}"))
     for table in (inputs.data, *inputs.tables.values()):
         require(table.columns, features, str(split))
     return inputs, read_attrs(split)
+
+
+def read_samples(layout: Layout, names, window: str, who: str) -> dict:
+    """The window's events of each auxiliary sample ``names`` (``data.samples``), each table's origin in its attrs
+    (for the template contract's errors)."""
+    samples = {}
+    for name in names:
+        path = layout.sample_split(name, window)
+        if not path.exists():
+            raise ValueError(f"{who} reads data.samples.{name}, but its events of {window} ({path}) do not exist "
+                             f"(rule split_sample)")
+        table = read_table(path, "events")
+        table.attrs["source"] = f"data.samples.{name} of {window} ({path})"
+        samples[name] = table
+    return samples
 
 
 @dataclass(eq=False)

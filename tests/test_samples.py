@@ -1,0 +1,124 @@
+"""Auxiliary samples (data.samples): a simulation generated with a mismodelling preset or read from a file, prepared
+once, split per window, handed to the methods and models that declare it, and required at configuration."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from slidescan.config import ConfigError
+from slidescan.data.synthetic import PIVOT, SyntheticModel, generate_background, generate_simulation, mismodel
+from slidescan.io import read_table
+from slidescan.settings import ScanSettings
+from slidescan.windows import REGION_SB_HIGH, REGION_SB_LOW, REGION_SR
+
+from test_workflow import TINY, job_counts, make_workdir, snakemake
+
+
+def test_the_presets_distort_what_they_claim():
+    model = SyntheticModel.from_config(None)
+    truth = generate_background(20000, model, np.random.default_rng(5))
+    # none: the background model itself (the same draw with the same stream)
+    none = generate_simulation(20000, model, "none", np.random.default_rng(5))
+    pd.testing.assert_frame_equal(none, truth)
+    strong = mismodel(truth, "strong")
+    mjj = truth["mjj"].to_numpy()
+    # mjj -> mjj (1 + (mjj - 3.5 TeV) / 6 TeV): unchanged at the pivot, 4.5 TeV -> 5.25 TeV
+    assert strong["mjj"].to_numpy() == pytest.approx(mjj * (1 + (mjj - PIVOT) / 6))
+    assert mismodel(pd.DataFrame({"mjj": [3.5, 4.5], "mj1": [0.1, 0.1], "delta_mj": [0.2, 0.2], "tau21_j1": [0.5, 0.5],
+                                  "tau21_j2": [0.5, 0.5]}), "strong")["mjj"].tolist() == pytest.approx([3.5, 5.25])
+    # tau21 -> tau21^1.1 (every tau21 below 1 falls), the jet masses scaled by 1 + 8 % per TeV from 3.5 TeV
+    assert strong["tau21_j1"].to_numpy() == pytest.approx(truth["tau21_j1"].to_numpy() ** 1.1)
+    assert (strong["mj1"] / truth["mj1"]).to_numpy() == pytest.approx(1 + 0.08 * (mjj - PIVOT))
+    mild = mismodel(truth, "mild")
+    assert (mild["delta_mj"] / truth["delta_mj"]).to_numpy() == pytest.approx(1 + 0.02 * (mjj - PIVOT))
+    assert mild["tau21_j2"].to_numpy() == pytest.approx(truth["tau21_j2"].to_numpy() ** 1.03)
+    with pytest.raises(ValueError, match="mismodelling 'wild'"):
+        mismodel(truth, "wild")
+
+
+# a Reference whose template is the simulation's SR events (the naive simulation template, which SALAD reweights), and
+# a model that reads the simulation too
+SIM_TEMPLATE = '''
+import pandas as pd
+from slidescan import Model, ModelResult, Reference, register, register_model
+from slidescan.io import content_hash
+
+
+def count(ctx):
+    sim = ctx.samples["simulation"]
+    table = pd.DataFrame({"region": sorted(sim["region"].unique())})
+    table["events"] = [int((sim["region"] == r).sum()) for r in table["region"]]
+    return ModelResult({"counts": table}, {"fingerprint": content_hash(table.to_numpy())})
+
+
+register_model(Model("sim_counts", "Simulation events per region", count, gpu=False, diagnostics=False,
+                     samples=("simulation",)))
+
+
+def build(inputs, fold):
+    sim = inputs.samples["simulation"]
+    return inputs.sr(inputs.training_events(fold)), inputs.sr(sim[sim["fold"] != fold])
+
+
+def held_out(inputs, fold):
+    sim = inputs.samples["simulation"]
+    return inputs.sr(sim[sim["fold"] == fold])
+
+
+register(Reference("simtemplate", "SR data vs the simulation's SR", build, held_out=held_out, models=("sim_counts",),
+                   samples=("simulation",)))
+'''
+
+SIM = {**TINY, "scan": "sim", "plugins": ["sim_template.py"], "methods": ["simtemplate-bdt"], "injections": [0],
+       "data": {**TINY["data"], "samples": {"simulation": {"n_events": 40000}}}}
+
+
+def test_a_method_that_needs_a_sample_the_scan_lacks_stops_at_configuration(tmp_path):
+    (tmp_path / "sim_template.py").write_text(SIM_TEMPLATE)
+    without = {**SIM, "data": TINY["data"]}
+    with pytest.raises(ConfigError, match=r"method simtemplate-bdt needs the sample\(s\) simulation \(method simtemplate, model sim_counts\)"
+                                          r", but data.samples has none; add data.samples.simulation"):
+        ScanSettings.from_config(without, workdir=tmp_path)
+    with pytest.raises(ConfigError, match=r"data.samples.simulation: the synthetic source generates its samples"):
+        ScanSettings.from_config({**SIM, "data": {**TINY["data"], "samples": {"simulation": {"path": "sim.h5"}}}},
+                                 workdir=tmp_path)
+    settings = ScanSettings.from_config(SIM, workdir=tmp_path)
+    assert settings.used_samples() == ("simulation",)
+
+
+@pytest.mark.workflow
+def test_a_simulation_sample_reaches_the_method_and_its_model_and_a_changed_preset_reruns_only_its_readers(tmp_path):
+    workdir = make_workdir(tmp_path, SIM)
+    (workdir / "sim_template.py").write_text(SIM_TEMPLATE)
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    results = workdir / "results/sim"
+    for window in ("w00", "w01"):
+        events = read_table(results / f"samples/simulation/{window}.h5", "events")
+        assert set(events["region"]) == {REGION_SB_LOW, REGION_SR, REGION_SB_HIGH}
+        counts = read_table(results / f"models/sim_counts/{window}/inj0_seed1.h5", "counts")
+        assert counts.set_index("region")["events"].to_dict() == events["region"].value_counts().sort_index().to_dict()
+    scan = pd.read_csv(results / "pvalue_scan.csv")
+    # with no mismodelling the simulation is the background drawn anew: SR data and template are alike
+    auc = scan.groupby("window")["sr_auc_vs_reference"].first()
+    assert ((auc - 0.5).abs() < 0.03).all(), auc.to_dict()
+
+    # another preset: the sample, its splits, the model that reads it and the training rerun; the data do not
+    config = workdir / "config/config.yaml"
+    config.write_text(config.read_text().replace("n_events: 40000", "n_events: 40000\n      mismodelling: strong"))
+    counts = job_counts(snakemake(workdir, "-n").stdout)
+    assert {k: counts.get(k) for k in ("prepare_sample", "split_sample", "sim_counts", "train")} == \
+        {"prepare_sample": 1, "split_sample": 2, "sim_counts": 2, "train": 2}, counts
+    assert not {"prepare_data", "inject", "split"} & set(counts), counts
+
+
+def test_a_new_sample_extends_the_recorded_scan_and_a_changed_one_stops_it():
+    from slidescan.record import changes
+
+    recorded = {"data": {"source": "synthetic", "samples": {}}}
+    one = {"data": {"source": "synthetic", "samples": {"simulation": {"n_events": 40000, "mismodelling": "none"}}}}
+    assert changes(recorded, one) == []
+    two = {"data": {"source": "synthetic", "samples": {**one["data"]["samples"], "other": {"mismodelling": "mild"}}}}
+    assert changes(one, two) == []
+    strong = {"data": {"source": "synthetic", "samples": {"simulation": {"n_events": 40000, "mismodelling": "strong"}}}}
+    assert changes(one, strong) == ["data.samples.simulation.mismodelling: none -> strong"]
