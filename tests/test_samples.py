@@ -122,3 +122,24 @@ def test_a_new_sample_extends_the_recorded_scan_and_a_changed_one_stops_it():
     assert changes(one, two) == []
     strong = {"data": {"source": "synthetic", "samples": {"simulation": {"n_events": 40000, "mismodelling": "strong"}}}}
     assert changes(one, strong) == ["data.samples.simulation.mismodelling: none -> strong"]
+
+
+def test_a_file_sample_is_read_like_the_data_with_its_own_weights(tmp_path):
+    from slidescan.stages.data import prepare_sample
+
+    generator = np.random.default_rng(3)
+    events = generate_background(3000, SyntheticModel.from_config(None), generator).drop(columns="label")
+    events.assign(mjj=events["mjj"] * 1000).to_parquet(tmp_path / "data.parquet")
+    events.assign(mjj=events["mjj"] * 1000, w=generator.uniform(0.5, 1.5, len(events))).to_parquet(tmp_path / "sim.parquet")
+    table = {"path": str(tmp_path / "data.parquet"), "mjj_unit": "GeV"}
+    config = {**TINY, "data": {"source": "table", "table": table,
+                               "samples": {"simulation": {"path": str(tmp_path / "sim.parquet"), "weight": "w"}}},
+              "injections": [0], "methods": ["cwola-nn"]}
+    settings = ScanSettings.from_config(config, workdir=tmp_path)
+    prepare_sample(settings, "simulation", tmp_path / "sample.h5", log=lambda m: None)
+    sample = read_table(tmp_path / "sample.h5", "events")
+    assert len(sample) == 3000 and sample["mjj"].max() < 10  # GeV read as TeV, like the data
+    assert sample["weight"].to_numpy() == pytest.approx(pd.read_parquet(tmp_path / "sim.parquet")["w"].to_numpy())
+    assert set(sample["fold"]) == set(range(TINY["folds"]["k"])) and (sample["label"] == 0).all()
+    with pytest.raises(ConfigError, match=r"data.samples.simulation: path is required with data.source table"):
+        ScanSettings.from_config({**config, "data": {**config["data"], "samples": {"simulation": {}}}}, workdir=tmp_path)
