@@ -7,7 +7,7 @@ import pytest
 
 from slidescan.config import ConfigError
 from slidescan.data.synthetic import PIVOT, SyntheticModel, generate_background, generate_simulation, mismodel
-from slidescan.io import read_table
+from slidescan.io import read_attrs, read_table
 from slidescan.settings import ScanSettings
 from slidescan.windows import REGION_SB_HIGH, REGION_SB_LOW, REGION_SR
 
@@ -69,7 +69,8 @@ register(Reference("simtemplate", "SR data vs the simulation's SR", build, held_
                    samples=("simulation",)))
 '''
 
-SIM = {**TINY, "scan": "sim", "plugins": ["sim_template.py"], "methods": ["simtemplate-bdt"], "injections": [0],
+SIM = {**TINY, "scan": "sim", "plugins": ["sim_template.py"], "methods": ["simtemplate-bdt", "salad-bdt"],
+       "injections": [0], "salad": {"max_iter": 50},
        "data": {**TINY["data"], "samples": {"simulation": {"n_events": 40000}}}}
 
 
@@ -100,15 +101,23 @@ def test_a_simulation_sample_reaches_the_method_and_its_model_and_a_changed_pres
         assert counts.set_index("region")["events"].to_dict() == events["region"].value_counts().sort_index().to_dict()
     scan = pd.read_csv(results / "pvalue_scan.csv")
     # with no mismodelling the simulation is the background drawn anew: SR data and template are alike
-    auc = scan.groupby("window")["sr_auc_vs_reference"].first()
+    auc = scan.groupby(["method", "window"])["sr_auc_vs_reference"].first()
     assert ((auc - 0.5).abs() < 0.03).all(), auc.to_dict()
+    # SALAD's template, its weights, and its sideband closure (nothing to correct without mismodelling)
+    for window in ("w00", "w01"):
+        model = results / f"models/salad_weights/{window}/inj0_seed1.h5"
+        template, attrs = read_table(model, "template"), read_attrs(model)
+        assert template["weight"].mean() == pytest.approx(1.0, abs=0.05) and template["weight"].max() <= 20
+        assert abs(attrs["sideband_auc_after"] - 0.5) < 0.02, attrs
+        assert (results / f"plots/models/salad_weights/{window}/inj0_seed1.png").stat().st_size > 5000
+    assert set(scan["method"]) == {"simtemplate-bdt", "salad-bdt"} and scan["fit_ok"].all()
 
     # another preset: the sample, its splits, the model that reads it and the training rerun; the data do not
     config = workdir / "config/config.yaml"
     config.write_text(config.read_text().replace("n_events: 40000", "n_events: 40000\n      mismodelling: strong"))
     counts = job_counts(snakemake(workdir, "-n").stdout)
-    assert {k: counts.get(k) for k in ("prepare_sample", "split_sample", "sim_counts", "train")} == \
-        {"prepare_sample": 1, "split_sample": 2, "sim_counts": 2, "train": 2}, counts
+    assert {k: counts.get(k) for k in ("prepare_sample", "split_sample", "sim_counts", "salad_weights", "train")} == \
+        {"prepare_sample": 1, "split_sample": 2, "sim_counts": 2, "salad_weights": 2, "train": 4}, counts
     assert not {"prepare_data", "inject", "split"} & set(counts), counts
 
 
@@ -143,3 +152,35 @@ def test_a_file_sample_is_read_like_the_data_with_its_own_weights(tmp_path):
     assert set(sample["fold"]) == set(range(TINY["folds"]["k"])) and (sample["label"] == 0).all()
     with pytest.raises(ConfigError, match=r"data.samples.simulation: path is required with data.source table"):
         ScanSettings.from_config({**config, "data": {**config["data"], "samples": {"simulation": {}}}}, workdir=tmp_path)
+
+
+def test_salad_reweights_a_mismodelled_simulation_to_the_data_in_the_sidebands():
+    """The strong preset is told from the data in the sidebands (AUC about 0.55); after SALAD's reweighting, out of
+    fold, a classifier of the two has an AUC within 0.5 +- 0.02, and the SR template carries the weights."""
+    from types import SimpleNamespace
+
+    from slidescan.density.salad import SaladSettings, fit
+    model = SyntheticModel.from_config(None)
+    data = generate_background(200_000, model, np.random.default_rng(1))
+    sim = generate_simulation(200_000, model, "strong", np.random.default_rng(2))
+    frames = []
+    for events, seed in ((data, 3), (sim, 4)):
+        events = events[(events["mjj"] >= 3.0) & (events["mjj"] < 4.0)].reset_index(drop=True)
+        sr = (events["mjj"] >= 3.3) & (events["mjj"] < 3.7)
+        frames.append(events.assign(region=np.where(sr, REGION_SR, np.where(events["mjj"] < 3.3, REGION_SB_LOW,
+                                                                              REGION_SB_HIGH)),
+                                    fold=np.random.default_rng(seed).integers(0, 3, len(events))))
+    settings = SaladSettings.from_config({})
+    ctx = SimpleNamespace(settings=settings, window=SimpleNamespace(name="w00"), data=frames[0],
+                          samples={"simulation": frames[1]}, features=["mj1", "delta_mj", "tau21_j1", "tau21_j2"],
+                          seed=lambda *parts: 7, log=lambda message: None)
+    result = fit(ctx)
+    assert result.attrs["sideband_auc_before"] > 0.53
+    assert abs(result.attrs["sideband_auc_after"] - 0.5) < 0.02, result.attrs
+    template = result.tables["template"]
+    assert len(template) == int((frames[1]["region"] == REGION_SR).sum()) and (template["label"] == 0).all()
+    assert template["weight"].mean() == pytest.approx(1.0, abs=0.01) and template["weight"].max() <= 20.0
+    # the reweighted SR simulation moves towards the data's tau21 (the strong preset lowers it)
+    sr_data = frames[0][frames[0]["region"] == REGION_SR]
+    raw, reweighted = template["tau21_j1"].mean(), np.average(template["tau21_j1"], weights=template["weight"])
+    assert abs(reweighted - sr_data["tau21_j1"].mean()) < 0.3 * abs(raw - sr_data["tau21_j1"].mean())

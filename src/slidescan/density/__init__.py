@@ -140,6 +140,6 @@ def configure_model(name: str, config: dict) -> ConfiguredModel:
     return ConfiguredModel(model, settings)
 
 
-from . import sideband_flow, simulation_flow  # noqa: E402,F401  (the built-in models register themselves)
+from . import salad, sideband_flow, simulation_flow  # noqa: E402,F401  (the built-in models register themselves)
 
 __all__ = ["ConfiguredModel", "Model", "ModelContext", "ModelResult", "configure_model", "register_model"]
