@@ -184,3 +184,23 @@ def test_salad_reweights_a_mismodelled_simulation_to_the_data_in_the_sidebands()
     sr_data = frames[0][frames[0]["region"] == REGION_SR]
     raw, reweighted = template["tau21_j1"].mean(), np.average(template["tau21_j1"], weights=template["weight"])
     assert abs(reweighted - sr_data["tau21_j1"].mean()) < 0.3 * abs(raw - sr_data["tau21_j1"].mean())
+
+
+def test_the_summary_marks_a_template_the_classifier_tells_from_the_sr_background():
+    from slidescan.report.summary import templates_text
+
+    rows = []
+    for method, aucs in (("cathode-nn", (0.501, 0.497)), ("salad-bdt", (0.502, 0.571)), ("cwola-nn", (None, None))):
+        for window, auc in zip(("w00", "w01"), aucs):
+            for injection in (0, 400):
+                rows.append({"method": method, "window": window, "injection": injection, "n_obs": 20000.0,
+                             "sr_auc_vs_reference": np.nan if auc is None else (auc if injection == 0 else 0.6)})
+    text = templates_text(pd.DataFrame(rows))
+    assert "cathode-nn: median AUC 0.499;" in text and "cathode-nn: median AUC 0.499 —" not in text
+    assert "salad-bdt: median AUC 0.536 — TEMPLATE MISMODELLED in w01 (0.571)" in text
+    assert "cwola-nn" not in text  # no template: nothing to judge
+    # with few SR events an AUC 0.03 from 0.5 is within its statistical error (3 sigma of 0.013 at 1000 events)
+    small = pd.DataFrame(rows).assign(n_obs=1000.0)
+    assert "MISMODELLED in w01" in templates_text(small)
+    small.loc[small["sr_auc_vs_reference"] == 0.571, "sr_auc_vs_reference"] = 0.53
+    assert "MISMODELLED" not in templates_text(small)
