@@ -139,9 +139,16 @@ def test_the_signal_fraction_of_a_mixture_with_a_fixed_background_is_fitted():
     assert plain.fingerprint != flow.fingerprint and np.isnan(plain.signal_fraction)
 
 
-def test_the_simulated_background_flow_learns_the_reference_background_of_the_window(inputs, tmp_path):
-    """flow-nll with ``background: simulation``: a flow fitted on the simulated background, never on data."""
-    settings = ScanSettings.from_config({**CONFIG, "methods": ["flow-nll"], "flow-nll": {"background": "simulation"}})
+def test_the_simulated_background_flow_learns_the_simulation_sample_of_the_window(inputs, tmp_path):
+    """flow-nll with ``background: simulation``: a flow fitted on the scan's simulation sample, never on data; a scan
+    without one stops at configuration."""
+    from slidescan.config import ConfigError
+    from slidescan.stages.data import prepare_sample, split_sample
+
+    simulated = {**CONFIG, "methods": ["flow-nll"], "flow-nll": {"background": "simulation"}}
+    with pytest.raises(ConfigError, match=r"method flow-nll needs the sample\(s\) simulation \(model simulation_flow\)"):
+        ScanSettings.from_config(simulated)
+    settings = ScanSettings.from_config({**simulated, "data": {**CONFIG["data"], "samples": {"simulation": {}}}})
     assert list(settings.models()) == ["simulation_flow"]
     layout = Layout(tmp_path)
     source = Layout(inputs.model("sideband_flow").path.parents[2])
@@ -149,13 +156,17 @@ def test_the_simulated_background_flow_learns_the_reference_background_of_the_wi
         target = layout.root / path.relative_to(source.root)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(path)
+    prepare_sample(settings, "simulation", layout.sample_events("simulation"), log=lambda m: None)
+    layout.sample_split("simulation", "w00").parent.mkdir(parents=True, exist_ok=True)
+    split_sample(settings, layout.sample_events("simulation"), "w00", layout.sample_split("simulation", "w00"))
     lines = []
     fit_model(settings, layout, "simulation_flow", "w00", E, log=lines.append)
     model = MODELS["simulation_flow"]
     output = ModelOutput("simulation_flow", layout.model(model, "w00", E))
     assert output.path == layout.root / "models/simulation_flow/w00/inj500_seed1.h5"
     assert output.attrs["n_train"] == 5000  # max_train_events of the flow section
-    assert "simulated background events of the window" in layout.model_log(model, "w00", E).read_text()
+    assert "simulated background events of the window (data.samples.simulation)" in \
+        layout.model_log(model, "w00", E).read_text()
     assert 0.4 < output.attrs["sim_auc"] < 0.8 and layout.model_plot(model, "w00", E).stat().st_size > 20_000
 
 

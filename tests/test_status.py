@@ -43,7 +43,8 @@ def test_methods_that_share_a_model_list_its_jobs_once(tmp_path):
     text, _ = report(workdir, Path("config/config.yaml"), "profiles/local")
     assert "4 sideband_flow models (Sideband flow (CATHODE background model)): 0 done" in text
     assert "32 training folds: 0 done" in text and "simulation_flow" not in text
-    simulated = {**TINY, "methods": ["flow-nll"], "flow-nll": {"background": "simulation"}}
+    simulated = {**TINY, "methods": ["flow-nll"], "flow-nll": {"background": "simulation"},
+                 "data": {**TINY["data"], "samples": {"simulation": {}}}}
     (workdir / "config" / "config.yaml").write_text(__import__("yaml").safe_dump(simulated))
     text, _ = report(workdir, Path("config/config.yaml"), "profiles/local")
     assert "4 simulation_flow models (Flow of the simulated background): 0 done" in text

@@ -1,17 +1,18 @@
-"""The flow of the simulated background: p(features | mjj) fitted on simulation over the whole window.
+"""The flow of the simulated background: p(features | mjj) fitted on the scan's simulation over the whole window.
 
 For methods that score data by a background density learned elsewhere than in the data's own
 sidebands (flow-nll with ``background: simulation``, as in likelihood-based searches). The
-simulated background is the scan's independent reference background (truth, as the idealized
-reference uses), restricted to the window; the flow never sees a data event, so data in the
-sidebands and in the SR are scored alike.
+simulated background is the scan's simulation sample (``data.samples.simulation``: generated with a
+mismodelling preset, or a file of simulated events), restricted to the window, not a truth copy of the
+data's own background: a simulation that mismodels the data shows up as data the flow finds unlikely, as
+it would in a real search. The flow never sees a data event, so data in the sidebands and in the SR are
+scored alike.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ..io import read_table
 from ..windows import REGION_SR
 from . import Model, ModelContext, ModelResult, register_model
 from .flow_settings import FlowSettings
@@ -20,10 +21,10 @@ from .sideband_flow import closure, fit_flow_on, fit_flows_on, history_table, tr
 
 def _simulated(ctx: ModelContext):
     w = ctx.window
-    simulated = read_table(ctx.events, "reference_background")
+    simulated = ctx.samples["simulation"]  # the window's events of the sample, every region
     simulated = simulated[w.inside(simulated["mjj"].to_numpy())].reset_index(drop=True)
     ctx.log(f"{w.name} injection {ctx.experiment.injection} seed {ctx.experiment.seed}: flow on {len(simulated)} "
-            "simulated background events of the window")
+            "simulated background events of the window (data.samples.simulation)")
     return simulated
 
 
@@ -58,10 +59,10 @@ def _result(ctx: ModelContext, flow, simulated) -> ModelResult:
 
 
 CAPTION = """A conditional normalizing flow p(features | mjj) trained on the simulated background of the whole window
-(the scan's independent background reference), the background density of flow-nll with ``background: simulation``.
+(``data.samples.simulation``), the background density of flow-nll with ``background: simulation``.
 **Top row:** held-out simulated events against flow samples at the same mjj, with the closure AUC of a boosted-tree
 classifier (0.50: indistinguishable). **Bottom row:** SR data against flow samples at the data's mjj; data and
 simulation disagree where the simulation mismodels the data, which flow-nll would call anomalous."""
 
 register_model(Model("simulation_flow", "Flow of the simulated background", fit, FlowSettings, fit_many=fit_many,
-                     caption=CAPTION, needs_truth=True))
+                     caption=CAPTION, samples=("simulation",)))

@@ -29,7 +29,7 @@ properties:
   background:
     enum: [sidebands, simulation]
     default: sidebands
-    description: "the sideband flow (data), or a flow of the simulated background of the window (the flow section's settings)"
+    description: "the sideband flow (data), or a flow of the scan's simulation sample (data.samples.simulation) in the window (the flow section's settings)"
 """)
 
     background: str
