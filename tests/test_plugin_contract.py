@@ -96,3 +96,19 @@ def test_a_template_without_a_feature_is_refused_before_training():
     with pytest.raises(ValueError, match=rf"method short-nn, fold 1: its label-0 events \(the template\): no column\(s\) "
                                          rf"\['{FEATURES[0]}'\]"):
         short.fold_data(SimpleNamespace(features=list(FEATURES), data=events), 1, "short-nn")
+
+
+def test_a_plugin_built_with_a_slidescan_helper_is_still_its_own_code(tmp_path):
+    """An entry built by slidescan's template_reference holds only slidescan's functions; the module that registered
+    it is what identifies its code, so editing that file changes the identity."""
+    from slidescan.config import import_plugins
+    from slidescan.registry import METHODS, code_identity
+
+    plugin = tmp_path / "helper_made.py"
+    plugin.write_text("from slidescan import register\nfrom slidescan.methods.base import template_reference\n"
+                      "register(template_reference('helpermade', 'a template', 'sideband_flow', 'samples'))\n")
+    import_plugins(["helper_made.py"], tmp_path)
+    first = code_identity(METHODS["helpermade"])
+    assert first and code_identity(METHODS["cathode"]) == ""
+    plugin.write_text(plugin.read_text() + "# edited\n")
+    assert code_identity(METHODS["helpermade"]) not in ("", first)

@@ -32,6 +32,7 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice: by {self._origin[name]} and by {origin}")
         self._items[name] = item  # the same module imported again (a plugin loaded by path) replaces its own entry
         self._origin[name] = origin
+        _REGISTERED_BY[id(item)] = _caller()
         return item
 
     def __getitem__(self, name: str) -> T:
@@ -51,6 +52,19 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         load_builtins()
         return list(self._items)
+
+
+# the packages whose register functions wrap Registry.register: the module that registered an entry is the first
+# caller outside them (a plug-in's module, even for an entry built by a slidescan helper such as template_reference)
+_WRAPPERS = ("slidescan.registry", "slidescan.methods", "slidescan.density", "slidescan.backends")
+_REGISTERED_BY: dict[int, str] = {}
+
+
+def _caller() -> str:
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in _WRAPPERS:
+        frame = frame.f_back
+    return frame.f_globals.get("__name__", "") if frame is not None else ""
 
 
 METHODS: Registry = Registry("method")
@@ -77,7 +91,8 @@ def code_identity(*entries) -> str:
     Why: a fold or a model is kept while its fingerprint is unchanged, and Snakemake reruns a job when its params
     change, but neither sees a plug-in's code. A fixed plug-in would leave its wrong results in place (only
     ``--forcerun`` helped). So the code a result comes from joins its identity: the module of each entry's class
-    and of every function or class it holds (a ``Reference``'s ``build``, a ``Model``'s ``fit``). slidescan's own
+    and of every function or class it holds (a ``Reference``'s ``build``, a ``Model``'s ``fit``), and the module that
+    registered it. slidescan's own
     modules are left out, so built-in methods keep their fingerprints whatever slidescan version made them.
     """
     modules = set()
@@ -86,6 +101,7 @@ def code_identity(*entries) -> str:
             continue
         held = [type(entry), *(v for v in getattr(entry, "__dict__", {}).values() if callable(v))]
         modules.update(getattr(obj, "__module__", None) for obj in held)
+        modules.add(_REGISTERED_BY.get(id(entry)))
     files = []
     for name in sorted(m for m in modules if m and m != "slidescan" and not m.startswith(("slidescan.", "builtins"))):
         path = getattr(sys.modules.get(name), "__file__", None)

@@ -198,6 +198,21 @@ def held_out_fold(table: pd.DataFrame, fold: int) -> pd.DataFrame:
     return table[table["fold"] == fold]
 
 
+def template_reference(name: str, description: str, model: str, table: str, **kwargs) -> Reference:
+    """SR data against a model's table of template events with folds of their own (CATHODE's flow samples, SALAD's
+    weighted simulation): the classifier of fold ``k`` trains on the template's other folds and scores its fold
+    ``k`` (the closure AUC of SR data against the template, 0.5 without signal)."""
+    def template(inputs: WindowInputs) -> pd.DataFrame:
+        return inputs.model(model).table(table)
+
+    def build(inputs: WindowInputs, fold: int):
+        events = template(inputs)
+        return inputs.sr(inputs.training_events(fold)), events[events["fold"] != fold]
+
+    return Reference(name, description, build, models=(model, *kwargs.pop("models", ())),
+                     held_out=lambda inputs, fold: held_out_fold(template(inputs), fold), **kwargs)
+
+
 class Score(Method):
     """A method that scores events itself (no classifier): a subclass registers one instance.
 

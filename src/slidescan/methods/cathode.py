@@ -5,17 +5,8 @@ their own, so the model of fold ``k`` trains on the samples of the other folds a
 fold ``k`` (the closure AUC of SR data against samples, 0.5 without signal).
 """
 
-from . import Reference, held_out_fold, register
+from . import register
+from .base import template_reference
 
-
-def _samples(inputs):
-    return inputs.model("sideband_flow").table("samples")
-
-
-def build(inputs, fold):
-    samples = _samples(inputs)
-    return inputs.sr(inputs.training_events(fold)), samples[samples["fold"] != fold]
-
-
-register(Reference("cathode", "SR data vs samples of a sideband-trained flow (CATHODE)", build,
-                   models=("sideband_flow",), held_out=lambda inputs, fold: held_out_fold(_samples(inputs), fold)))
+register(template_reference("cathode", "SR data vs samples of a sideband-trained flow (CATHODE)", "sideband_flow",
+                            "samples"))

@@ -6,17 +6,8 @@ fold ``k`` trains on the template's other folds and scores fold ``k`` (the AUC o
 signal where the reweighting is right). Needs ``data.samples.simulation``.
 """
 
-from . import Reference, held_out_fold, register
+from . import register
+from .base import template_reference
 
-
-def _template(inputs):
-    return inputs.model("salad_weights").table("template")
-
-
-def build(inputs, fold):
-    template = _template(inputs)
-    return inputs.sr(inputs.training_events(fold)), template[template["fold"] != fold]
-
-
-register(Reference("salad", "SR data vs the simulation reweighted to the sideband data (SALAD)", build,
-                   models=("salad_weights",), held_out=lambda inputs, fold: held_out_fold(_template(inputs), fold)))
+register(template_reference("salad", "SR data vs the simulation reweighted to the sideband data (SALAD)",
+                            "salad_weights", "template"))
