@@ -36,23 +36,10 @@ def test_the_presets_distort_what_they_claim():
         mismodel(truth, "wild")
 
 
-# a Reference whose template is the simulation's SR events (the naive simulation template, which SALAD reweights), and
-# a model that reads the simulation too
+# a Reference whose template is the simulation's SR events (the naive simulation template, which SALAD reweights and
+# FETA morphs)
 SIM_TEMPLATE = '''
-import pandas as pd
-from slidescan import Model, ModelResult, Reference, register, register_model
-from slidescan.io import content_hash
-
-
-def count(ctx):
-    sim = ctx.samples["simulation"]
-    table = pd.DataFrame({"region": sorted(sim["region"].unique())})
-    table["events"] = [int((sim["region"] == r).sum()) for r in table["region"]]
-    return ModelResult({"counts": table}, {"fingerprint": content_hash(table.to_numpy())})
-
-
-register_model(Model("sim_counts", "Simulation events per region", count, gpu=False, diagnostics=False,
-                     samples=("simulation",)))
+from slidescan import Reference, register
 
 
 def build(inputs, fold):
@@ -65,11 +52,10 @@ def held_out(inputs, fold):
     return inputs.sr(sim[sim["fold"] == fold])
 
 
-register(Reference("simtemplate", "SR data vs the simulation's SR", build, held_out=held_out, models=("sim_counts",),
-                   samples=("simulation",)))
+register(Reference("simtemplate", "SR data vs the simulation's SR", build, held_out=held_out, samples=("simulation",)))
 '''
 
-SIM = {**TINY, "scan": "sim", "plugins": ["sim_template.py"], "methods": ["simtemplate-bdt", "salad-bdt"],
+SIM = {**TINY, "scan": "sim", "plugins": ["sim_template.py"], "methods": ["simtemplate-bdt", "salad-bdt", "feta-bdt"],
        "injections": [0], "salad": {"max_iter": 50},
        "data": {**TINY["data"], "samples": {"simulation": {"n_events": 40000}}}}
 
@@ -77,7 +63,7 @@ SIM = {**TINY, "scan": "sim", "plugins": ["sim_template.py"], "methods": ["simte
 def test_a_method_that_needs_a_sample_the_scan_lacks_stops_at_configuration(tmp_path):
     (tmp_path / "sim_template.py").write_text(SIM_TEMPLATE)
     without = {**SIM, "data": TINY["data"]}
-    with pytest.raises(ConfigError, match=r"method simtemplate-bdt needs the sample\(s\) simulation \(method simtemplate, model sim_counts\)"
+    with pytest.raises(ConfigError, match=r"method simtemplate-bdt needs the sample\(s\) simulation \(method simtemplate\)"
                                           r", but data.samples has none; add data.samples.simulation"):
         ScanSettings.from_config(without, workdir=tmp_path)
     with pytest.raises(ConfigError, match=r"data.samples.simulation: the synthetic source generates its samples"):
@@ -88,7 +74,7 @@ def test_a_method_that_needs_a_sample_the_scan_lacks_stops_at_configuration(tmp_
 
 
 @pytest.mark.workflow
-def test_a_simulation_sample_reaches_the_method_and_its_model_and_a_changed_preset_reruns_only_its_readers(tmp_path):
+def test_a_simulation_sample_reaches_the_methods_and_models_that_read_it_and_a_changed_preset_reruns_only_them(tmp_path):
     workdir = make_workdir(tmp_path, SIM)
     (workdir / "sim_template.py").write_text(SIM_TEMPLATE)
     result = snakemake(workdir)
@@ -97,12 +83,12 @@ def test_a_simulation_sample_reaches_the_method_and_its_model_and_a_changed_pres
     for window in ("w00", "w01"):
         events = read_table(results / f"samples/simulation/{window}.h5", "events")
         assert set(events["region"]) == {REGION_SB_LOW, REGION_SR, REGION_SB_HIGH}
-        counts = read_table(results / f"models/sim_counts/{window}/inj0_seed1.h5", "counts")
-        assert counts.set_index("region")["events"].to_dict() == events["region"].value_counts().sort_index().to_dict()
     scan = pd.read_csv(results / "pvalue_scan.csv")
     # with no mismodelling the simulation is the background drawn anew: SR data and template are alike
     auc = scan.groupby(["method", "window"])["sr_auc_vs_reference"].first()
-    assert ((auc - 0.5).abs() < 0.03).all(), auc.to_dict()
+    assert ((auc[["simtemplate-bdt", "salad-bdt"]] - 0.5).abs() < 0.03).all(), auc.to_dict()
+    # FETA's template is as good as its flows, here of 3 epochs (the tests' TINY flow section)
+    assert (auc["feta-bdt"] < 0.6).all(), auc.to_dict()
     # SALAD's template, its weights, and its sideband closure (nothing to correct without mismodelling)
     for window in ("w00", "w01"):
         model = results / f"models/salad_weights/{window}/inj0_seed1.h5"
@@ -110,15 +96,23 @@ def test_a_simulation_sample_reaches_the_method_and_its_model_and_a_changed_pres
         assert template["weight"].mean() == pytest.approx(1.0, abs=0.05) and template["weight"].max() <= 20
         assert abs(attrs["sideband_auc_after"] - 0.5) < 0.02, attrs
         assert (results / f"plots/models/salad_weights/{window}/inj0_seed1.png").stat().st_size > 5000
-    assert set(scan["method"]) == {"simtemplate-bdt", "salad-bdt"} and scan["fit_ok"].all()
+    assert set(scan["method"]) == {"simtemplate-bdt", "salad-bdt", "feta-bdt"} and scan["fit_ok"].all()
+    # FETA read the data's sideband flow (its job ran first) and morphed the simulation's SR events
+    for window in ("w00", "w01"):
+        model = results / f"models/feta/{window}/inj0_seed1.h5"
+        template, attrs = read_table(model, "template"), read_attrs(model)
+        assert len(template) == int((read_table(results / f"samples/simulation/{window}.h5", "events")["region"]
+                                     == REGION_SR).sum())
+        assert attrs["sideband_auc_after"] < 0.56, attrs  # a 3-epoch flow: closure within a few per cent
+        assert "sideband AUC of simulation vs data" in (results / f"logs/feta/{window}/inj0_seed1.log").read_text()
 
     # another preset: the sample, its splits, the model that reads it and the training rerun; the data do not
     config = workdir / "config/config.yaml"
     config.write_text(config.read_text().replace("n_events: 40000", "n_events: 40000\n      mismodelling: strong"))
     counts = job_counts(snakemake(workdir, "-n").stdout)
-    assert {k: counts.get(k) for k in ("prepare_sample", "split_sample", "sim_counts", "salad_weights", "train")} == \
-        {"prepare_sample": 1, "split_sample": 2, "sim_counts": 2, "salad_weights": 2, "train": 4}, counts
-    assert not {"prepare_data", "inject", "split"} & set(counts), counts
+    assert {k: counts.get(k) for k in ("prepare_sample", "split_sample", "salad_weights", "feta", "train")} == \
+        {"prepare_sample": 1, "split_sample": 2, "salad_weights": 2, "feta": 2, "train": 6}, counts
+    assert not {"prepare_data", "inject", "split", "sideband_flow"} & set(counts), counts
 
 
 def test_a_new_sample_extends_the_recorded_scan_and_a_changed_one_stops_it():
@@ -204,3 +198,28 @@ def test_the_summary_marks_a_template_the_classifier_tells_from_the_sr_backgroun
     assert "MISMODELLED in w01" in templates_text(small)
     small.loc[small["sr_auc_vs_reference"] == 0.571, "sr_auc_vs_reference"] = 0.53
     assert "MISMODELLED" not in templates_text(small)
+
+
+def test_fetas_morph_moves_a_shifted_toy_back_onto_the_data():
+    """Two conditional flows, of a simulation shifted and widened with m and of the data: the simulation sent through
+    the first and back through the second's inverse has the data's mean and width at every m."""
+    from slidescan.density.feta import morph
+    from slidescan.density.flow_settings import FlowSettings
+    from slidescan.density.flows import train_flow
+
+    g = np.random.default_rng(4)
+    n = 20000
+    m_data, m_sim = g.uniform(3.0, 4.0, n), g.uniform(3.0, 4.0, n)
+    data = g.normal(0.0, 1.0, (n, 2))
+    sim = g.normal(0.0, 1.0, (n, 2)) * (1.0 + 0.3 * (m_sim[:, None] - 3.0)) + 0.5 + 0.5 * (m_sim[:, None] - 3.0)
+    settings = FlowSettings.from_config({"transforms": 3, "hidden": [32], "epochs": 20, "batch_size": 512,
+                                         "learning_rate": 0.003, "n_best": 1, "device": "cpu"})
+    data_flow = train_flow(data, m_data, settings, seed=1, log=lambda s: None)
+    sim_flow = train_flow(sim, m_sim, settings, seed=2, log=lambda s: None)
+    events = pd.DataFrame({"a": sim[:, 0], "b": sim[:, 1], "mjj": m_sim})
+    moved = morph(sim_flow, data_flow, events, ["a", "b"])
+    for high in (False, True):
+        rows = (m_sim > 3.5) == high
+        assert abs(sim[rows].mean()) > 0.6  # the simulation is off: shifted by 0.5-1.0
+        assert np.abs(moved[rows].mean(0)).max() < 0.1, moved[rows].mean(0)
+        assert np.abs(moved[rows].std(0) - 1.0).max() < 0.1, moved[rows].std(0)

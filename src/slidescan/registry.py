@@ -108,3 +108,22 @@ def code_identity(*entries) -> str:
         if path and Path(path).is_file():
             files.append((name, hashlib.sha256(Path(path).read_bytes()).hexdigest()))
     return hashlib.sha256(repr(files).encode()).hexdigest()[:16] if files else ""
+
+
+def model_order(names) -> tuple[str, ...]:
+    """``names`` with the models each reads (``Model.models``) before it, each once: the order to fit them in. A
+    cycle (a model that needs itself through others) is refused, naming it."""
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ValueError(f"model {name} needs itself: {' -> '.join((*path, name))}")
+        if name in order:
+            return
+        for needed in MODELS[name].models:
+            visit(needed, (*path, name))
+        order.append(name)
+
+    for name in names:
+        visit(name, ())
+    return tuple(order)

@@ -333,12 +333,13 @@ class ScanSettings:
         return min(self.windows, key=lambda w: abs(w.sr_centre - mass))
 
     def models(self) -> dict:
-        """The per-window models the scan's methods need, configured: name -> models.ConfiguredModel."""
+        """The per-window models the scan's methods need (and the models those read, first), configured: name ->
+        models.ConfiguredModel."""
         from .density import configure_model
 
         needed: dict = {}
         for run in self.methods.values():
-            for name in run.models:
+            for name in run.all_models():  # the models the methods' models read, too
                 if name not in needed:
                     needed[name] = configure_model(name, self.config)
         return needed

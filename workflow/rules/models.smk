@@ -49,6 +49,9 @@ for _name, _configured in MODELS.items():
             events=LAYOUT.events(),
             # the auxiliary samples the model reads, of its units' windows
             samples=sorted({str(LAYOUT.sample_split(n, w)) for n in _model.samples for w, *_ in _units}),
+            # the outputs of the models it reads, of its units
+            models=[str(LAYOUT.model(MODELS[n].model, w, f"{p}inj{i}_seed{s}")) for n in _model.models
+                    for w, p, i, s in _units],
         output:
             _outputs,
         resources:

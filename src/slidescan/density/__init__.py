@@ -38,6 +38,8 @@ class ModelContext:
     key: tuple  # (model short name, window, *experiment.key): the root of the model's random streams
     # the auxiliary samples the model declares (data.samples): the window's events of each, with region and fold
     samples: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # the outputs of the models it reads (``Model.models``), for the same window and pseudo-experiment
+    models: dict = field(default_factory=dict)
 
     def seed(self, *parts) -> int:
         from ..seeds import derive_seed
@@ -85,6 +87,8 @@ class Model:
     needs_truth: bool = False
     # the auxiliary samples (data.samples) it reads, as ctx.samples[name]: the scan must name them
     samples: tuple[str, ...] = ()
+    # the models whose outputs it reads, as ctx.models[name] (their jobs run first; its fingerprint includes theirs)
+    models: tuple[str, ...] = ()
     # learns from per-event weights (``data.table.weight``); a scan with weights refuses a method whose model does not
     weighted: bool = False
 
@@ -140,6 +144,6 @@ def configure_model(name: str, config: dict) -> ConfiguredModel:
     return ConfiguredModel(model, settings)
 
 
-from . import salad, sideband_flow, simulation_flow  # noqa: E402,F401  (the built-in models register themselves)
+from . import feta, salad, sideband_flow, simulation_flow  # noqa: E402,F401  (the built-in models register themselves)
 
 __all__ = ["ConfiguredModel", "Model", "ModelContext", "ModelResult", "configure_model", "register_model"]

@@ -194,6 +194,22 @@ class TrainedFlow:
                     z[chunk] = flow(c[chunk]).sample()
         return self.pre.inverse(z.double().cpu().numpy())
 
+    @torch.no_grad()
+    def to_base(self, x: np.ndarray, mjj: np.ndarray) -> np.ndarray:
+        """The image of ``x`` given ``mjj`` in the base space (standard normal) of the mixture's first flow: the
+        bijection that FETA composes with another flow's inverse (a mixture of flows is not one)."""
+        z = torch.as_tensor(self.pre.forward(np.asarray(x, float)), dtype=torch.float32, device=self.device)
+        c = torch.as_tensor(self.pre.condition(np.asarray(mjj, float)), dtype=torch.float32, device=self.device)
+        return self.flows[0](c).transform(z).double().cpu().numpy()
+
+    @torch.no_grad()
+    def from_base(self, u: np.ndarray, mjj: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_base`: the events whose base-space image given ``mjj`` is ``u``."""
+        c = torch.as_tensor(self.pre.condition(np.asarray(mjj, float)), dtype=torch.float32, device=self.device)
+        z = self.flows[0](c).transform.inv(torch.as_tensor(np.asarray(u, float), dtype=torch.float32,
+                                                            device=self.device))
+        return self.pre.inverse(z.double().cpu().numpy())
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The flow as arrays (for a model's HDF5 output): no pickle, so reading it runs no code."""
         out = {f"pre_{k}": np.atleast_1d(np.asarray(getattr(self.pre, k), float))

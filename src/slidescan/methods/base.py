@@ -320,14 +320,14 @@ class MethodRun(ABC):
         models'; ``registry.code_identity``), "" when it is all slidescan's own."""
         from ..registry import MODELS, code_identity
 
-        return code_identity(self.method, getattr(self, "backend", None), *(MODELS[m] for m in self.models))
+        return code_identity(self.method, getattr(self, "backend", None), *(MODELS[m] for m in self.all_models()))
 
     def sample_needs(self) -> dict[str, tuple[str, ...]]:
         """The auxiliary samples (``data.samples``) that this method and each of its models read, by who reads them."""
         from ..registry import MODELS
 
         needs = {f"method {self.method.name}": tuple(getattr(self.method, "samples", ()))}
-        needs.update({f"model {m}": tuple(MODELS[m].samples) for m in self.models})
+        needs.update({f"model {m}": tuple(MODELS[m].samples) for m in self.all_models()})
         return {who: samples for who, samples in needs.items() if samples}
 
     def samples(self) -> tuple[str, ...]:
@@ -364,4 +364,10 @@ class MethodRun(ABC):
         from ..registry import MODELS
 
         out = [] if self.method.weighted else [f"method {self.name}"]
-        return out + [f"model {m} (of {self.name})" for m in self.models if not MODELS[m].weighted]
+        return out + [f"model {m} (of {self.name})" for m in self.all_models() if not MODELS[m].weighted]
+
+    def all_models(self) -> tuple[str, ...]:
+        """The models this method reads and, before each, the models those read (``Model.models``), each once."""
+        from ..registry import model_order
+
+        return model_order(self.models)

@@ -136,7 +136,23 @@ def _context(settings: ScanSettings, layout: Layout, configured, window: str, ex
     return ModelContext(configured.settings, settings.window(window), experiment, data, references, layout.events(),
                         layout.model_checkpoint(model, window, experiment), log, list(settings.features), settings.k,
                         settings.data.seed, (model.short, window, *experiment.key),
-                        read_samples(layout, model.samples, window, f"model {model.name}"))
+                        read_samples(layout, model.samples, window, f"model {model.name}"),
+                        _needed_models(layout, model, window, experiment))
+
+
+def _needed_models(layout: Layout, model, window: str, experiment: PseudoExperiment) -> dict:
+    """The outputs of the models ``model`` reads, for its window and pseudo-experiment."""
+    from ..methods.base import ModelOutput
+    from ..registry import MODELS
+
+    out = {}
+    for name in model.models:
+        path = layout.model(MODELS[name], window, experiment)
+        if not path.exists():
+            raise ValueError(f"model {model.name} needs model {name}'s output for {window} {experiment} (rule {name}): "
+                             f"{path} does not exist")
+        out[name] = ModelOutput(name, path)
+    return out
 
 
 def _write(layout: Layout, model, ctx: ModelContext, result) -> None:
@@ -145,9 +161,12 @@ def _write(layout: Layout, model, ctx: ModelContext, result) -> None:
         raise ValueError(f"model {name}: its fit returned no 'fingerprint' attribute (what its result depends on)")
     # a plug-in model's code is part of what its result depends on, so the folds that read its fingerprint retrain
     # when the code changes (registry.code_identity; slidescan's own models keep their fingerprints)
+    # and so are the fingerprints of the models it read (ctx.models)
     code = code_identity(model)
-    attrs = {**result.attrs, "fingerprint": content_hash(extra=(result.attrs["fingerprint"], code))} if code else \
-        result.attrs
+    read = tuple(output.fingerprint for output in ctx.models.values())
+    attrs = result.attrs
+    if code or read:
+        attrs = {**attrs, "fingerprint": content_hash(extra=(result.attrs["fingerprint"], code, *read))}
     # a model that trains nothing has an empty loss history (its loss-curve figure says so)
     empty = pd.DataFrame({"epoch": np.zeros(0, int), "train_loss": np.zeros(0), "val_loss": np.zeros(0)})
     tables = {**result.tables, "history": result.history if result.history is not None else empty}
