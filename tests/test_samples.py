@@ -223,3 +223,17 @@ def test_fetas_morph_moves_a_shifted_toy_back_onto_the_data():
         assert abs(sim[rows].mean()) > 0.6  # the simulation is off: shifted by 0.5-1.0
         assert np.abs(moved[rows].mean(0)).max() < 0.1, moved[rows].mean(0)
         assert np.abs(moved[rows].std(0) - 1.0).max() < 0.1, moved[rows].std(0)
+
+
+def test_models_that_read_models_come_after_them_and_a_cycle_is_named(monkeypatch):
+    from slidescan.density import Model
+    from slidescan.registry import MODELS, model_order
+
+    assert model_order(("feta", "sideband_flow")) == ("sideband_flow", "feta")
+    settings = ScanSettings.from_config({**SIM, "plugins": [], "methods": ["feta-nn"]})
+    assert list(settings.models()) == ["sideband_flow", "feta"]  # status and the DAG list what feta reads
+    fit = MODELS["feta"].fit
+    monkeypatch.setitem(MODELS._items, "loop_a", Model("loop_a", "a", fit, models=("loop_b",)))
+    monkeypatch.setitem(MODELS._items, "loop_b", Model("loop_b", "b", fit, models=("loop_a",)))
+    with pytest.raises(ValueError, match=r"model loop_a needs itself: loop_a -> loop_b -> loop_a"):
+        model_order(("loop_a",))
