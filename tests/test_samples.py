@@ -55,7 +55,7 @@ def held_out(inputs, fold):
 register(Reference("simtemplate", "SR data vs the simulation's SR", build, held_out=held_out, samples=("simulation",)))
 '''
 
-SIM = {**TINY, "scan": "sim", "plugins": ["sim_template.py"], "methods": ["simtemplate-bdt", "salad-bdt", "feta-bdt"],
+SIM = {**TINY, "scan": "sim", "plugins": ["sim_template.py"], "methods": ["simtemplate-bdt", "salad-bdt", "feta-bdt", "curtains-bdt"],
        "injections": [0], "salad": {"max_iter": 50},
        "data": {**TINY["data"], "samples": {"simulation": {"n_events": 40000}}}}
 
@@ -87,8 +87,15 @@ def test_a_simulation_sample_reaches_the_methods_and_models_that_read_it_and_a_c
     # with no mismodelling the simulation is the background drawn anew: SR data and template are alike
     auc = scan.groupby(["method", "window"])["sr_auc_vs_reference"].first()
     assert ((auc[["simtemplate-bdt", "salad-bdt"]] - 0.5).abs() < 0.03).all(), auc.to_dict()
-    # FETA's template is as good as its flows, here of 3 epochs (the tests' TINY flow section)
-    assert (auc["feta-bdt"] < 0.6).all(), auc.to_dict()
+    # FETA's and CURTAINs' templates are as good as their flows, here of 3 epochs (the tests' TINY flow section)
+    assert (auc[["feta-bdt", "curtains-bdt"]] < 0.6).all(), auc.to_dict()
+    for window in ("w00", "w01"):  # CURTAINs: every sideband event of the window transported into the SR
+        model = results / f"models/curtains_transport/{window}/inj0_seed1.h5"
+        split = read_table(results / f"split/{window}/inj0_seed1.h5", "data")
+        template = read_table(model, "template")
+        assert len(template) == int((split["region"] != REGION_SR).sum()) and 0.45 < read_attrs(model)["closure_auc"] < 0.6
+        lo = {"w00": 3.1, "w01": 3.3}[window]  # TINY's SRs, 0.4 TeV wide
+        assert ((template["mjj"] >= lo) & (template["mjj"] < lo + 0.4)).all()
     # SALAD's template, its weights, and its sideband closure (nothing to correct without mismodelling)
     for window in ("w00", "w01"):
         model = results / f"models/salad_weights/{window}/inj0_seed1.h5"
@@ -96,7 +103,7 @@ def test_a_simulation_sample_reaches_the_methods_and_models_that_read_it_and_a_c
         assert template["weight"].mean() == pytest.approx(1.0, abs=0.05) and template["weight"].max() <= 20
         assert abs(attrs["sideband_auc_after"] - 0.5) < 0.02, attrs
         assert (results / f"plots/models/salad_weights/{window}/inj0_seed1.png").stat().st_size > 5000
-    assert set(scan["method"]) == {"simtemplate-bdt", "salad-bdt", "feta-bdt"} and scan["fit_ok"].all()
+    assert set(scan["method"]) == {"simtemplate-bdt", "salad-bdt", "feta-bdt", "curtains-bdt"} and scan["fit_ok"].all()
     # FETA read the data's sideband flow (its job ran first) and morphed the simulation's SR events
     for window in ("w00", "w01"):
         model = results / f"models/feta/{window}/inj0_seed1.h5"
@@ -106,7 +113,8 @@ def test_a_simulation_sample_reaches_the_methods_and_models_that_read_it_and_a_c
         assert attrs["sideband_auc_after"] < 0.56, attrs  # a 3-epoch flow: closure within a few per cent
         assert "sideband AUC of simulation vs data" in (results / f"logs/feta/{window}/inj0_seed1.log").read_text()
 
-    # another preset: the sample, its splits, the model that reads it and the training rerun; the data do not
+    # another preset: the sample, its splits, the models that read it and their training rerun; the data, the sideband
+    # flow and CURTAINs (no simulation) do not
     config = workdir / "config/config.yaml"
     config.write_text(config.read_text().replace("n_events: 40000", "n_events: 40000\n      mismodelling: strong"))
     counts = job_counts(snakemake(workdir, "-n").stdout)
@@ -237,3 +245,26 @@ def test_models_that_read_models_come_after_them_and_a_cycle_is_named(monkeypatc
     monkeypatch.setitem(MODELS._items, "loop_b", Model("loop_b", "b", fit, models=("loop_a",)))
     with pytest.raises(ValueError, match=r"model loop_a needs itself: loop_a -> loop_b -> loop_a"):
         model_order(("loop_a",))
+
+
+def test_curtains_transport_moves_events_to_the_masses_they_are_sent_to():
+    """Through a conditional flow's base space, events at m = 3.2 sent to m = 3.8 follow the data at 3.8 (a mean
+    that grows with m and a width that grows too), each keeping its quantile."""
+    from slidescan.density.curtains import transport
+    from slidescan.density.flow_settings import FlowSettings
+    from slidescan.density.flows import train_flow
+
+    g = np.random.default_rng(6)
+    m = g.uniform(3.0, 4.0, 30000)
+    x = g.normal(0.0, 1.0, (len(m), 2)) * (1.0 + 0.5 * (m[:, None] - 3.0)) + 2.0 * (m[:, None] - 3.0)
+    settings = FlowSettings.from_config({"transforms": 3, "hidden": [32], "epochs": 20, "batch_size": 512,
+                                         "learning_rate": 0.003, "n_best": 1, "device": "cpu"})
+    flow = train_flow(x, m, settings, seed=3, log=lambda s: None)
+    near = np.abs(m - 3.2) < 0.05
+    events = pd.DataFrame({"a": x[near, 0], "b": x[near, 1], "mjj": m[near]})
+    moved = transport(flow, events, np.full(int(near.sum()), 3.8), ["a", "b"])
+    # at 3.8: mean 1.6, width 1.4; at 3.2 they were 0.4 and 1.1
+    assert np.abs(moved.mean(0) - 1.6).max() < 0.15, moved.mean(0)
+    assert np.abs(moved.std(0) - 1.4).max() < 0.15, moved.std(0)
+    # each event keeps its rank
+    assert np.corrcoef(events["a"], moved[:, 0])[0, 1] > 0.95

@@ -144,6 +144,6 @@ def configure_model(name: str, config: dict) -> ConfiguredModel:
     return ConfiguredModel(model, settings)
 
 
-from . import feta, salad, sideband_flow, simulation_flow  # noqa: E402,F401  (the built-in models register themselves)
+from . import curtains, feta, salad, sideband_flow, simulation_flow  # noqa: E402,F401  (the built-in models register themselves)
 
 __all__ = ["ConfiguredModel", "Model", "ModelContext", "ModelResult", "configure_model", "register_model"]

@@ -124,7 +124,7 @@ def configure(name: str, config: dict) -> MethodRun:
 
 
 # the built-in methods register themselves
-from . import anode, cathode, cwola, feta, flow_nll, idealized, ranode, salad, supervised  # noqa: E402,F401
+from . import anode, cathode, curtains, cwola, feta, flow_nll, idealized, ranode, salad, supervised  # noqa: E402,F401
 
 __all__ = ["ClassifierScores", "FoldData", "FoldFit", "Fitted", "Method", "MethodRun", "ModelOutput", "Reference",
            "ReferenceRun", "Score", "ScoreRun", "TrainingSet", "WindowInputs", "configure", "held_out_fold",
