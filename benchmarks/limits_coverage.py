@@ -8,7 +8,7 @@ conservative, so fewer). Two checks:
         to the expected median limit, n ~ Pois(s + b), the sideband fit's prediction b_hat ~ N(b, b_err); the limit from (n, b_hat, b_err) with slidescan.stats.limits.upper_limit; the fraction of
         limits below s, with its binomial error.
 
-    python benchmarks/limits_coverage.py scan results/<scan>
+    python benchmarks/limits_coverage.py scan results/<scan> [--recompute]
         the whole procedure, from a finished scan with `signals:` (or one model) and injections above 0: each
         injected pseudo-experiment is treated as the observed data, in the window nearest its model's mass at the
         declared cut, its limit on injected events set with the model's measured efficiency curve and its scatter
@@ -51,7 +51,7 @@ def toys(n_toys: int, seed: int) -> list[dict]:
     return out
 
 
-def scan(results: Path) -> list[dict]:
+def scan(results: Path, recompute: bool = False) -> list[dict]:
     import yaml
 
     from slidescan.settings import ScanSettings
@@ -62,7 +62,9 @@ def scan(results: Path) -> list[dict]:
     # the settings the scan was made with (slidescan run records them beside its results)
     settings = ScanSettings.from_config(yaml.safe_load((results / "scan_settings.yaml").read_text()))
     table = read_scan(results / "pvalue_scan.csv")
-    limits = limits_table(settings, table)  # with this checkout's limits stage (the scan's limits.csv may be older)
+    # the scan's limits.csv where this checkout's limits stage wrote it (--recompute: made anew, for an older scan)
+    limits = pd.read_csv(results / "limits.csv") if (results / "limits.csv").exists() and not recompute else \
+        limits_table(settings, table)
     eff = settings.limit_efficiency
     out = []
     for model in settings.signals:
@@ -72,24 +74,27 @@ def scan(results: Path) -> list[dict]:
             injected = cut[(cut["signal"] == model.name) & (cut["injection"] > 0)]
             lim = limits[(limits["signal"] == model.name) & (limits["method"] == method) & limits["declared"]]
             per_window = lim.groupby("window")[["limit_exp_median", "limit_obs"]].median()
-            excluded, tested = 0, 0
+            excluded, tested, scatters = 0, 0, []
             curve = injected[injected["window"] == window]
             null = cut[(cut["injection"] == 0) & (cut["window"] == window)]
             # the stage's efficiency: the selected signal net of what the sideband fit absorbs
             efficiency = Efficiency.measure(curve["injection"], curve["n_signal_selected"],
                                             curve["n_bkg"].where(curve["fit_ok"].astype(bool)),
-                                            null["n_bkg"].where(null["fit_ok"].astype(bool)))
+                                            null["n_bkg"].where(null["fit_ok"].astype(bool)), curve["n_obs"],
+                                            null["n_obs"])
             for _, row in curve.iterrows():
                 limit = injected_limit(row["n_obs"], row["n_bkg"], row["n_bkg_err"], efficiency,
                                        settings.limits.calculator, settings.limits.cl,
                                        float(row.get("count_scale", 1.0)))
                 tested += 1
                 excluded += bool(limit.observed < row["injection"])
+                scatters.append(limit.scatter)
             out.append({"check": "scan", "signal": model.name, "mass": model.mass, "method": method,
                         "window_of_mass": window,
                         "lowest_expected_window": per_window["limit_exp_median"].idxmin() if len(per_window) else None,
                         "expected_median": per_window["limit_exp_median"].round(0).to_dict(),
                         "observed_median": per_window["limit_obs"].round(0).to_dict(),
+                        "efficiency_scatter_median": round(float(np.nanmedian(scatters)), 3) if scatters else None,
                         **binomial(excluded, tested)})
     return out
 
@@ -102,8 +107,10 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=1)
     s = sub.add_parser("scan")
     s.add_argument("results", type=Path, help="results/<scan> of a finished scan")
+    s.add_argument("--recompute", action="store_true", help="recompute the limits table (a scan's limits.csv from an "
+                   "older slidescan)")
     ns = parser.parse_args(argv)
-    rows = toys(ns.toys, ns.seed) if ns.what == "toys" else scan(ns.results)
+    rows = toys(ns.toys, ns.seed) if ns.what == "toys" else scan(ns.results, ns.recompute)
     for row in rows:
         print(json.dumps(row, default=str))
     return 0

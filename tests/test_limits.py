@@ -88,6 +88,12 @@ def test_signal_the_sideband_fit_absorbs_is_taken_off_the_efficiency():
     # the rise's spread over the seeds adds to the error: at 800, (2^2 * 2 / 2 + 2^2 * 2 / 2) / 800^2
     assert absorbing.error[2] == pytest.approx(np.sqrt(4 + 4) / 800)
     assert absorbing.excluded(50.0) > plain.excluded(50.0)
+    # against the truth: the fitted background is the background-only one (1000), but the cut that learned the signal
+    # selects 10 fewer background events (observed 1010 = 990 background + 20 signal): the fit's excess over the true
+    # background rose by 10, which the limit cannot see as signal
+    truth = Efficiency.measure([200, 200], [20, 20], [1000, 1000], [1000, 1000], [1010, 1010], [1000, 1000])
+    assert list(truth.efficiency) == pytest.approx([(20 - 10) / 200])
+    assert list(Efficiency.measure([200, 200], [20, 20], [1000, 1000], [1000, 1000]).efficiency) == pytest.approx([0.1])
     # a fitted background that falls is noise, not signal given back: the efficiency is not raised
     falling = Efficiency.measure([200, 400, 800], [20, 60, 200], [990, 990, 990], [1000, 1000])
     assert list(falling.efficiency) == pytest.approx(list(plain.efficiency))
@@ -146,6 +152,8 @@ def test_an_efficiency_that_scatters_between_pseudo_experiments_weakens_the_limi
     steady.loc[injected, "n_signal_selected"] *= 1.3
     varied = two.copy()
     varied.loc[injected & (two["seed"] == 2), "n_signal_selected"] *= 1.6
+    for scan in (steady, varied):  # the observed counts hold the selected signal
+        scan["n_obs"] += scan["n_signal_selected"] - two["n_signal_selected"]
     pick = lambda t: t[(t["window"] == "w00") & np.isclose(t["efficiency"], 0.1)].iloc[0]  # noqa: E731
     a, b = pick(limits_table(settings, steady)), pick(limits_table(settings, varied))
     assert a["signal_efficiency_scatter"] == 0.0 and b["signal_efficiency_scatter"] > 0.2
@@ -163,7 +171,7 @@ def scan_rows():
         for eff in (1.0, 0.1):
             for injection, selected in ((0, 0), (200, 20), (400, 60), (800, 200)):
                 rows.append({"window": window, "sr_lo": lo, "sr_hi": lo + 0.4, "method": "cwola-nn",
-                             "injection": injection, "seed": 1, "efficiency": eff, "n_obs": 1000 * eff + 3,
+                             "injection": injection, "seed": 1, "efficiency": eff, "n_obs": 1000 * eff + 3 + selected,
                              "n_bkg": 1000.0 * eff, "n_bkg_err": 10 * eff, "fit_ok": True, "fit_message": "",
                              "n_signal_selected": selected, "count_scale": 1.0})
     return pd.DataFrame(rows)

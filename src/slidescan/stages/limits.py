@@ -51,10 +51,11 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
     scan = scan.reset_index(drop=True)
     null = scan[scan["injection"] == 0]
     cuts = KEYS[1:]
-    # the sideband fit's SR background, NaN where it failed: what a signal in the sidebands adds to it is taken off
-    # the efficiency (Efficiency.measure)
+    # the sideband fit's SR background, NaN where it failed, and the observed counts: what the fit absorbs of a signal
+    # (its excess over the true background, observed less the true signal selected) is taken off the efficiency
+    # (Efficiency.measure)
     fitted = scan["n_bkg"].where(scan["fit_ok"].astype(bool))
-    nulls = {key: fitted[g.index] for key, g in null.groupby(cuts, sort=True)}
+    nulls = {key: (fitted[g.index], g["n_obs"]) for key, g in null.groupby(cuts, sort=True)}
     for model in settings.signals:
         injected_rows = scan[(scan["injection"] > 0) & (scan["signal"] == model.name)]
         if injected_rows.empty:
@@ -62,9 +63,11 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
         trained_on = [m for m, run in settings.methods.items() if getattr(run.method, "signal_truth", False)]
         other = (f"its injection-0 scores were trained on the true signal of model {settings.signals[0].name}"
                  if model.name != settings.signals[0].name else "")
-        efficiencies = {key: Efficiency.measure(g["injection"], g["n_signal_selected"], fitted[g.index],
-                                                nulls.get(key))
-                        for key, g in injected_rows.groupby(cuts, sort=True)}
+        efficiencies = {}
+        for key, g in injected_rows.groupby(cuts, sort=True):
+            null_fitted, null_observed = nulls.get(key, (None, None))
+            efficiencies[key] = Efficiency.measure(g["injection"], g["n_signal_selected"], fitted[g.index],
+                                                   null_fitted, g["n_obs"], null_observed)
         for key, group in null.groupby(cuts, sort=True):
             if key not in efficiencies:
                 continue
