@@ -268,3 +268,12 @@ def test_curtains_transport_moves_events_to_the_masses_they_are_sent_to():
     assert np.abs(moved.std(0) - 1.4).max() < 0.15, moved.std(0)
     # each event keeps its rank
     assert np.corrcoef(events["a"], moved[:, 0])[0, 1] > 0.95
+
+
+def test_calibration_is_judged_by_how_likely_its_largest_z_is_among_its_p0():
+    from slidescan.report.summary import chance_of_largest
+
+    # Z 3.03 (p 0.00122) among 400 p0 is what chance gives 39 % of the time; among 4 it would be 0.5 %
+    assert chance_of_largest(0.001222844887991785, 400) == pytest.approx(1 - (1 - 0.001222844887991785) ** 400)
+    assert 0.38 < chance_of_largest(0.00122, 400) < 0.40 and chance_of_largest(0.00122, 4) < 0.01
+    assert np.isnan(chance_of_largest(float("nan"), 10))
