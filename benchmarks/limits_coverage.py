@@ -8,6 +8,9 @@ conservative, so fewer). Two checks:
         to the expected median limit, n ~ Pois(s + b), the sideband fit's prediction b_hat ~ N(b, b_err); the limit from (n, b_hat, b_err) with slidescan.stats.limits.upper_limit; the fraction of
         limits below s, with its binomial error.
 
+    python benchmarks/limits_coverage.py pyhf [--toys 4000]
+        the closed-form limit at small counts beside pyhf's own toy-based limit (its ToyCalculator, q~mu).
+
     python benchmarks/limits_coverage.py scan results/<scan> [--recompute]
         the whole procedure, from a finished scan with `signals:` (or one model) and injections above 0: each
         injected pseudo-experiment is treated as the observed data, in the window nearest its model's mass at the
@@ -48,6 +51,23 @@ def toys(n_toys: int, seed: int) -> list[dict]:
             n = generator.poisson(s + b)
             excluded += int(upper_limit(float(n), b_hat, b_err).observed < s)
         out.append({"check": "toys", "b": b, "b_err": b_err, "signal": round(s, 2), **binomial(excluded, n_toys)})
+    return out
+
+
+def pyhf_toys(n_toys: int, seed: int) -> list[dict]:
+    """The closed-form limit beside pyhf's own toy-based one (CLs of q~mu from pyhf's pseudo-experiments, solved on a
+    grid of signals) where counts are small."""
+    from slidescan.stats.limits import counting_limit, pyhf_toy_cls
+
+    np.random.seed(seed)  # pyhf draws its toys from numpy's global generator
+    out = []
+    for n_obs, b, b_err in ((0, 1.0, 0.3), (1, 2.0, 0.5), (3, 2.0, 0.5), (6, 4.0, 1.0), (10, 8.0, 1.5)):
+        closed = counting_limit(n_obs, b, b_err)
+        grid = np.linspace(0.6 * closed, 1.2 * closed, 13)
+        cls = np.array([pyhf_toy_cls(s, n_obs, b, b_err, n_toys) for s in grid])
+        toy_limit = float(np.interp(0.05, cls[::-1], grid[::-1]))
+        out.append({"check": "pyhf_toys", "n_obs": n_obs, "b": b, "b_err": b_err, "closed_form": round(closed, 3),
+                    "pyhf_toys": round(toy_limit, 3), "ratio": round(closed / toy_limit, 3), "toys": n_toys})
     return out
 
 
@@ -105,12 +125,16 @@ def main(argv=None) -> int:
     t = sub.add_parser("toys")
     t.add_argument("--toys", type=int, default=400)
     t.add_argument("--seed", type=int, default=1)
+    p = sub.add_parser("pyhf")
+    p.add_argument("--toys", type=int, default=4000)
+    p.add_argument("--seed", type=int, default=1)
     s = sub.add_parser("scan")
     s.add_argument("results", type=Path, help="results/<scan> of a finished scan")
     s.add_argument("--recompute", action="store_true", help="recompute the limits table (a scan's limits.csv from an "
                    "older slidescan)")
     ns = parser.parse_args(argv)
-    rows = toys(ns.toys, ns.seed) if ns.what == "toys" else scan(ns.results, ns.recompute)
+    rows = {"toys": lambda: toys(ns.toys, ns.seed), "pyhf": lambda: pyhf_toys(ns.toys, ns.seed),
+            "scan": lambda: scan(ns.results, ns.recompute)}[ns.what]()
     for row in rows:
         print(json.dumps(row, default=str))
     return 0

@@ -104,9 +104,9 @@ def test_dry_run_with_the_apptainer_profile_puts_every_job_in_the_image(tmp_path
     submitted = {name for name, (_, where) in by_rule.items() if where == "submitted"}
     # the jobs SLURM would run (cwola needs no sideband flow); the head's own rules get the image too
     # (limits needs background-only and injected pseudo-experiments; this scan injects 400 only; prepare_signal
-    # runs for named signal models only)
-    assert {"prepare_data", "inject", "split", "train", "bumphunt"} <= submitted - {"limits", "prepare_signal"} \
-        <= set(counts)
+    # runs for named signal models only, prepare_sample and split_sample for data.samples only)
+    assert {"prepare_data", "inject", "split", "train", "bumphunt"} <= \
+        submitted - {"limits", "prepare_signal", "prepare_sample", "split_sample"} <= set(counts)
     for name in counts:
         if name != "all":  # the target rule runs nothing
             assert by_rule[name][0] == IMAGE, (name, by_rule[name])

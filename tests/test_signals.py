@@ -166,12 +166,12 @@ def test_limits_of_each_model_use_its_efficiency_and_the_shared_background_only_
     null = rows[rows["injection"] == 0].assign(signal="")
     a = rows[rows["injection"] > 0].assign(signal="a")
     # model b: the cut keeps twice as much of it at every strength
-    b = a.assign(signal="b", n_signal_selected=2 * a["n_signal_selected"])
+    b = a.assign(signal="b", n_signal_selected=2 * a["n_signal_selected"], n_obs=a["n_obs"] + a["n_signal_selected"])
     table = limits_table(settings, pd.concat([null, a, b], ignore_index=True))
     assert sorted(table["signal"].unique()) == ["a", "b"] and len(table) == 2 * 4
     by = table.set_index(["signal", "window", "efficiency"])
     for window in ("w00", "w01"):
-        # the same observed counts: the same limit on the selected signal, half the injected events for b
+        # the same background-only counts: the same limit on the selected signal, fewer injected events for b
         assert by.loc[("b", window, 0.1), "s95_obs"] == pytest.approx(by.loc[("a", window, 0.1), "s95_obs"])
         assert by.loc[("b", window, 0.1), "limit_obs"] < by.loc[("a", window, 0.1), "limit_obs"]
     with_supervised = ScanSettings.from_config({**SMALL, "methods": ["supervised-bdt"],
