@@ -318,3 +318,20 @@ def limit_plot(table: pd.DataFrame, method: str, efficiency: float, out: str | o
     ax.set_title(f"{method}, {'signal ' + signal + ', ' if signal else ''}{cut}", fontsize=16)
     ax.legend(fontsize=13)
     _save(fig, out)
+
+
+def feature_histograms(samples: list[tuple[pd.DataFrame, str]], features: list[str], title: str, out,
+                       xlabel: str = "{}") -> None:
+    """Each feature's normalised histogram in every sample (events, label), binned on the first sample's central
+    99 %: a template model's diagnostics figure (FETA's morph, CURTAINs' transport)."""
+    fig, axes = plt.subplots(1, len(features), figsize=(3.6 * len(features), 3.2))
+    axes = np.atleast_1d(axes)
+    for ax, feature in zip(axes, features):
+        bins = np.linspace(*np.quantile(samples[0][0][feature], [0.005, 0.995]), 40)
+        for events, label in samples:
+            ax.hist(events[feature], bins, density=True, histtype="step", label=label)
+        ax.set_xlabel(xlabel.format(feature))
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, out)

@@ -51,23 +51,11 @@ def fit(ctx: ModelContext) -> ModelResult:
             f"moved to the upper one vs its data = {auc:.3f}")
 
     def plot(path):
-        import matplotlib
+        from ..plots import feature_histograms
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, len(features), figsize=(3.6 * len(features), 3.2))
-        for ax, feature in zip(np.atleast_1d(axes), features):
-            bins = np.linspace(*np.quantile(sr[feature], [0.005, 0.995]), 40)
-            ax.hist(sr[feature], bins, density=True, histtype="step", label="SR data")
-            ax.hist(sidebands[feature], bins, density=True, histtype="step", label="sideband data")
-            ax.hist(template[feature], bins, density=True, histtype="step", label="transported to the SR")
-            ax.set_xlabel(feature)
-        np.atleast_1d(axes)[0].legend(fontsize=7)
-        fig.suptitle(f"{w.name}: sideband data transported into the SR (closure AUC lower -> upper sideband {auc:.3f})")
-        fig.tight_layout()
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
+        feature_histograms([(sr, "SR data"), (sidebands, "sideband data"), (template, "transported to the SR")],
+                           features, f"{w.name}: sideband data transported into the SR (closure AUC lower -> upper "
+                           f"sideband {auc:.3f})", path)
 
     from ..io import content_hash
 

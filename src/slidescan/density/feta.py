@@ -57,22 +57,11 @@ def fit(ctx: ModelContext) -> ModelResult:
         raise FloatingPointError(f"feta, {ctx.window.name}: {int((~finite).sum())} morphed SR events are not finite")
 
     def plot(path):
-        import matplotlib
+        from ..plots import feature_histograms
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, len(features), figsize=(3.6 * len(features), 3.2))
-        for ax, feature in zip(np.atleast_1d(axes), features):
-            bins = np.linspace(*np.quantile(data_sb[feature], [0.005, 0.995]), 40)
-            for events, label in ((data_sb, "data"), (held, "simulation"), (morphed, "simulation, morphed")):
-                ax.hist(events[feature], bins, density=True, histtype="step", label=label)
-            ax.set_xlabel(f"{feature} (sidebands)")
-        np.atleast_1d(axes)[0].legend(fontsize=7)
-        fig.suptitle(f"{ctx.window.name}: sideband AUC of simulation vs data {before:.3f} -> {after:.3f}")
-        fig.tight_layout()
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
+        feature_histograms([(data_sb, "data"), (held, "simulation"), (morphed, "simulation, morphed")], features,
+                           f"{ctx.window.name}: sideband AUC of simulation vs data {before:.3f} -> {after:.3f}", path,
+                           xlabel="{} (sidebands)")
 
     return ModelResult({"template": template},
                        {**sim_flow.attrs(), "sideband_auc_before": before, "sideband_auc_after": after,
