@@ -116,7 +116,7 @@ TEMPLATE_AUC_MARGIN = 0.02
 def templates_text(table: pd.DataFrame) -> str:
     """Per method with a template (a held-out reference: cathode, salad, idealized, ...): how far the SR data of the
     background-only pseudo-experiments are from it (out-of-fold AUC, 0.5: indistinguishable), and the windows where
-    a classifier tells them apart, whose excesses are the template's and not a signal's."""
+    a classifier tells them apart: there it learns the template's flaws beside any signal."""
     if "sr_auc_vs_reference" not in table:
         return ""
     null = table[(table["injection"] == 0) & table["sr_auc_vs_reference"].notna()]
@@ -132,7 +132,8 @@ def templates_text(table: pd.DataFrame) -> str:
         text = f"{method}: median AUC {per_window['auc'].median():.3f}"
         if len(off):
             text += (" — TEMPLATE MISMODELLED in " + ", ".join(f"{w} ({r.auc:.3f})" for w, r in off.iterrows())
-                     + ": there its excesses are the template's, not a signal's")
+                     + ": the classifier learns the template's flaws there beside any signal (less sensitive, and it may sculpt: "
+                     "read the calibration)")
         parts.append(text)
     return ("Templates (SR data of the background-only pseudo-experiments vs each method's template, out-of-fold AUC; "
             "0.50: the template is the SR background): " + "; ".join(parts) + ".")
