@@ -152,6 +152,15 @@ def test_a_file_sample_is_read_like_the_data_with_its_own_weights(tmp_path):
     assert len(sample) == 3000 and sample["mjj"].max() < 10  # GeV read as TeV, like the data
     assert sample["weight"].to_numpy() == pytest.approx(pd.read_parquet(tmp_path / "sim.parquet")["w"].to_numpy())
     assert set(sample["fold"]) == set(range(TINY["folds"]["k"])) and (sample["label"] == 0).all()
+    # a "background" simulation with signal events in it would hide the signal: refused, naming file and count
+    labelled = {**config["data"], "table": {**table, "label": "truth"},
+                "samples": {"simulation": {"path": str(tmp_path / "sim_signal.parquet")}}}
+    pd.DataFrame({**{c: events[c] for c in events.columns}, "mjj": events["mjj"] * 1000,
+                  "truth": (np.arange(len(events)) < 7).astype(int)}).to_parquet(tmp_path / "sim_signal.parquet")
+    with pytest.raises(ValueError, match=r"data.samples.simulation: .*sim_signal.parquet has 7 events labelled 1"):
+        prepare_sample(ScanSettings.from_config({**config, "data": labelled}, workdir=tmp_path), "simulation",
+                       tmp_path / "bad.h5", log=lambda m: None)
+    assert not (tmp_path / "bad.h5").exists()
     with pytest.raises(ConfigError, match=r"data.samples.simulation: path is required with data.source table"):
         ScanSettings.from_config({**config, "data": {**config["data"], "samples": {"simulation": {}}}}, workdir=tmp_path)
 

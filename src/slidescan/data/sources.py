@@ -98,6 +98,10 @@ def auxiliary_events(data, sample, features: tuple[str, ...], log: Callable[[str
     else:
         events, labelled = _read_table(replace(data, table=replace(data.table, weight=sample.weight)), sample.path,
                                        features, log)
+    signal = int((events["label"] == 1).sum()) if labelled else 0
+    if signal:  # a template of signal-contaminated "background" would hide the signal it should reveal
+        raise ValueError(f"data.samples.{sample.name}: {sample.path} has {signal} events labelled 1 (signal); a "
+                         "sample is a simulated background: give a file of background events, or one without labels")
     log(f"data.samples.{sample.name}: {len(events)} events of {sample.path}"
         f"{'' if labelled else ' (no labels: every event background)'}")
     return events.reset_index(drop=True)
