@@ -207,7 +207,6 @@ class Efficiency:
         injections, selected = np.asarray(injections, float), np.asarray(selected, float)
         keep = injections > 0
         strengths = np.unique(injections[keep])
-        null = None if fitted_null is None else np.asarray(fitted_null, float)
         eff, err, seeds, scatter = [], [], [], []
         for n in strengths:
             at = keep & (injections == n)
@@ -218,9 +217,8 @@ class Efficiency:
             binomial = n * min(max(mean, 0.0), 1.0) * (1.0 - min(max(mean, 0.0), 1.0))
             scatter.append(float(np.sqrt(max(np.var(selected[at], ddof=1) - binomial, 0.0)) / n) if len(ratios) > 1
                            else float("nan"))
-            if fitted is not None and null is not None and len(null):
-                rise = np.asarray(fitted, float)[at]
-                null = np.asarray(fitted_null, float)
+            if fitted is not None and fitted_null is not None and len(fitted_null):
+                rise, null = np.asarray(fitted, float)[at], np.asarray(fitted_null, float)
                 if observed is not None and observed_null is not None:  # the fit's excess over the true background
                     rise = rise - (np.asarray(observed, float)[at] - selected[at])
                     null = null - np.asarray(observed_null, float)
