@@ -163,8 +163,11 @@ def test_the_simulated_background_flow_learns_the_simulation_sample_of_the_windo
     fit_model(settings, layout, "simulation_flow", "w00", E, log=lines.append)
     model = MODELS["simulation_flow"]
     output = ModelOutput("simulation_flow", layout.model(model, "w00", E))
-    assert output.path == layout.root / "models/simulation_flow/w00/inj500_seed1.h5"
+    # fitted once per window, for every pseudo-experiment (Model.window_alone): no data in its file's name or fit
+    assert output.path == layout.root / "models/simulation_flow/w00/window.h5"
+    assert layout.model(model, "w00", PseudoExperiment(0, 2)) == output.path
     assert output.attrs["n_train"] == 5000  # max_train_events of the flow section
+    assert "injection" not in output.attrs and output.attrs["window"] == "w00"
     assert "simulated background events of the window (data.samples.simulation)" in \
         layout.model_log(model, "w00", E).read_text()
     assert 0.4 < output.attrs["sim_auc"] < 0.8 and layout.model_plot(model, "w00", E).stat().st_size > 20_000

@@ -104,7 +104,11 @@ def test_a_simulation_sample_reaches_the_methods_and_models_that_read_it_and_a_c
         assert abs(attrs["sideband_auc_after"] - 0.5) < 0.02, attrs
         assert (results / f"plots/models/salad_weights/{window}/inj0_seed1.png").stat().st_size > 5000
     assert set(scan["method"]) == {"simtemplate-bdt", "salad-bdt", "feta-bdt", "curtains-bdt"} and scan["fit_ok"].all()
-    # FETA read the data's sideband flow (its job ran first) and morphed the simulation's SR events
+    # the simulation's flow reads no data: one per window, shared by every pseudo-experiment (FETA's and flow-nll's)
+    assert sorted(str(p.relative_to(results)) for p in (results / "models/simulation_flow").rglob("*.h5")) == \
+        ["models/simulation_flow/w00/window.h5", "models/simulation_flow/w01/window.h5"]
+    # FETA read the data's sideband flow and the simulation's (their jobs ran first) and morphed the simulation's SR
+    # events
     for window in ("w00", "w01"):
         model = results / f"models/feta/{window}/inj0_seed1.h5"
         template, attrs = read_table(model, "template"), read_attrs(model)
@@ -118,8 +122,9 @@ def test_a_simulation_sample_reaches_the_methods_and_models_that_read_it_and_a_c
     config = workdir / "config/config.yaml"
     config.write_text(config.read_text().replace("n_events: 40000", "n_events: 40000\n      mismodelling: strong"))
     counts = job_counts(snakemake(workdir, "-n").stdout)
-    assert {k: counts.get(k) for k in ("prepare_sample", "split_sample", "salad_weights", "feta", "train")} == \
-        {"prepare_sample": 1, "split_sample": 2, "salad_weights": 2, "feta": 2, "train": 6}, counts
+    assert {k: counts.get(k) for k in ("prepare_sample", "split_sample", "simulation_flow", "salad_weights", "feta",
+                                       "train")} == \
+        {"prepare_sample": 1, "split_sample": 2, "simulation_flow": 2, "salad_weights": 2, "feta": 2, "train": 6}, counts
     assert not {"prepare_data", "inject", "split", "sideband_flow"} & set(counts), counts
 
 
@@ -246,14 +251,20 @@ def test_models_that_read_models_come_after_them_and_a_cycle_is_named(monkeypatc
     from slidescan.density import Model
     from slidescan.registry import MODELS, model_order
 
-    assert model_order(("feta", "sideband_flow")) == ("sideband_flow", "feta")
+    assert model_order(("feta", "sideband_flow")) == ("simulation_flow", "sideband_flow", "feta")
     settings = ScanSettings.from_config({**SIM, "plugins": [], "methods": ["feta-nn"]})
-    assert list(settings.models()) == ["sideband_flow", "feta"]  # status and the DAG list what feta reads
+    # status and the DAG list what feta reads
+    assert list(settings.models()) == ["simulation_flow", "sideband_flow", "feta"]
     fit = MODELS["feta"].fit
     monkeypatch.setitem(MODELS._items, "loop_a", Model("loop_a", "a", fit, models=("loop_b",)))
     monkeypatch.setitem(MODELS._items, "loop_b", Model("loop_b", "b", fit, models=("loop_a",)))
     with pytest.raises(ValueError, match=r"model loop_a needs itself: loop_a -> loop_b -> loop_a"):
         model_order(("loop_a",))
+    # a model of the window alone is shared by every pseudo-experiment: it cannot read one that is fitted per experiment
+    monkeypatch.setitem(MODELS._items, "alone", Model("alone", "a", fit, models=("sideband_flow",), window_alone=True))
+    with pytest.raises(ValueError, match=r"model alone is fitted once per window \(window_alone\) but reads model "
+                                         r"sideband_flow, which is fitted per pseudo-experiment"):
+        model_order(("alone",))
 
 
 def test_curtains_transport_moves_events_to_the_masses_they_are_sent_to():

@@ -47,7 +47,8 @@ def test_methods_that_share_a_model_list_its_jobs_once(tmp_path):
                  "data": {**TINY["data"], "samples": {"simulation": {}}}}
     (workdir / "config" / "config.yaml").write_text(__import__("yaml").safe_dump(simulated))
     text, _ = report(workdir, Path("config/config.yaml"), "profiles/local")
-    assert "4 simulation_flow models (Flow of the simulated background): 0 done" in text
+    # a flow of the simulation alone: one per window (2), shared by the window's 2 pseudo-experiments
+    assert "2 simulation_flow models (Flow of the simulated background): 0 done" in text
     assert "sideband_flow" not in text
 
 

@@ -101,6 +101,13 @@ def _tag(experiment) -> str:
     return experiment.tag if isinstance(experiment, PseudoExperiment) else str(experiment)
 
 
+WINDOW_ALONE = "window"  # the file name of a model fitted once per window (``Model.window_alone``)
+
+
+def _model_tag(model, experiment) -> str:
+    return WINDOW_ALONE if getattr(model, "window_alone", False) else _tag(experiment)
+
+
 @dataclass(frozen=True)
 class Layout:
     """The results directory of one scan, ``results/<scan>``."""
@@ -143,18 +150,19 @@ class Layout:
     def split(self, window, experiment) -> Path:
         return self._p("split", window, f"{_tag(experiment)}.h5")
 
-    # --- per-window models (a model's ``directory`` and ``short`` name, models.Model) ---
+    # --- per-window models (a model's ``directory`` and ``short`` name, models.Model); a model of the window alone
+    # (``Model.window_alone``) has one file per window, ``window``, whatever pseudo-experiment asks for it ---
     def model(self, model, window, experiment) -> Path:
-        return self._p(model.directory, window, f"{_tag(experiment)}.h5")
+        return self._p(model.directory, window, f"{_model_tag(model, experiment)}.h5")
 
     def model_plot(self, model, window, experiment) -> Path:
-        return self._p("plots", model.directory, window, f"{_tag(experiment)}.png")
+        return self._p("plots", model.directory, window, f"{_model_tag(model, experiment)}.png")
 
     def model_log(self, model, window, experiment) -> Path:
-        return self._p("logs", model.short, window, f"{_tag(experiment)}.log")
+        return self._p("logs", model.short, window, f"{_model_tag(model, experiment)}.log")
 
     def model_checkpoint(self, model, window, experiment) -> Path:
-        return self._p("checkpoints", window, model.short, f"{_tag(experiment)}.ckpt")
+        return self._p("checkpoints", window, model.short, f"{_model_tag(model, experiment)}.ckpt")
 
     def model_job_log(self, model, window="all", injection="all", seed="all", signal="") -> Path:
         """The log of one model job, which may serve many units (``packing.models``); each unit has its own too."""

@@ -112,7 +112,8 @@ def code_identity(*entries) -> str:
 
 def model_order(names) -> tuple[str, ...]:
     """``names`` with the models each reads (``Model.models``) before it, each once: the order to fit them in. A
-    cycle (a model that needs itself through others) is refused, naming it."""
+    cycle (a model that needs itself through others), or a model of the window alone reading one fitted per
+    pseudo-experiment, is refused, naming them."""
     order: list[str] = []
 
     def visit(name: str, path: tuple[str, ...]) -> None:
@@ -121,6 +122,9 @@ def model_order(names) -> tuple[str, ...]:
         if name in order:
             return
         for needed in MODELS[name].models:
+            if MODELS[name].window_alone and not MODELS[needed].window_alone:
+                raise ValueError(f"model {name} is fitted once per window (window_alone) but reads model {needed}, "
+                                 "which is fitted per pseudo-experiment")
             visit(needed, (*path, name))
         order.append(name)
 

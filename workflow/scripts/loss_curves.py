@@ -8,7 +8,8 @@ with job_log(snakemake):
         a = read_attrs(path)
         history = read_table(path, "history")
         model = f"{a['signal']} " if a.get("signal") else ""  # attrs name the model of a named one only
-        label = f"{a['window']} {model}inj {a['injection']} seed {a['seed']}"
+        # a model of the window alone (Model.window_alone) serves every pseudo-experiment: its label is its window
+        label = f"{a['window']} {model}inj {a['injection']} seed {a['seed']}" if "injection" in a else a["window"]
         if "fold" in history:  # a method's merged scores: one curve per fold
             histories.update({f"{label} fold {fold}": h for fold, h in history.groupby("fold")})
         else:  # a per-window model

@@ -26,8 +26,8 @@ class ModelContext:
 
     settings: object  # the model's typed section (None without one)
     window: object  # windows.Window
-    experiment: object  # layout.PseudoExperiment
-    data: pd.DataFrame  # the window's events, with region and fold
+    experiment: object  # layout.PseudoExperiment (None for a model of the window alone, ``Model.window_alone``)
+    data: pd.DataFrame  # the window's events, with region and fold (empty for a model of the window alone)
     tables: dict[str, pd.DataFrame]  # the SR truth references of the split file (simulation)
     events: Path  # the scan's events file: the whole mass range, the simulated references included
     checkpoint: Path
@@ -89,6 +89,10 @@ class Model:
     samples: tuple[str, ...] = ()
     # the models whose outputs it reads, as ctx.models[name] (their jobs run first; its fingerprint includes theirs)
     models: tuple[str, ...] = ()
+    # reads only its window's samples (and models that do too), never the data: it is fitted once per window and
+    # shared by every pseudo-experiment (a flow of the simulation need not be retrained for each injection and seed);
+    # its ctx.data is empty and its ctx.experiment None
+    window_alone: bool = False
     # learns from per-event weights (``data.table.weight``); a scan with weights refuses a method whose model does not
     weighted: bool = False
 

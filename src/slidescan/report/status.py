@@ -47,6 +47,8 @@ class JobState:
                                              f"seed {self.seed}" if self.seed is not None else "") if part)
             return f"job {self.job}" + (f" {key}" if key else "")
         experiment = f"{'signal ' + self.signal + ' ' if self.signal else ''}injection {self.injection} seed {self.seed}"
+        if self.job == "model" and self.injection == "all":  # a model of the window alone
+            experiment = "(every pseudo-experiment)"
         if self.job == "model":
             return f"window {self.window} model {self.method} {experiment}"
         if self.job == "bumphunt":
@@ -174,20 +176,23 @@ def snakemake_failures(workdir: Path) -> dict[str, str]:
 
 
 def model_states(settings: ScanSettings, layout: Layout, failures: dict | None = None) -> dict[str, list[JobState]]:
-    """Per model the scan's methods need, its jobs (one per window and pseudo-experiment)."""
+    """Per model the scan's methods need, its jobs (one per window and pseudo-experiment; one per window for a model
+    of the window alone, listed as injection and seed "all")."""
     out = {}
     for name, configured in settings.models().items():
         model = configured.model
         out[name] = []
         for window in settings.windows:
-            for experiment in settings.experiments:
+            for experiment in settings.experiments[:1] if model.window_alone else settings.experiments:
                 output = layout.model(model, window.name, experiment)
                 log = layout.model_log(model, window.name, experiment)
                 state, reason = _classify(output, log, layout.model_checkpoint(model, window.name, experiment))
                 if state in ("missing", "interrupted") and failures and str(output) in failures:
                     state, reason = "failed", failures[str(output)]
-                out[name].append(JobState(window.name, name, experiment.injection, experiment.seed, None, state, reason,
-                                          output, log, output, job="model", signal=experiment.signal))
+                injection, seed, signal = ("all", "all", "") if model.window_alone else \
+                    (experiment.injection, experiment.seed, experiment.signal)
+                out[name].append(JobState(window.name, name, injection, seed, None, state, reason, output, log, output,
+                                          job="model", signal=signal))
     return out
 
 

@@ -36,6 +36,8 @@ def fit_models(settings: ScanSettings, layout: Layout, name: str, units: list[tu
     """Fit model ``name`` for every unit; write each unit's file and diagnostics figure."""
     configured = configure_model(name, settings.config)
     model = configured.model
+    if model.window_alone:  # one unit per window, whatever pseudo-experiments the job was given
+        units = list(dict.fromkeys((window, None) for window, _ in units))
     contexts, failed = [], joblog.Failures()
     for window, experiment in units:
         unit_log = joblog.UnitLog(layout.model_log(model, window, experiment)).started()
@@ -63,15 +65,20 @@ def fit_models(settings: ScanSettings, layout: Layout, name: str, units: list[tu
         with failed.record([_unit(ctx)], [ctx.log]):
             _write(layout, model, ctx, result)
     for (window, experiment), reason in failed.items():
-        log(f"{window} {experiment}: FAILED: {reason} (traceback in {layout.model_log(model, window, experiment)})")
+        log(f"{_label(window, experiment)}: FAILED: {reason} (traceback in "
+            f"{layout.model_log(model, window, experiment)})")
     if failed:
-        listing = "; ".join(f"{w} {e}: {reason}" for (w, e), reason in failed.items())
+        listing = "; ".join(f"{_label(w, e)}: {reason}" for (w, e), reason in failed.items())
         raise RuntimeError(f"{len(failed)} of {len(units)} {name} units failed ({listing}). The others are written; "
                            "a rerun resumes them from their checkpoints")
 
 
 def _unit(ctx: ModelContext) -> tuple:
     return ctx.window.name, ctx.experiment
+
+
+def _label(window: str, experiment) -> str:
+    return window if experiment is None else f"{window} {experiment}"
 
 
 def _fit_many(model, contexts: list[ModelContext], cap, failed: joblog.Failures) -> list:
@@ -109,7 +116,7 @@ def _fit_on_devices(settings: ScanSettings, model, contexts: list[ModelContext],
     done: dict[int, tuple[list, list]] = {}
 
     def announce(i: int, units: list[ModelContext], device: str) -> None:
-        listing = ", ".join(f"{ctx.window.name} {ctx.experiment}" for ctx in units)
+        listing = ", ".join(_label(*_unit(ctx)) for ctx in units)
         log(f"model {i + 1} of {len(models)} on {device}: {len(units)} units ({listing})")
         for ctx in units:
             ctx.log(f"trained on {device}, in model {i + 1} of {len(models)} of its job ({len(units)} units)")
@@ -126,16 +133,20 @@ def _fit_on_devices(settings: ScanSettings, model, contexts: list[ModelContext],
     return [ctx for ctx, _ in fitted], [result for _, result in fitted]
 
 
-def _context(settings: ScanSettings, layout: Layout, configured, window: str, experiment: PseudoExperiment,
+def _context(settings: ScanSettings, layout: Layout, configured, window: str, experiment: PseudoExperiment | None,
              log: Callable[[str], None]) -> ModelContext:
+    """What a unit's fit gets. A model of the window alone (experiment None) gets no data: its samples only."""
     model = configured.model
-    split = layout.split(window, experiment)
-    data, references = read_table(split, "data"), {t: read_table(split, t) for t in ("background_sr", "signal")}
-    for table in (data, *references.values()):
-        require(table.columns, settings.features, str(split))
+    if experiment is None:
+        data, references = pd.DataFrame(columns=[*settings.features, "mjj", "region", "fold"]), {}
+    else:
+        split = layout.split(window, experiment)
+        data, references = read_table(split, "data"), {t: read_table(split, t) for t in ("background_sr", "signal")}
+        for table in (data, *references.values()):
+            require(table.columns, settings.features, str(split))
     return ModelContext(configured.settings, settings.window(window), experiment, data, references, layout.events(),
                         layout.model_checkpoint(model, window, experiment), log, list(settings.features), settings.k,
-                        settings.data.seed, (model.short, window, *experiment.key),
+                        settings.data.seed, (model.short, window, *(experiment.key if experiment else ())),
                         read_samples(layout, model.samples, window, f"model {model.name}"),
                         _needed_models(layout, model, window, experiment))
 
@@ -149,8 +160,8 @@ def _needed_models(layout: Layout, model, window: str, experiment: PseudoExperim
     for name in model.models:
         path = layout.model(MODELS[name], window, experiment)
         if not path.exists():
-            raise ValueError(f"model {model.name} needs model {name}'s output for {window} {experiment} (rule {name}): "
-                             f"{path} does not exist")
+            raise ValueError(f"model {model.name} needs model {name}'s output for {_label(window, experiment)} (rule "
+                             f"{name}): {path} does not exist")
         out[name] = ModelOutput(name, path)
     return out
 
@@ -170,9 +181,11 @@ def _write(layout: Layout, model, ctx: ModelContext, result) -> None:
     # a model that trains nothing has an empty loss history (its loss-curve figure says so)
     empty = pd.DataFrame({"epoch": np.zeros(0, int), "train_loss": np.zeros(0), "val_loss": np.zeros(0)})
     tables = {**result.tables, "history": result.history if result.history is not None else empty}
-    split = layout.split(window, experiment)
-    write_tables(layout.model(model, window, experiment), tables,
-                 attrs={**read_attrs(split), "model": name, **attrs}, arrays=result.arrays)
+    # a unit of a pseudo-experiment carries the split's attributes (window, injection, seed...); a model of the
+    # window alone its window's
+    origin = read_attrs(layout.split(window, experiment)) if experiment is not None else {"window": window}
+    write_tables(layout.model(model, window, experiment), tables, attrs={**origin, "model": name, **attrs},
+                 arrays=result.arrays)
     if model.diagnostics:
         if result.plot is None:
             raise ValueError(f"model {name} declares a diagnostics figure but its fit returned no plot")
