@@ -112,3 +112,15 @@ def test_a_plugin_built_with_a_slidescan_helper_is_still_its_own_code(tmp_path):
     assert first and code_identity(METHODS["cathode"]) == ""
     plugin.write_text(plugin.read_text() + "# edited\n")
     assert code_identity(METHODS["helpermade"]) not in ("", first)
+
+
+def test_the_truth_reference_is_named_truth_and_a_plugin_reading_its_old_name_still_works():
+    """``inputs.truth`` (labelled events set apart, not a simulation); plug-ins written against ``inputs.tables`` keep
+    their meaning."""
+    from slidescan.methods import WindowInputs
+    from slidescan.registry import METHODS
+
+    truth = {"background_sr": pd.DataFrame({"x": [1.0], "fold": [0]}), "signal": pd.DataFrame({"x": [2.0], "fold": [0]})}
+    inputs = WindowInputs(None, None, pd.DataFrame(), truth, {}, ["x"])
+    assert inputs.tables is inputs.truth is truth
+    assert all("simulation" not in METHODS[name].description for name in ("idealized", "supervised"))

@@ -136,7 +136,7 @@ def calibration(table: pd.DataFrame, ks: pd.DataFrame, out: str | os.PathLike) -
 def sensitivity(table: pd.DataFrame, out: str | os.PathLike, title: str = "") -> None:
     """Local Z in the signal window against injected signal, per method (median, band over seeds).
 
-    Dashed: the expected Z of the same selection, from the true signal it keeps (simulation). The top
+    Dashed: the expected Z of the same selection, from the true signal it keeps (truth known). The top
     axis gives the signal-to-background ratio in the SR before any cut.
     """
     fig, ax = plt.subplots(figsize=(9, 7))

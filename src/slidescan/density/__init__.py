@@ -28,8 +28,10 @@ class ModelContext:
     window: object  # windows.Window
     experiment: object  # layout.PseudoExperiment (None for a model of the window alone, ``Model.window_alone``)
     data: pd.DataFrame  # the window's events, with region and fold (empty for a model of the window alone)
-    tables: dict[str, pd.DataFrame]  # the SR truth references of the split file (simulation)
-    events: Path  # the scan's events file: the whole mass range, the simulated references included
+    # the SR's truth references of the split file (background_sr, signal: the data's own labelled events set apart, not
+    # a simulation; a simulation is ``samples``)
+    truth: dict[str, pd.DataFrame]
+    events: Path  # the scan's events file: the whole mass range, the truth references included
     checkpoint: Path
     log: Callable[[str], None]
     features: list[str]
@@ -40,6 +42,11 @@ class ModelContext:
     samples: dict[str, pd.DataFrame] = field(default_factory=dict)
     # the outputs of the models it reads (``Model.models``), for the same window and pseudo-experiment
     models: dict = field(default_factory=dict)
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The former name of ``truth`` (plug-ins written before it was renamed keep working)."""
+        return self.truth
 
     def seed(self, *parts) -> int:
         from ..seeds import derive_seed

@@ -81,11 +81,19 @@ class WindowInputs:
     window: object  # windows.Window
     experiment: object  # layout.PseudoExperiment
     data: pd.DataFrame  # the window's events, with their region and fold
-    tables: dict[str, pd.DataFrame]  # truth references of the SR (simulation): background_sr, signal
+    # the SR's truth references: labelled background ("background_sr") and signal ("signal") set apart from the
+    # data's own labelled events (or generated with it). Not a simulation: the data's own background, perfect by
+    # construction, for the idealized and supervised ceilings (``needs_truth``). A simulation is ``samples``
+    truth: dict[str, pd.DataFrame]
     models: dict[str, ModelOutput]
     features: list[str]
     # the auxiliary samples the method declares (data.samples): the window's events of each, with region and fold
     samples: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The former name of ``truth`` (plug-ins written before it was renamed keep working)."""
+        return self.truth
 
     def training_events(self, fold: int) -> pd.DataFrame:
         """The window's events that the model of ``fold`` may learn from."""

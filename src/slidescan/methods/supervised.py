@@ -1,13 +1,13 @@
-"""The supervised classifier: true signal against true SR background, the absolute ceiling (simulation only)."""
+"""The supervised classifier: true signal against true SR background, the absolute ceiling (truth known only: ``inputs.truth``)."""
 
 from . import Reference, held_out_fold, register
 
 
 def build(inputs, fold):
-    sig, ref = inputs.tables["signal"], inputs.tables["background_sr"]
+    sig, ref = inputs.truth["signal"], inputs.truth["background_sr"]
     return sig[sig["fold"] != fold], ref[ref["fold"] != fold]
 
 
-register(Reference("supervised", "signal vs SR background with truth (simulation only)", build, needs_truth=True,
+register(Reference("supervised", "signal vs SR background with truth (truth known only)", build, needs_truth=True,
                    signal_truth=True,
-                   held_out=lambda inputs, fold: held_out_fold(inputs.tables["background_sr"], fold)))
+                   held_out=lambda inputs, fold: held_out_fold(inputs.truth["background_sr"], fold)))

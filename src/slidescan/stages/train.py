@@ -72,7 +72,7 @@ def window_inputs(layout: Layout, run: MethodRun, window, experiment: PseudoExpe
     inputs = WindowInputs(window, experiment, read_table(split, "data"),
                           {t: read_table(split, t) for t in ("background_sr", "signal")}, models, list(features),
                           read_samples(layout, getattr(run.method, "samples", ()), window.name, f"method {run.name}"))
-    for table in (inputs.data, *inputs.tables.values()):
+    for table in (inputs.data, *inputs.truth.values()):
         require(table.columns, features, str(split))
     return inputs, read_attrs(split)
 

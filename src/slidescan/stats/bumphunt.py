@@ -29,7 +29,7 @@ class BumpHuntResult:
     p0_calculator: str = "asymptotic"
     # the toys' floor 1 / (toys + 1): no toy was as extreme, so p0 is an upper bound and z a lower bound
     p0_bound: bool = False
-    # simulation only: true signal events (sum of weights) selected in the SR, and the median Z they should give
+    # truth known only: true signal events (sum of weights) selected in the SR, and the median Z they should give
     n_signal_selected: float = -1
     z_expected: float = float("nan")
     # sumw / sumw2 of the SR: n_obs, n_bkg and n_bkg_err times it are the effective counts tested (1 unweighted)
@@ -48,7 +48,7 @@ def bump_hunt(
 ) -> list[BumpHuntResult]:
     """For each efficiency: keep the top-scoring fraction of the window's events, fit, test the SR.
 
-    With truth ``labels`` (simulation), each row also gets the true signal selected in the SR and
+    With truth ``labels`` (labelled events), each row also gets the true signal selected in the SR and
     the expected (Asimov) Z for it over the predicted background and its uncertainty.
 
     The efficiency is a background efficiency measured blind to the SR: the threshold is the

@@ -1,4 +1,4 @@
-"""Classifier performance where the truth is known (simulation): ROC, SIC and max SIC against S/B.
+"""Classifier performance where the truth is known (labelled events): ROC, SIC and max SIC against S/B.
 
 Computed from the scan's own out-of-fold scores of the signal region of the window that holds the
 signal, so they describe exactly the classifiers behind the p-values.
