@@ -237,3 +237,15 @@ def test_limits_on_weighted_events_say_how_the_efficiency_was_counted(tmp_path):
     table = limits_table(settings, scan_rows())
     assert table["note"].str.contains("weighted events: the efficiency is the selected signal's sum of weights").all()
     assert not limits_table(ScanSettings.from_config(SMALL), scan_rows())["note"].str.contains("weighted").any()
+
+
+def test_a_signal_uncertainty_of_hundreds_of_per_cent_widens_the_limit_or_sets_none_instead_of_failing_the_job():
+    """pyhf's scan widens its bracket past the POI's default bounds when the limit lies beyond them; that stopped the
+    limits job of a scan whose efficiency scattered by 500 % between pseudo-experiments."""
+    from slidescan.stats.limits import asymptotic_limit
+
+    plain, _ = asymptotic_limit(5, 5, 0.5)
+    wide, expected = asymptotic_limit(5, 5, 0.5, signal_err=5.0)
+    assert np.isfinite(wide) and wide > 2 * plain and expected[0] < expected[2] < expected[4]
+    none, expected = asymptotic_limit(5, 5, 0.5, signal_err=20.0)
+    assert none == np.inf and all(e == np.inf for e in expected)

@@ -121,6 +121,14 @@ def test_tiny_scan_end_to_end(tiny_run):
     split = read_table(results / "split" / "w01" / "inj400_seed1.h5", "data")
     assert sorted(merged["event_id"]) == sorted(split["event_id"])
     assert (tiny_run / "results/tiny/logs/train/w00/cwola-nn/inj0_seed1/fold1.log").read_text().count("epoch ") == 2
+    # the template pages: SR data vs each template of its own (not CWoLa's sidebands) at injection 0, every window,
+    # with the AUC the scan table holds and the sideband flow's closure
+    assert sorted(p.relative_to(results / "plots/templates").as_posix()
+                  for p in (results / "plots/templates").rglob("*.png")) == \
+        ["cathode-nn/w00.png", "cathode-nn/w01.png", "idealized-bdt/w00.png", "idealized-bdt/w01.png"]
+    log = (results / "logs/templates/cathode-nn.log").read_text()
+    auc = table[(table["method"] == "cathode-nn") & (table["injection"] == 0) & (table["window"] == "w01")]
+    assert "w01: " in log and f"AUC {auc['sr_auc_vs_reference'].iloc[0]:.3f}; sideband_flow closure AUC 0." in log
 
 
 def test_the_head_runs_a_scheduling_round_per_finished_job(tiny_run):
@@ -258,7 +266,7 @@ def test_report_renders_summary_and_scan_figures_in_a_browser(tiny_run, tmp_path
     # rendered by the report's JavaScript: the summary and the result categories
     assert "Most significant windows at injection 400" in dom
     assert "Global Z is the significance" in dom and "Jobs: 24 of 24 training folds done" in dom
-    for category in ("Scan", "Sensitivity", "Calibration", "Methods", "Diagnostics", "Jobs"):
+    for category in ("Scan", "Sensitivity", "Calibration", "Methods", "Templates", "Diagnostics", "Jobs"):
         assert f">{category}<" in dom, category
     for figure in ("pvalue_scan_cathode-nn_inj400.png", "pvalue_scan_cwola-nn_inj0.png", "window_map.png",
                    "roc_sic.png", "max_sic_vs_sb.png", "sensitivity.png"):

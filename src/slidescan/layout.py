@@ -168,6 +168,10 @@ class Layout:
         """The log of one model job, which may serve many units (``packing.models``); each unit has its own too."""
         return self._p("logs", model.short, "jobs", f"{window}_{signal_prefix(signal)}inj{injection}_seed{seed}.log")
 
+    def template_plot(self, method, window) -> Path:
+        """SR data against a method's template, background only (the report's template page; report.templates)."""
+        return self._p("plots", "templates", method, f"{window}.png")
+
     def model_loss_plot(self, model) -> Path:
         return self._p("plots", f"loss_{model.name}.png")
 

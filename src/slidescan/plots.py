@@ -323,13 +323,16 @@ def limit_plot(table: pd.DataFrame, method: str, efficiency: float, out: str | o
 def feature_histograms(samples: list[tuple[pd.DataFrame, str]], features: list[str], title: str, out,
                        xlabel: str = "{}") -> None:
     """Each feature's normalised histogram in every sample (events, label), binned on the first sample's central
-    99 %: a template model's diagnostics figure (FETA's morph, CURTAINs' transport)."""
+    99 %, each event weighted by its ``weight`` column where it has one: a template model's diagnostics figure (FETA's
+    morph, CURTAINs' transport) and the report's template pages."""
+    from .data import weights_of
+
     fig, axes = plt.subplots(1, len(features), figsize=(3.6 * len(features), 3.2))
     axes = np.atleast_1d(axes)
     for ax, feature in zip(axes, features):
         bins = np.linspace(*np.quantile(samples[0][0][feature], [0.005, 0.995]), 40)
         for events, label in samples:
-            ax.hist(events[feature], bins, density=True, histtype="step", label=label)
+            ax.hist(events[feature], bins, density=True, histtype="step", label=label, weights=weights_of(events))
         ax.set_xlabel(xlabel.format(feature))
     axes[0].legend(fontsize=7)
     fig.suptitle(title)

@@ -52,6 +52,7 @@ def report_figures():
     figures += [LAYOUT.model_loss_plot(m.model) for m in MODELS.values()]
     if SIGNAL_INJECTIONS:
         figures += [LAYOUT.performance(), LAYOUT.roc_plot(), LAYOUT.max_sic_plot()]
+    figures += [LAYOUT.template_plot(m, w) for m in TEMPLATE_METHODS for w in WINDOWS]
     return figures
 
 

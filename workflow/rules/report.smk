@@ -78,3 +78,46 @@ rule jobs:
         str(LAYOUT.log("jobs")),
     script:
         "../scripts/jobs.py"
+
+
+# the template pages: SR data against each method's own template at injection 0 (slidescan.report.templates)
+from slidescan.report.templates import background_only, template_methods
+
+TEMPLATE_METHODS = template_methods(SETTINGS) if 0 in INJECTIONS else []
+_NULL = background_only(SETTINGS)
+
+
+def template_inputs(method):
+    run = SETTINGS.method(method)
+    return {"models": sorted({str(LAYOUT.model(MODELS[n].model, w, _NULL)) for n in run.models for w in WINDOWS}),
+            "samples": [str(LAYOUT.sample_split(n, w)) for n in run.method.samples for w in WINDOWS]}
+
+
+for _method in TEMPLATE_METHODS:
+
+    rule:
+        name:
+            f"templates_{_method}"
+        localrule: True
+        input:
+            scan=str(LAYOUT.pvalue_scan()),
+            split=[LAYOUT.split(w, _NULL) for w in WINDOWS],
+            **template_inputs(_method),
+        output:
+            [
+                report(
+                    str(LAYOUT.template_plot(_method, w)),
+                    category="Templates",
+                    subcategory=_method,
+                    labels={"method": _method, "window": w},
+                    caption="../report/templates.rst",
+                )
+                for w in WINDOWS
+            ],
+        log:
+            str(LAYOUT.log("templates", _method)),
+        params:
+            method=_method,
+            windows=WINDOWS,
+        script:
+            "../scripts/templates.py"

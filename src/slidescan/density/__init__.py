@@ -102,6 +102,9 @@ class Model:
     window_alone: bool = False
     # learns from per-event weights (``data.table.weight``); a scan with weights refuses a method whose model does not
     weighted: bool = False
+    # the attribute of its result holding its closure where it can be checked on data (an AUC of a classifier of its
+    # output against data it did not train on, 0.5 when they agree): shown on the report's template pages
+    closure: str = ""
 
     def __post_init__(self):
         if not self.directory:

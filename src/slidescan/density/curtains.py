@@ -70,4 +70,4 @@ should follow the SR data where there is no signal); the title gives the closure
 the upper sideband's masses against the upper sideband's data (0.50: the transport is right)."""
 
 register_model(Model("curtains_transport", "CURTAINs transport of the sideband data into the SR", fit, gpu=False,
-                     caption=CAPTION, models=("sideband_flow",)))
+                     caption=CAPTION, models=("sideband_flow",), closure="closure_auc"))

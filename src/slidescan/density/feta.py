@@ -74,4 +74,5 @@ feature in the sidebands: data, held-out simulation, and the same simulation mor
 simulation vs data before and after morphing (0.50: the morphed simulation is the data there)."""
 
 register_model(Model("feta", "FETA morphing of the simulation onto the sideband data", fit, caption=CAPTION,
-                     gpu=False, samples=("simulation",), models=("simulation_flow", "sideband_flow")))
+                     gpu=False, samples=("simulation",), models=("simulation_flow", "sideband_flow"),
+                     closure="sideband_auc_after"))

@@ -152,4 +152,5 @@ reweighted out of fold, with the AUC of a classifier of simulation vs data befor
 simulation is the data). An AUC after reweighting well above 0.5 means the template cannot be trusted."""
 
 register_model(Model("salad_weights", "SALAD reweighting of the simulation to the sideband data", fit, SaladSettings,
-                     caption=CAPTION, gpu=False, samples=("simulation",)))
+                     caption=CAPTION, gpu=False, samples=("simulation",),
+                     closure="sideband_auc_after"))

@@ -150,4 +150,4 @@ interpolate into the SR, and the p-values of the methods that use it are not to 
 
 # the paths of scans made before the method layer: flows/, logs/flow/, checkpoints/<window>/flow/
 register_model(Model("sideband_flow", "Sideband flow (CATHODE background model)", fit, FlowSettings,
-                     fit_many=fit_many, directory="flows", short="flow", caption=CAPTION, weighted=True))
+                     fit_many=fit_many, directory="flows", short="flow", caption=CAPTION, weighted=True, closure="sb_auc"))

@@ -138,10 +138,23 @@ def asymptotic_limit(n_obs: float, b: float, b_err: float = 0.0, cl: float = 0.9
     template = max(1.0, (max(n_obs - b, 0.0) + 2.0 * np.sqrt(b + b_err**2)) * (1.0 + signal_err))
     model = one_bin_model(template, b, b_err if b_err > 1e-4 * np.sqrt(b) else 0.0, signal_err)
     data = [float(n_obs), *model.config.auxdata]
-    # the root search starts just above mu = 0, where q~mu's asymptotic CLs is 0/0 in pyhf (NaN stops the solver)
-    observed, expected = pyhf.infer.intervals.upper_limits.toms748_scan(data, model, 1e-3, 10.0, level=1.0 - cl,
-                                                                        test_stat="qtilde")[:2]
+    # the scan widens its bracket past mu = 10 when the limit lies beyond (a signal uncertainty of several hundred
+    # per cent), and pyhf refuses a fit whose start lies outside the POI's bounds: they reach MU_MAX. A limit beyond
+    # MU_MAX templates is no limit (infinite), not a failed job
+    bounds = model.config.suggested_bounds()
+    bounds[model.config.poi_index] = (0.0, MU_MAX)
+    try:
+        # the root search starts just above mu = 0, where q~mu's asymptotic CLs is 0/0 in pyhf (NaN stops the solver)
+        observed, expected = pyhf.infer.intervals.upper_limits.toms748_scan(
+            data, model, 1e-3, 10.0, level=1.0 - cl, test_stat="qtilde", par_bounds=bounds)[:2]
+    except ValueError as error:
+        if "outside of its bounds" not in str(error):
+            raise
+        return np.inf, (np.inf,) * len(BANDS)
     return float(observed) * template, tuple(float(e) * template for e in expected)
+
+
+MU_MAX = 1000.0  # the largest limit asymptotic_limit looks for, in units of its signal template
 
 
 def upper_limit(n_obs: float, b: float, b_err: float = 0.0, calculator: str = "auto", cl: float = 0.95,
