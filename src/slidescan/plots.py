@@ -327,7 +327,7 @@ def feature_histograms(samples: list[tuple[pd.DataFrame, str]], features: list[s
     morph, CURTAINs' transport) and the report's template pages."""
     from .data import weights_of
 
-    fig, axes = plt.subplots(1, len(features), figsize=(3.6 * len(features), 3.2))
+    fig, axes = plt.subplots(1, len(features), figsize=(3.6 * len(features), 4.0 + 0.4 * title.count("\n")))
     axes = np.atleast_1d(axes)
     for ax, feature in zip(axes, features):
         bins = np.linspace(*np.quantile(samples[0][0][feature], [0.005, 0.995]), 40)
@@ -335,6 +335,6 @@ def feature_histograms(samples: list[tuple[pd.DataFrame, str]], features: list[s
             ax.hist(events[feature], bins, density=True, histtype="step", label=label, weights=weights_of(events))
         ax.set_xlabel(xlabel.format(feature))
     axes[0].legend(fontsize=7)
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize="medium")
     fig.tight_layout()
     _save(fig, out)
