@@ -56,7 +56,7 @@ register(Reference("simtemplate", "SR data vs the simulation's SR", build, held_
 '''
 
 SIM = {**TINY, "scan": "sim", "plugins": ["sim_template.py"], "methods": ["simtemplate-bdt", "salad-bdt", "feta-bdt", "curtains-bdt"],
-       "injections": [0], "salad": {"max_iter": 50},
+       "injections": [0], "salad": {"max_iter": 50}, "feta": {"epochs": 5},
        "data": {**TINY["data"], "samples": {"simulation": {"n_events": 40000}}}}
 
 
@@ -107,15 +107,14 @@ def test_a_simulation_sample_reaches_the_methods_and_models_that_read_it_and_a_c
     # the simulation's flow reads no data: one per window, shared by every pseudo-experiment (FETA's and flow-nll's)
     assert sorted(str(p.relative_to(results)) for p in (results / "models/simulation_flow").rglob("*.h5")) == \
         ["models/simulation_flow/w00/window.h5", "models/simulation_flow/w01/window.h5"]
-    # FETA read the data's sideband flow and the simulation's (their jobs ran first) and morphed the simulation's SR
-    # events
+    # FETA trained its morph onto the simulation's flow (whose job ran first) and morphed the simulation's SR events
     for window in ("w00", "w01"):
         model = results / f"models/feta/{window}/inj0_seed1.h5"
         template, attrs = read_table(model, "template"), read_attrs(model)
         assert len(template) == int((read_table(results / f"samples/simulation/{window}.h5", "events")["region"]
                                      == REGION_SR).sum())
         assert attrs["sideband_auc_after"] < 0.56, attrs  # a 3-epoch flow: closure within a few per cent
-        assert "sideband AUC of simulation vs data" in (results / f"logs/feta/{window}/inj0_seed1.log").read_text()
+        assert "sideband AUC of simulation vs held-out data" in (results / f"logs/feta/{window}/inj0_seed1.log").read_text()
 
     # another preset: the sample, its splits, the models that read it and their training rerun; the data, the sideband
     # flow and CURTAINs (no simulation) do not
@@ -223,38 +222,48 @@ def test_the_summary_marks_a_template_the_classifier_tells_from_the_sr_backgroun
 
 
 def test_fetas_morph_moves_a_shifted_toy_back_onto_the_data():
-    """Two conditional flows, of a simulation shifted and widened with m and of the data: the simulation sent through
-    the first and back through the second's inverse has the data's mean and width at every m."""
-    from slidescan.density.feta import morph
+    """A flow of a simulation shifted and widened with m, and a morph onto it trained on the data at low m only
+    (the 'sidebands'): the simulation morphed back has the data's mean and width, at the masses it trained on and at
+    those it did not see; and a morph onto a simulation that already is the data stays the identity."""
+    from slidescan.density.feta import FetaSettings, morph
     from slidescan.density.flow_settings import FlowSettings
     from slidescan.density.flows import train_flow
 
     g = np.random.default_rng(4)
     n = 20000
-    m_data, m_sim = g.uniform(3.0, 4.0, n), g.uniform(3.0, 4.0, n)
+    m_data, m_sim = g.uniform(3.0, 3.7, n), g.uniform(3.0, 4.0, n)
     data = g.normal(0.0, 1.0, (n, 2))
     sim = g.normal(0.0, 1.0, (n, 2)) * (1.0 + 0.3 * (m_sim[:, None] - 3.0)) + 0.5 + 0.5 * (m_sim[:, None] - 3.0)
     settings = FlowSettings.from_config({"transforms": 3, "hidden": [32], "epochs": 20, "batch_size": 512,
                                          "learning_rate": 0.003, "n_best": 1, "device": "cpu"})
-    data_flow = train_flow(data, m_data, settings, seed=1, log=lambda s: None)
     sim_flow = train_flow(sim, m_sim, settings, seed=2, log=lambda s: None)
+    morph_settings = FetaSettings.from_config({"epochs": 20, "batch_size": 512, "learning_rate": 0.003, "device": "cpu"})
+    morph_flow = train_flow(data, m_data, morph_settings, seed=1, log=lambda s: None, base=sim_flow)
     events = pd.DataFrame({"a": sim[:, 0], "b": sim[:, 1], "mjj": m_sim})
-    moved = morph(sim_flow, data_flow, events, ["a", "b"])
-    for high in (False, True):
-        rows = (m_sim > 3.5) == high
+    moved = morph(morph_flow, events, ["a", "b"])
+    for rows in (m_sim < 3.5, (m_sim > 3.7) & (m_sim < 3.85)):  # trained on; beyond (the data stop at 3.7)
         assert abs(sim[rows].mean()) > 0.6  # the simulation is off: shifted by 0.5-1.0
-        assert np.abs(moved[rows].mean(0)).max() < 0.1, moved[rows].mean(0)
-        assert np.abs(moved[rows].std(0) - 1.0).max() < 0.1, moved[rows].std(0)
+        assert np.abs(moved[rows].mean(0)).max() < 0.15, moved[rows].mean(0)
+        assert np.abs(moved[rows].std(0) - 1.0).max() < 0.15, moved[rows].std(0)
+    # a morph is no density of its own
+    with pytest.raises(TypeError, match="morph onto another flow"):
+        morph_flow.log_prob(sim[:5], m_sim[:5])
+    # the simulation already is the data: the morph, which starts as the identity, moves each event very little
+    same = g.normal(0.0, 1.0, (n, 2)) * (1.0 + 0.3 * (m_data[:, None] - 3.0)) + 0.5 + 0.5 * (m_data[:, None] - 3.0)
+    identity = train_flow(same, m_data, morph_settings, seed=3, log=lambda s: None, base=sim_flow)
+    kept = morph(identity, events, ["a", "b"])
+    assert np.median(np.abs(kept - sim)[m_sim < 3.7]) < 0.1, np.median(np.abs(kept - sim), 0)
 
 
 def test_models_that_read_models_come_after_them_and_a_cycle_is_named(monkeypatch):
     from slidescan.density import Model
     from slidescan.registry import MODELS, model_order
 
-    assert model_order(("feta", "sideband_flow")) == ("simulation_flow", "sideband_flow", "feta")
+    assert model_order(("feta", "curtains_transport")) == ("simulation_flow", "feta", "sideband_flow",
+                                                           "curtains_transport")
     settings = ScanSettings.from_config({**SIM, "plugins": [], "methods": ["feta-nn"]})
     # status and the DAG list what feta reads
-    assert list(settings.models()) == ["simulation_flow", "sideband_flow", "feta"]
+    assert list(settings.models()) == ["simulation_flow", "feta"]
     fit = MODELS["feta"].fit
     monkeypatch.setitem(MODELS._items, "loop_a", Model("loop_a", "a", fit, models=("loop_b",)))
     monkeypatch.setitem(MODELS._items, "loop_b", Model("loop_b", "b", fit, models=("loop_a",)))

@@ -140,8 +140,11 @@ class TrainedFlow:
 
     def __init__(self, states: list[dict], settings, pre: Preprocessor, n_features: int,
                  history: dict, best_epochs: list[int], validation_index: np.ndarray, fingerprint: str = "",
-                 signal_fractions: list[float] | None = None):
+                 signal_fractions: list[float] | None = None, morph_of: str = ""):
         self.settings, self.pre, self.history, self.best_epochs = settings, pre, history, best_epochs
+        # a morph (``train_flow(base=...)``): the fingerprint of the flow whose space it maps onto; its own base is
+        # that flow, not a standard normal, so only :meth:`morph` means anything
+        self.morph_of = morph_of
         self.n_features = n_features
         # events held out of training: the honest sample for closure tests
         self.validation_index = validation_index
@@ -166,8 +169,24 @@ class TrainedFlow:
         """The mean fitted signal fraction of the kept epochs (mixture training only)."""
         return float(np.mean(self.signal_fractions)) if self.signal_fractions else float("nan")
 
+    def _not_a_morph(self, what: str):
+        if self.morph_of:
+            raise TypeError(f"{what}: this flow is a morph onto another flow (train_flow(base=...)), not a density of "
+                            "its own; use morph()")
+
+    @torch.no_grad()
+    def morph(self, x: np.ndarray, mjj: np.ndarray) -> np.ndarray:
+        """Events of the base flow's sample moved onto the data the morph was trained on: M^-1(x | mjj), by the
+        kept epoch of lowest validation loss (a mixture of maps is not a map)."""
+        if not self.morph_of:
+            raise TypeError("morph(): this flow was not trained as a morph (train_flow(base=...))")
+        c = torch.as_tensor(self.pre.condition(np.asarray(mjj, float)), dtype=torch.float32, device=self.device)
+        z = torch.as_tensor(self.pre.forward(np.asarray(x, float)), dtype=torch.float32, device=self.device)
+        return self.pre.inverse(self.flows[0](c).transform.inv(z).double().cpu().numpy())
+
     @torch.no_grad()
     def log_prob(self, x: np.ndarray, mjj: np.ndarray) -> np.ndarray:
+        self._not_a_morph("log_prob")
         out = np.empty(len(x))
         for start in range(0, len(x), 262_144):  # bounded memory on a window's million events
             xs, ms = x[start:start + 262_144], mjj[start:start + 262_144]
@@ -181,6 +200,7 @@ class TrainedFlow:
     @torch.no_grad()
     def sample(self, mjj: np.ndarray, seed: int) -> np.ndarray:
         """One sample of x for each mjj value; the mixture's members take turns."""
+        self._not_a_morph("sample")
         mjj = np.asarray(mjj, float)
         c = torch.as_tensor(self.pre.condition(mjj), dtype=torch.float32, device=self.device)
         z = torch.empty(len(mjj), len(self.pre.lo), device=self.device)
@@ -227,6 +247,8 @@ class TrainedFlow:
                "best_epochs": ",".join(map(str, self.best_epochs)), "fingerprint": self.fingerprint}
         if self.pre.log is not None:  # log_logit only: a default flow's attributes are those it always had
             out["flow_preprocessing"] = self.pre.kind
+        if self.morph_of:
+            out["flow_morph_of"] = self.morph_of
         return out
 
 
@@ -257,13 +279,13 @@ def load_flow(path, device: str = "auto") -> TrainedFlow:
     arch = _Architecture(int(attrs["flow_transforms"]), [int(h) for h in str(attrs["flow_hidden"]).split(",")], device)
     return TrainedFlow(states, arch, pre, int(attrs["flow_n_features"]), {"val_loss": [], "train_loss": []},
                        [int(e) for e in str(attrs["best_epochs"]).split(",")], np.array([], int),
-                       str(attrs.get("fingerprint", "")))
+                       str(attrs.get("fingerprint", "")), morph_of=str(attrs.get("flow_morph_of", "")))
 
 
 def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
                checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print,
                background: np.ndarray | None = None, signal_fraction: float = 0.01,
-               what: str = "flow", weight: np.ndarray | None = None) -> TrainedFlow:
+               what: str = "flow", weight: np.ndarray | None = None, base: TrainedFlow | None = None) -> TrainedFlow:
     """Fit p(x | mjj) by maximum likelihood, keeping the ``n_best`` epochs of lowest validation loss.
 
     With ``background`` (the log density of each event under a fixed background model, in the
@@ -273,6 +295,13 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
 
     With ``weight`` (per-event weights, >= 0) the training and validation losses are weighted means: the
     maximum-likelihood flow of the weighted sample.
+
+    With ``base`` (a trained flow, e.g. of a simulation), the flow trained is a *morph* M onto it (FETA,
+    arXiv:2212.11285): log p(x | m) = log p_base(M(z | m) | m) + log |dM/dz| + log |dz/dx|, in the base's
+    preprocessed space z, with the base frozen (its kept epoch of lowest validation loss). M starts as the identity,
+    so a base that already describes ``x`` needs no change and a small mismodelling a small one; M^-1 then moves the
+    base's own events onto ``x`` (``TrainedFlow.morph``). The base has no interpolation to do where it was trained
+    (a simulation is known in the SR), so only the morph interpolates, and it only where the base is wrong.
     """
     torch.set_num_threads(max(1, int(settings.threads)))
     device = resolve_device(settings.device)
@@ -289,7 +318,10 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
         raise ValueError(f"{what} training: {n} events are too few for batch size {settings.batch_size}")
     order = np.random.default_rng(seed % (2**63)).permutation(n)
     train_idx, val_idx = order[n_val:], order[:n_val]
-    pre = Preprocessor.fit(x[train_idx], mjj[train_idx], kind=getattr(settings, "preprocessing", "logit"))
+    if base is not None and background is not None:
+        raise ValueError(f"{what} training: a morph (base) cannot also be a mixture with a background")
+    pre = base.pre if base is not None else \
+        Preprocessor.fit(x[train_idx], mjj[train_idx], kind=getattr(settings, "preprocessing", "logit"))
     z = torch.as_tensor(pre.forward(x), dtype=torch.float32, device=device)
     c = torch.as_tensor(pre.condition(mjj), dtype=torch.float32, device=device)
     z_train, c_train = z[train_idx], c[train_idx]
@@ -307,6 +339,12 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
     with GLOBAL_RNG:  # another device's thread of the job may seed torch's global generator too
         torch.manual_seed(int(seed) % (2**63))
         flow = build_flow(x.shape[1], settings).to(device)
+    if base is not None:
+        with torch.no_grad():  # the identity: every MADE's last layer (shifts and scales) zero
+            for transform in flow.transform.transforms:
+                transform.hyper[-1].weight.zero_()
+                transform.hyper[-1].bias.zero_()
+        base_flow = copy.deepcopy(base.flows[0]).to(device).eval().requires_grad_(False)
     params = list(flow.parameters())
     if mixture:
         logit_w = torch.nn.Parameter(torch.tensor(math.log(signal_fraction / (1 - signal_fraction)), device=device))
@@ -326,6 +364,8 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
     arrays = [x, mjj] if weight is None else [x, mjj, weight]
     if mixture:
         identity, arrays = (identity, "mixture", float(signal_fraction)), arrays + [np.asarray(background, float)]
+    if base is not None:
+        identity = (identity, "morph", base.fingerprint)
     ident = content_hash(*arrays, extra=identity)
     state = ckpt.load(checkpoint, ident, log, map_location=device)
     if state is not None:
@@ -341,6 +381,9 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
         log(joblog.resumed(checkpoint, start_epoch, what))
 
     def nll(c_batch, z_batch, b_batch=None):
+        if base is not None:
+            u, ladj = flow(c_batch).transform.call_and_ladj(z_batch)
+            return -(base_flow(c_batch).log_prob(u) + ladj)
         log_q = flow(c_batch).log_prob(z_batch)
         if not mixture:
             return -log_q
@@ -405,7 +448,8 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
     log(f"{what}: best validation nll {min(history['val_loss']):.4f}; mixture of epochs {best_epochs}")
     states = [copy.deepcopy(s) for _, _, s in kept]
     fractions = [float(torch.sigmoid(s.pop("_logit_w"))) for s in states] if mixture else None
-    return TrainedFlow(states, settings, pre, x.shape[1], history, best_epochs, np.sort(val_idx), ident, fractions)
+    return TrainedFlow(states, settings, pre, x.shape[1], history, best_epochs, np.sort(val_idx), ident, fractions,
+                       morph_of=base.fingerprint if base is not None else "")
 
 
 def event_weights(weight: np.ndarray | None, n: int, what: str) -> np.ndarray | None:
