@@ -158,6 +158,15 @@ def test_a_named_model_injects_its_own_signal_and_its_split_carries_its_referenc
     pd.testing.assert_frame_equal(read_table(out, "signal"), read_table(tmp_path / "signal_w45.h5",
                                                                         "reference_signal"))
     assert read_attrs(out)["signal"] == "w45"
+    # an injection beyond a pool names the pool it drew from: the model and its file, or the events' own pool
+    n_pool = len(pools["w45"])
+    with pytest.raises(ValueError, match=rf"injection of {n_pool + 1} signal events asks for more than signal model "
+                                         rf"'w45' \(.*signal_w45.h5\) holds \({n_pool}\)"):
+        make_injection(settings, events, PseudoExperiment(n_pool + 1, 1, "w45"), tmp_path / "x.h5",
+                       signal=tmp_path / "signal_w45.h5")
+    with pytest.raises(ValueError, match=r"more than the signal pool of .*events.h5 \(data.signal_pool\) holds"):
+        make_injection(settings, events, PseudoExperiment(100_000, 1), tmp_path / "x.h5")
+    assert not (tmp_path / "x.h5").exists()
 
 
 def test_limits_of_each_model_use_its_efficiency_and_the_shared_background_only_rows():

@@ -95,7 +95,9 @@ def make_injection(settings: ScanSettings, events: str | os.PathLike, experiment
     if settings.data.backgrounds == "independent":
         n_source = len(background)
         background, copied = seed_background(settings.data, background, seed)
-    df = data_mod.inject(background, pool, injection, rng(base, "inject", *experiment.key))
+    source = f"signal model {experiment.signal!r} ({signal})" if experiment.signal else \
+        f"the signal pool of {events} (data.signal_pool)"
+    df = data_mod.inject(background, pool, injection, rng(base, "inject", *experiment.key), pool=source)
     if copied is None:
         df["fold"] = assign_folds(len(df), settings.k, rng(base, "folds", *experiment.key))
     else:
