@@ -26,9 +26,9 @@ from .backends import Backend, register_backend  # noqa: E402
 from .config import ConfigError, load_config, load_settings  # noqa: E402
 from .density import Model, ModelContext, ModelResult, register_model  # noqa: E402
 from .layout import Layout, PseudoExperiment  # noqa: E402
-from .methods import FoldData, Reference, Score, TrainingSet, WindowInputs, method_names, register  # noqa: E402
+from .methods import FoldData, InputMap, Reference, Score, TrainingSet, WindowInputs, method_names, register  # noqa: E402
 from .settings import ScanSettings, Settings, section_schema  # noqa: E402
 
-__all__ = ["Backend", "ConfigError", "FoldData", "Layout", "Model", "ModelContext", "ModelResult", "PseudoExperiment",
+__all__ = ["Backend", "ConfigError", "FoldData", "InputMap", "Layout", "Model", "ModelContext", "ModelResult", "PseudoExperiment",
            "Reference", "ScanSettings", "Score", "Settings", "TrainingSet", "WindowInputs", "__version__", "load_config",
            "load_settings", "method_names", "register", "register_backend", "register_model", "section_schema"]

@@ -222,6 +222,14 @@ class TrainedFlow:
         c = torch.as_tensor(self.pre.condition(np.asarray(mjj, float)), dtype=torch.float32, device=self.device)
         return self.flows[0](c).transform(z).double().cpu().numpy()
 
+    def latent(self, x: np.ndarray, condition: np.ndarray) -> np.ndarray:
+        """The events' latent coordinates: their image in the base space (standard normal for the data the flow
+        describes, at every value of the condition), by the kept epoch of lowest validation loss. A classifier in
+        this space cannot learn the condition's dependence, so cutting on it does not sculpt mjj (LaCATHODE,
+        arXiv:2210.14924)."""
+        self._not_a_morph("latent")
+        return self.to_base(x, condition)
+
     @torch.no_grad()
     def from_base(self, u: np.ndarray, mjj: np.ndarray) -> np.ndarray:
         """The inverse of :meth:`to_base`: the events whose base-space image given ``mjj`` is ``u``."""

@@ -10,8 +10,8 @@ below; a user's own is named in the config's ``plugins:``).
 from __future__ import annotations
 
 from ..registry import BACKENDS, METHODS
-from .base import (ClassifierScores, FoldData, FoldFit, Fitted, Method, MethodRun, ModelOutput, Reference, Score,
-                   TrainingSet, WindowInputs, held_out_fold, training_set)
+from .base import (ClassifierScores, FoldData, FoldFit, Fitted, InputMap, Method, MethodRun, ModelOutput, Reference,
+                   Score, TrainingSet, WindowInputs, held_out_fold, training_set)
 
 
 def register(method: Method) -> Method:
@@ -77,8 +77,8 @@ class ReferenceRun(MethodRun):
     def fit(self, fits, checkpoint, log, epoch_key=None) -> list[Fitted]:
         models = self.backend.fit(self.settings, [(f.data.train, f.member_seeds, f.name) for f in fits], checkpoint,
                                   log, epoch_key)
-        features = fits[0].inputs.features
-        return [ClassifierScores(m, features, getattr(m, "history", None) or {}) for m in models]
+        return [ClassifierScores(m, f.data.features or f.inputs.features, getattr(m, "history", None) or {})
+                for m, f in zip(models, fits)]
 
 
 class ScoreRun(MethodRun):
@@ -124,8 +124,9 @@ def configure(name: str, config: dict) -> MethodRun:
 
 
 # the built-in methods register themselves
-from . import anode, cathode, curtains, cwola, feta, flow_nll, idealized, ranode, salad, supervised  # noqa: E402,F401
+from . import (anode, cathode, curtains, cwola, feta, flow_nll, idealized, lacathode, ranode, salad,  # noqa: E402,F401
+               supervised)
 
-__all__ = ["ClassifierScores", "FoldData", "FoldFit", "Fitted", "Method", "MethodRun", "ModelOutput", "Reference",
+__all__ = ["ClassifierScores", "FoldData", "FoldFit", "Fitted", "InputMap", "Method", "MethodRun", "ModelOutput", "Reference",
            "ReferenceRun", "Score", "ScoreRun", "TrainingSet", "WindowInputs", "configure", "held_out_fold",
            "method_names", "parse", "register", "training_set"]

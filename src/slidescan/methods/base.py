@@ -121,6 +121,8 @@ class FoldData:
     held_out: pd.DataFrame | None = None  # the fold's SR reference events, scored for the data-vs-reference AUC
     # anything else the result depends on (e.g. the fingerprint of a model it reads)
     extra_identity: tuple = ()
+    # the columns its classifier sees, when not the scan's features (a reference's ``InputMap``)
+    features: list[str] | None = None
 
 
 class Method(ABC):
@@ -172,6 +174,27 @@ def training_set(positive: pd.DataFrame, negative: pd.DataFrame, features: list[
 
 
 @dataclass(frozen=True)
+class InputMap:
+    """A reference's own classifier inputs: ``apply`` maps a table of events (label-1, template, held-out and scored
+    events alike) to one that also holds ``columns``, which its classifier then sees instead of the scan's features.
+
+    Why a hook of the layer and not of the method: whatever a classifier is trained on, its scores of the fold's
+    events and of the held-out template must come from the same inputs, and the fold's fingerprint must change with
+    them; a method that transformed only its training sample would score events in another space. ``identity`` is
+    what the map depends on beyond the events (e.g. the fingerprint of a flow it reads): part of each fold's.
+    """
+
+    apply: Callable[[pd.DataFrame], pd.DataFrame]
+    columns: list[str]
+    identity: tuple = ()
+
+    @classmethod
+    def subset(cls, columns) -> "InputMap":
+        """The classifier sees only these of the scan's features."""
+        return cls(lambda events: events, list(columns), ("subset",))
+
+
+@dataclass(frozen=True)
 class Reference(Method):
     """SR data (label 1) against a background template of the SR (label 0), for a classifier backend.
 
@@ -191,15 +214,28 @@ class Reference(Method):
     held_out: Callable[[WindowInputs, int], pd.DataFrame] | None = None
     # every backend weights its events by their ``weight`` column (``training_set``); the models must too
     weighted: bool = True
+    # its classifier's own inputs (a transform of the events, a subset of the features), given the window's inputs
+    input_map: Callable[[WindowInputs], InputMap] | None = None
     kind: ClassVar[str] = "reference"
 
     def fold_data(self, inputs: WindowInputs, fold: int, method: str) -> FoldData:
         positive, negative = self.build(inputs, fold)
         check_columns(positive, inputs.features, f"method {method}, fold {fold}: its label-1 events")
         check_columns(negative, inputs.features, f"method {method}, fold {fold}: its label-0 events (the template)")
-        train = training_set(positive, negative, inputs.features, f"method {method}, fold {fold}")
         held = self.held_out(inputs, fold) if self.held_out else None
-        return FoldData(train, inputs.data[inputs.data["fold"] == fold], held)
+        scored = inputs.data[inputs.data["fold"] == fold]
+        if self.input_map is None:
+            train = training_set(positive, negative, inputs.features, f"method {method}, fold {fold}")
+            return FoldData(train, scored, held)
+        mapped = self.input_map(inputs)
+        tables = [mapped.apply(t) if t is not None else None for t in (positive, negative, scored, held)]
+        for table, what in zip(tables, ("label-1 events", "label-0 events (the template)", "scored events",
+                                        "held-out template events")):
+            if table is not None:
+                check_columns(table, mapped.columns, f"method {method}, fold {fold}: its {what} after its input map")
+        positive, negative, scored, held = tables
+        train = training_set(positive, negative, mapped.columns, f"method {method}, fold {fold}")
+        return FoldData(train, scored, held, ("inputs", tuple(mapped.columns), mapped.identity), list(mapped.columns))
 
 
 def held_out_fold(table: pd.DataFrame, fold: int) -> pd.DataFrame:
@@ -289,7 +325,7 @@ class ClassifierScores(Fitted):
     """A classifier backend's model, scoring events by their features."""
 
     model: object
-    features: list[str]
+    features: list[str]  # the columns it was trained on (the scan's features, or its reference's InputMap's)
     history: dict = field(default_factory=dict)
 
     def predict(self, events: pd.DataFrame) -> np.ndarray:

@@ -141,11 +141,12 @@ class FoldJob:
         arrays = [fd.train.x, fd.train.y, fd.train.weight]
         if fd.train.mjj is not None:
             arrays.append(fd.train.mjj)
-        arrays += [fd.scored[self.inputs.features].to_numpy(), fd.scored["event_id"].to_numpy()]
+        features = fd.features or self.inputs.features  # what its model sees of the events it scores
+        arrays += [fd.scored[features].to_numpy(), fd.scored["event_id"].to_numpy()]
         if self.run.uses_mjj:
             arrays.append(fd.scored["mjj"].to_numpy())
         if fd.held_out is not None:
-            arrays.append(fd.held_out[self.inputs.features].to_numpy())
+            arrays.append(fd.held_out[features].to_numpy())
         extra = fold_settings(self.settings, self.run, self.window, self.experiment, fold)
         # folds without an epoch length (trees) keep the fingerprints of before network folds were batched
         if self.epoch_key is not None:
