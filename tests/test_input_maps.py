@@ -99,14 +99,15 @@ def test_a_flows_latent_coordinates_are_normal_and_forget_the_condition():
 
 
 @pytest.mark.workflow
-def test_lacathode_runs_end_to_end_and_scores_in_the_latent_space(tmp_path):
-    config = {**TINY, "scan": "latent", "methods": ["cathode-bdt", "lacathode-bdt"], "injections": [0, 400]}
+def test_lacathode_and_the_autoencoder_run_end_to_end(tmp_path):
+    config = {**TINY, "scan": "latent", "methods": ["cathode-bdt", "lacathode-bdt", "ae"], "injections": [0, 400],
+              "ae": {"epochs": 3, "members": 2}}
     workdir = make_workdir(tmp_path, config)
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-4000:]
     results = workdir / "results/latent"
     scan = pd.read_csv(results / "pvalue_scan.csv")
-    assert set(scan["method"]) == {"cathode-bdt", "lacathode-bdt"} and scan["fit_ok"].all()
+    assert set(scan["method"]) == {"cathode-bdt", "lacathode-bdt", "ae"} and scan["fit_ok"].all()
     # the same flow, the same template, the same events: only the classifier's inputs differ
     cathode = read_table(results / "scores/w00/cathode-bdt/inj400_seed1.h5", "scores")
     latent = read_table(results / "scores/w00/lacathode-bdt/inj400_seed1.h5", "scores")
@@ -116,3 +117,8 @@ def test_lacathode_runs_end_to_end_and_scores_in_the_latent_space(tmp_path):
     assert sr["score"].notna().all()
     # it finds the injected signal: signal scores above background in the SR
     assert latent.loc[latent["label"] == 1, "score"].mean() > latent.loc[latent["label"] == 0, "score"].mean()
+    # the autoencoder: the folds of a job as one batched model; every event scored by its reconstruction error
+    ae = read_table(results / "scores/w00/ae/inj400_seed1.h5", "scores")
+    assert (ae["score"] > 0).all() and len(ae) == len(latent)
+    log = (results / "logs/train/w00/ae/inj400_seed1/fold0.log").read_text()
+    assert "2 folds as one batched model of 4 members" in log, log[-2000:]

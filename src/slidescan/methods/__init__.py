@@ -111,8 +111,13 @@ class ScoreRun(MethodRun):
     def fold_data(self, inputs: WindowInputs, fold: int) -> FoldData:
         return self.method.fold_data(inputs, fold, self.settings)
 
+    def epoch_key(self, folds: list[FoldData]) -> int | None:
+        return self.method.epoch_key(self.settings, folds)
+
     def fit(self, fits, checkpoint, log, epoch_key=None) -> list[Fitted]:
-        return self.method.fit(fits, self.settings, checkpoint, log)
+        if epoch_key is None:  # scores without an epoch key keep the signature they were written against
+            return self.method.fit(fits, self.settings, checkpoint, log)
+        return self.method.fit(fits, self.settings, checkpoint, log, epoch_key=epoch_key)
 
 
 def configure(name: str, config: dict) -> MethodRun:
@@ -124,7 +129,7 @@ def configure(name: str, config: dict) -> MethodRun:
 
 
 # the built-in methods register themselves
-from . import (anode, cathode, curtains, cwola, feta, flow_nll, idealized, lacathode, ranode, salad,  # noqa: E402,F401
+from . import (anode, autoencoder, cathode, curtains, cwola, feta, flow_nll, idealized, lacathode, ranode, salad,  # noqa: E402,F401
                supervised)
 
 __all__ = ["ClassifierScores", "FoldData", "FoldFit", "Fitted", "InputMap", "Method", "MethodRun", "ModelOutput", "Reference",

@@ -287,6 +287,12 @@ class Score(Method):
     def members(self, settings) -> int:
         return int(getattr(settings, "members", 1))
 
+    def epoch_key(self, settings, folds: list[FoldData]) -> int | None:
+        """For a batched score whose folds must take the same steps together and alone (the nn engine's events
+        per epoch): what every fold of a pseudo-experiment shares; part of each fold's identity, and handed to
+        ``fit`` as ``epoch_key=``. None (the default): nothing."""
+        return None
+
     @abstractmethod
     def fold_data(self, inputs: WindowInputs, fold: int, settings) -> FoldData:
         ...

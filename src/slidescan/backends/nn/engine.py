@@ -32,15 +32,51 @@ from .ensemble import MLPEnsemble, apply_mlp, member_generator, member_permutati
 VALIDATION_ROWS = 4_194_304
 
 
+@dataclass(frozen=True)
+class Loss:
+    """What the ensemble learns: its output width, its per-event loss and the score it gives an event.
+
+    Why one engine for classifiers and autoencoders: an autoencoder ensemble has the same shape of work (many small
+    MLPs, one batch per member), so it gets the same batching over members, folds and seeds, checkpoints, resume
+    and CUDA graphs by changing only these three things.
+    """
+
+    name: str
+    labelled: bool  # learns labels (both classes, balanced weights); else only reproduces its inputs
+    n_out: Callable[[int], int]  # output width for n_in inputs
+    # per-event loss, (M, B): output, inputs (M, B, n_in), labels (M, B)
+    per_event: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    # per-event score, (M, B), higher = more signal-like: output, standardised inputs
+    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _squared_error(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean squared reconstruction error per event (in standardised inputs)."""
+    if out.dim() == x.dim() - 1:  # one feature: the ensemble's output was squeezed
+        out = out.unsqueeze(-1)
+    return (out.float() - x.float()).pow(2).mean(-1)
+
+
+_BCE = torch.nn.BCEWithLogitsLoss(reduction="none")
+LOSSES = {
+    "classification": Loss("classification", True, lambda n_in: 1, lambda out, x, y: _BCE(out.float(), y),
+                           lambda out, x: torch.sigmoid(out)),
+    # an autoencoder: the hidden layers hold its bottleneck; anomalous events reconstruct worse
+    "reconstruction": Loss("reconstruction", False, lambda n_in: n_in, lambda out, x, y: _squared_error(out, x),
+                           _squared_error),
+}
+
+
 class TrainedEnsemble:
     """The selected parameters of every member; ``predict`` averages over epochs and members."""
 
     def __init__(self, snapshots: list[tuple[list[torch.Tensor], list[torch.Tensor]]], slot_valid: torch.Tensor,
-                 mean: np.ndarray, scale: np.ndarray, history: dict):
+                 mean: np.ndarray, scale: np.ndarray, history: dict, loss: str = "classification"):
         self.snapshots = snapshots
         self.slot_valid = slot_valid  # (slots, members) bool
         self.mean, self.scale = mean, scale
         self.history = history
+        self.loss = LOSSES[loss]
 
     @torch.no_grad()
     def predict(self, x: np.ndarray, per_member: bool = False) -> np.ndarray:
@@ -51,7 +87,8 @@ class TrainedEnsemble:
             b = [t.cpu() for t in biases]
             out = []
             for start in range(0, len(xt), 65536):
-                out.append(torch.sigmoid(apply_mlp(w, b, xt[start:start + 65536])))
+                chunk = xt[start:start + 65536]
+                out.append(self.loss.score(apply_mlp(w, b, chunk), chunk.unsqueeze(0)))
             p = torch.cat(out, dim=1) * valid[:, None]
             total = p if total is None else total + p
         per = (total / self.slot_valid.sum(0)[:, None]).numpy()
@@ -59,20 +96,21 @@ class TrainedEnsemble:
 
 
 def make_train_step(model: MLPEnsemble, optimizer: torch.optim.Optimizer, xt: torch.Tensor, yt: torch.Tensor,
-                    wt: torch.Tensor, precision: str, graphed: bool):
+                    wt: torch.Tensor, precision: str, graphed: bool, loss: str = "classification"):
     """The engine's step on per-member batches ``idx`` of shape (members, batch), and its loss.
 
     Returns ``(step, summed_loss)``: ``step(idx)`` trains and returns each member's weighted mean
     loss; ``summed_loss(idx)`` only evaluates, returning each member's sum of weighted losses and
     sum of weights (validation adds these over chunks). benchmarks/throughput.py times this step.
     """
-    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+    per_event = LOSSES[loss].per_event
 
     def summed_loss(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = xt[idx]
         with autocast(precision, xt.device):
-            logits = model(xt[idx])
+            out = model(x)
         w = wt[idx]
-        return (loss_fn(logits.float(), yt[idx]) * w).sum(1), w.sum(1)
+        return (per_event(out, x, yt[idx]) * w).sum(1), w.sum(1)
 
     def train_step(idx: torch.Tensor) -> torch.Tensor:
         total, weight = summed_loss(idx)
@@ -116,8 +154,12 @@ def train_groups(
     epoch_events: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
+    loss: str = "classification",
 ) -> list[TrainedEnsemble]:
     """Train the ensembles of several training sets (e.g. the k folds of a job) as one batched model.
+
+    ``loss`` (``LOSSES``): "classification" (binary cross-entropy of the labels, classes balanced) or
+    "reconstruction" (an autoencoder of the inputs, ``y`` unused, events weighted by their own weights).
 
     A GPU runs 10 members at a tenth of the speed of 200 (docs/benchmarks.md), so the folds of a
     job train together. Every member draws ``epoch_events`` events per epoch (default: the largest
@@ -128,9 +170,11 @@ def train_groups(
     """
     if not groups:
         raise ValueError("train_groups: no training groups given")
+    if loss not in LOSSES:
+        raise ValueError(f"train_groups: unknown loss {loss!r}; expected one of {list(LOSSES)}")
     torch.set_num_threads(max(1, int(settings.threads)))
     device = resolve_device(settings.device)
-    data = [_prepare_group(g, settings) for g in groups]
+    data = [_prepare_group(g, settings, LOSSES[loss].labelled) for g in groups]
     longest = max(d["n_train"] for d in data)
     epoch_events = longest if epoch_events is None else int(epoch_events)
     if epoch_events < longest:
@@ -156,7 +200,7 @@ def train_groups(
     val_idx = _padded(val_rows, pad).to(device)
     bounds = np.cumsum([0] + [len(g.member_seeds) for g in groups])
 
-    model = MLPEnsemble(n_in, list(settings.hidden), member_seeds).to(device)
+    model = MLPEnsemble(n_in, list(settings.hidden), member_seeds, LOSSES[loss].n_out(n_in)).to(device)
     graphed = use_graphs(settings.cuda_graphs, device)
     optimizer = adam(model.parameters(), settings.learning_rate, device, graphed)
     n_members = len(member_seeds)
@@ -168,8 +212,10 @@ def train_groups(
     start_epoch = 0
     # the number of epochs is not part of the identity: a run may be extended from its checkpoint
     tunables = asdict(settings) | dict.fromkeys(EXECUTION_ONLY) | {"epochs": None}
-    ident = content_hash(*(a for d in data for a in (d["x"], d["y"], d["w"])),
-                         extra=(tunables, [list(g.member_seeds) for g in groups], epoch_events))
+    extra = (tunables, [list(g.member_seeds) for g in groups], epoch_events)
+    if loss != "classification":  # a classifier's checkpoints keep the identity they had
+        extra = (extra, loss)
+    ident = content_hash(*(a for d in data for a in (d["x"], d["y"], d["w"])), extra=extra)
 
     state = ckpt.load(checkpoint, ident, log, map_location=device)
     if state is not None:
@@ -186,7 +232,7 @@ def train_groups(
         log(joblog.resumed(checkpoint, start_epoch))
 
     arange_m = torch.arange(n_members, device=device)[:, None]
-    step, summed_loss = make_train_step(model, optimizer, xt, yt, wt, settings.precision, graphed)
+    step, summed_loss = make_train_step(model, optimizer, xt, yt, wt, settings.precision, graphed, loss)
     chunk = max(1024, VALIDATION_ROWS // n_members)  # bounds the validation pass's memory
     n_val = val_idx.shape[1]
     for epoch in range(start_epoch, settings.epochs):
@@ -225,12 +271,13 @@ def train_groups(
         valid = torch.ones(1, n_members, dtype=torch.bool)
     return [TrainedEnsemble([([w[a:b] for w in ws], [c[a:b] for c in bs]) for ws, bs in snapshots], valid[:, a:b],
                             d["mean"], d["scale"],
-                            {key: [row[a:b] for row in rows] for key, rows in history.items()})
+                            {key: [row[a:b] for row in rows] for key, rows in history.items()}, loss)
             for d, a, b in zip(data, bounds[:-1], bounds[1:])]
 
 
-def _prepare_group(group: TrainingGroup, settings: NNSettings) -> dict:
-    """A group's standardised inputs, labels, balanced weights and split sizes."""
+def _prepare_group(group: TrainingGroup, settings: NNSettings, labelled: bool = True) -> dict:
+    """A group's standardised inputs, labels, weights (balanced between the classes when ``labelled``, else the
+    events' own, mean 1) and split sizes."""
     x = np.asarray(group.x, np.float32)
     y = np.asarray(group.y, np.float32)
     n = len(x)
@@ -239,7 +286,14 @@ def _prepare_group(group: TrainingGroup, settings: NNSettings) -> dict:
         raise ValueError(f"training set{' ' + group.name if group.name else ''} of {n} events is too small "
                          "for a validation split")
     mean, scale = x.mean(0), x.std(0) + 1e-8
-    w = balanced_weights(y, group.sample_weight).astype(np.float32)
+    if labelled:
+        w = balanced_weights(y, group.sample_weight).astype(np.float32)
+    else:
+        w = np.ones(n) if group.sample_weight is None else np.asarray(group.sample_weight, float)
+        if not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+            raise ValueError(f"training set{' ' + group.name if group.name else ''}: weights must be finite, >= 0 "
+                             "and not all 0")
+        w = (w / w.mean()).astype(np.float32)
     return {"x": (x - mean) / scale, "y": y, "w": w, "mean": mean, "scale": scale, "n": n, "n_train": n_train}
 
 

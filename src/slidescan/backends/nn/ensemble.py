@@ -37,12 +37,13 @@ def member_permutations(seeds: list[int], sizes: list[int], length: int, device:
 
 
 class MLPEnsemble(torch.nn.Module):
-    """``members`` MLPs ``n_in -> hidden... -> 1`` with ReLU, outputting logits of shape (M, B)."""
+    """``members`` MLPs ``n_in -> hidden... -> n_out`` with ReLU, outputting shape (M, B) (one logit each) or
+    (M, B, n_out) (e.g. an autoencoder's reconstruction, ``n_out = n_in``)."""
 
-    def __init__(self, n_in: int, hidden: list[int], member_seeds: list[int]):
+    def __init__(self, n_in: int, hidden: list[int], member_seeds: list[int], n_out: int = 1):
         super().__init__()
         self.member_seeds = [int(s) for s in member_seeds]
-        self.sizes = [n_in, *hidden, 1]
+        self.sizes = [n_in, *hidden, n_out]
         self.weights = torch.nn.ParameterList()
         self.biases = torch.nn.ParameterList()
         per_member = [self._init_member(seed) for seed in self.member_seeds]
@@ -79,4 +80,4 @@ def apply_mlp(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.
         x = torch.baddbmm(b, x, w)
         if i < last:
             x = torch.relu(x)
-    return x.squeeze(-1)
+    return x.squeeze(-1) if x.shape[-1] == 1 else x
