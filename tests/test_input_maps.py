@@ -122,3 +122,29 @@ def test_lacathode_and_the_autoencoder_run_end_to_end(tmp_path):
     assert (ae["score"] > 0).all() and len(ae) == len(latent)
     log = (results / "logs/train/w00/ae/inj400_seed1/fold0.log").read_text()
     assert "2 folds as one batched model of 4 members" in log, log[-2000:]
+
+
+def test_feature_groups_say_which_jet_a_column_describes_and_a_plugin_trains_on_one_jet():
+    from slidescan.config import ConfigError
+    from slidescan.features import resolve_groups
+    from slidescan.settings import ScanSettings
+
+    columns, groups = resolve_groups("baseline")
+    assert columns == ("mj1", "delta_mj", "tau21_j1", "tau21_j2")
+    assert groups == {"jet1": ("mj1", "tau21_j1"), "jet2": ("tau21_j2",), "event": ("delta_mj",)}
+    # columns of your own: the mapping says which jet, and orders them jet1, jet2, event
+    own = {"event": ["ht"], "jet2": ["mass_b", "nsub_b"], "jet1": ["mass_a"]}
+    settings = ScanSettings.from_config({**TINY, "features": own})
+    assert settings.features == ("mass_a", "mass_b", "nsub_b", "ht")
+    assert settings.feature_groups == {"jet1": ("mass_a",), "jet2": ("mass_b", "nsub_b"), "event": ("ht",)}
+    with pytest.raises(ConfigError, match=r"features: mj1 is in features.jet1 and in features.jet2"):
+        ScanSettings.from_config({**TINY, "features": {"jet1": ["mj1"], "jet2": ["mj1", "mj2"]}})
+    with pytest.raises(ConfigError, match=r"features: unknown key\(s\) \['jet3'\]"):
+        ScanSettings.from_config({**TINY, "features": {"jet3": ["mj1"]}})
+    # a plug-in reference whose classifier sees jet 1 only
+    jet_one = Reference("jetone", "cwola on jet 1", METHODS["cwola"].build,
+                        input_map=lambda inputs: InputMap.subset(inputs.feature_groups["jet1"]))
+    inputs = _inputs()
+    inputs.feature_groups = {"jet1": ("a",), "jet2": ("b",), "event": ()}
+    fold = jet_one.fold_data(inputs, 0, "jetone-bdt")
+    assert fold.features == ["a"] and fold.train.x.shape[1] == 1

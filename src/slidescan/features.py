@@ -85,6 +85,47 @@ def resolve(spec: str | list, where: str = "features") -> tuple[str, ...]:
     return columns
 
 
+# which physics object a feature describes: the per-jet methods (an autoencoder of one jet, Tag N' Train) read them
+GROUPS = ("jet1", "jet2", "event")
+
+
+def group_of(column: str) -> str:
+    """The group of a column by slidescan's naming: jet1 for ``mj1`` and ``*_j1``, jet2 for ``mj2`` and ``*_j2``,
+    else the event (``delta_mj``, ``noise3``, a column of your own)."""
+    if column == "mj1" or column.endswith("_j1"):
+        return "jet1"
+    if column == "mj2" or column.endswith("_j2"):
+        return "jet2"
+    return "event"
+
+
+def resolve_groups(spec, where: str = "features") -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The columns of ``features:`` and which of them describe jet 1, jet 2 and the event.
+
+    A set name or a list is grouped by the naming (:func:`group_of`); a mapping ``{jet1: [...], jet2: [...],
+    event: [...]}`` (each a list of set names and columns) says it, for columns of your own, and orders the
+    columns jet1, jet2, event. Every group is in the result, empty where no column belongs to it.
+    """
+    if not isinstance(spec, dict):
+        columns = resolve(spec, where)
+        return columns, {g: tuple(c for c in columns if group_of(c) == g) for g in GROUPS}
+    unknown = sorted(set(spec) - set(GROUPS))
+    if unknown:
+        raise ValueError(f"{where}: unknown group(s) {unknown}; a mapping of features has the groups {list(GROUPS)}")
+    groups = {g: resolve(spec[g], f"{where}.{g}") if spec.get(g) else () for g in GROUPS}
+    seen: dict[str, str] = {}
+    for g, columns in groups.items():
+        for c in columns:
+            if c in seen:
+                raise ValueError(f"{where}: {c} is in {where}.{seen[c]} and in {where}.{g}; a column describes one "
+                                 "jet or the event")
+            seen[c] = g
+    columns = tuple(seen)
+    if not columns:
+        raise ValueError(f"{where}: every group is empty")
+    return columns, groups
+
+
 def require(columns, features, source: str) -> None:
     """Fail, naming ``source``, when a configured feature is not among ``columns``."""
     missing = [f for f in features if f not in set(columns)]

@@ -181,6 +181,8 @@ class ScanSettings:
     packing: PackingSettings
     truth_mass: float  # the first signal model's mass: the window of the ROC, SIC and loss figures
     signals: tuple = ()  # of data.SignalModel; one unnamed model unless ``signals:`` names several
+    # which features describe jet 1, jet 2 and the event (features.resolve_groups): every group, maybe empty
+    feature_groups: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: dict, source: str = "config", workdir: str | Path = ".",
@@ -189,7 +191,7 @@ class ScanSettings:
         job's config, which the Snakefile validated): only its plugins are imported."""
         from .config import import_plugins, unaliased, validate
         from .data import DataSettings, signal_models
-        from .features import resolve
+        from .features import resolve_groups
         from .methods import configure
         from .windows import window_grid
 
@@ -214,7 +216,7 @@ class ScanSettings:
                               "model's mass (signals.<name>.mass)")
         methods = {name: configure(name, config) for name in config["methods"]}
         try:
-            features = resolve(config["features"])
+            features, groups = resolve_groups(config["features"])
             windows = tuple(window_grid(config["windows"]))
         except ValueError as err:
             raise ConfigError(f"{source}: {err}") from None
@@ -246,7 +248,7 @@ class ScanSettings:
                    bumphunt=BumphuntSettings(**config["bumphunt"]), limits=LimitsSettings(**config["limits"]),
                    cluster=ClusterSettings(**config["cluster"]),
                    packing=PackingSettings(**config["packing"]),
-                   truth_mass=signals[0].mass, signals=signals)
+                   truth_mass=signals[0].mass, signals=signals, feature_groups=groups)
         declared = settings.limits.efficiency
         if declared is not None and not any(np.isclose(declared, e) for e in settings.bumphunt.efficiencies):
             raise ConfigError(f"{source}: limits.efficiency: {declared:g} is not one of bumphunt.efficiencies "

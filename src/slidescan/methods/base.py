@@ -89,6 +89,8 @@ class WindowInputs:
     features: list[str]
     # the auxiliary samples the method declares (data.samples): the window's events of each, with region and fold
     samples: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # which of the features describe jet 1, jet 2 and the event ("jet1", "jet2", "event"; features.resolve_groups)
+    feature_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def tables(self) -> dict[str, pd.DataFrame]:

@@ -41,7 +41,8 @@ def draw_templates(settings: ScanSettings, layout: Layout, method: str, scan: pd
 
     run, experiment = settings.method(method), background_only(settings)
     for window, out in outputs.items():
-        inputs, _ = window_inputs(layout, run, settings.window(window), experiment, settings.features)
+        inputs, _ = window_inputs(layout, run, settings.window(window), experiment, settings.features,
+                                  settings.feature_groups)
         template = pd.concat([run.method.held_out(inputs, fold) for fold in range(settings.k)], ignore_index=True)
         data = inputs.sr(inputs.data)
         rows = scan[(scan["method"] == method) & (scan["window"] == window) & (scan["injection"] == 0)

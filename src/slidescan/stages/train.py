@@ -59,7 +59,7 @@ def fold_settings_identity(settings: ScanSettings, run: MethodRun, window: str, 
 
 
 def window_inputs(layout: Layout, run: MethodRun, window, experiment: PseudoExperiment,
-                  features: tuple[str, ...]) -> tuple[WindowInputs, dict]:
+                  features: tuple[str, ...], groups: dict | None = None) -> tuple[WindowInputs, dict]:
     """The window's events, its SR references, the outputs of the models the method needs, the split's attrs."""
     split = layout.split(window.name, experiment)
     models = {}
@@ -71,7 +71,8 @@ def window_inputs(layout: Layout, run: MethodRun, window, experiment: PseudoExpe
         models[name] = ModelOutput(name, path)
     inputs = WindowInputs(window, experiment, read_table(split, "data"),
                           {t: read_table(split, t) for t in ("background_sr", "signal")}, models, list(features),
-                          read_samples(layout, getattr(run.method, "samples", ()), window.name, f"method {run.name}"))
+                          read_samples(layout, getattr(run.method, "samples", ()), window.name, f"method {run.name}"),
+                          dict(groups or {}))
     for table in (inputs.data, *inputs.truth.values()):
         require(table.columns, features, str(split))
     return inputs, read_attrs(split)
@@ -109,7 +110,8 @@ class FoldJob:
     @classmethod
     def load(cls, settings: ScanSettings, layout: Layout, run: MethodRun, window: str,
              experiment: PseudoExperiment) -> "FoldJob":
-        inputs, attrs = window_inputs(layout, run, settings.window(window), experiment, settings.features)
+        inputs, attrs = window_inputs(layout, run, settings.window(window), experiment, settings.features,
+                                      settings.feature_groups)
         folds = [run.fold_data(inputs, fold) for fold in range(settings.k)]
         scored = [*settings.features, *SCORED_COLUMNS]
         for fold, fd in enumerate(folds):
