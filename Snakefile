@@ -55,6 +55,7 @@ localrules:
     performance,
     loss_curves,
     jobs,
+    methods_overview,
 
 
 rule all:

@@ -152,7 +152,7 @@ def test_slurm_scan_reruns_exactly_the_failed_fold(cluster, tmp_path):
         "seed 1 fold 0: kept, finished earlier with the same data and settings", "seed 1 fold 1: training"]
     assert set(sacct_states([job_id for _, _, job_id in rerun]).values()) == {"COMPLETED"}
     assert sorted(local_jobs(output)) == sorted(["scan", "plot_scan", "calibration", "sensitivity", "performance",
-                                                 "loss_curves", "jobs", "all"])
+                                                 "loss_curves", "jobs", "methods_overview", "all"])
     changed = {p for p, t in before.items() if p.stat().st_mtime_ns != t}
     assert changed == set(), f"finished outputs were rewritten: {changed}"
     assert (results / "pvalue_scan.csv").exists()

@@ -214,7 +214,8 @@ def test_rerun_only_the_failed_fold(tmp_path):
     n_plots = len(TINY["methods"]) * len(TINY["injections"])
     # the failed fold is in the signal window: its performance and loss figures wait for it too
     assert counts == {"train": 1, "bumphunt": 1, "scan": 1, "plot_scan": n_plots,
-                      "calibration": 1, "limits": 1, "sensitivity": 1, "performance": 1, "loss_curves": 1, "jobs": 1, "all": 1}
+                      "calibration": 1, "limits": 1, "sensitivity": 1, "performance": 1, "loss_curves": 1, "jobs": 1,
+                      "methods_overview": 1, "all": 1}
 
     second = snakemake(workdir)
     assert second.returncode == 0, second.stderr[-3000:]

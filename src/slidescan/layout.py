@@ -244,6 +244,9 @@ class Layout:
     def performance(self) -> Path:
         return self._p("performance.csv")
 
+    def methods_overview(self) -> Path:
+        return self._p("methods.csv")
+
     def roc_plot(self) -> Path:
         return self._p("plots", "roc_sic.png")
 

@@ -69,6 +69,21 @@ rule loss_curves:
         "../scripts/loss_curves.py"
 
 
+rule methods_overview:
+    input:
+        scan=rules.scan.output,
+        calibration=LAYOUT.calibration(),
+        performance=[LAYOUT.performance()] if SIGNAL_INJECTIONS else [],
+    output:
+        report(str(LAYOUT.methods_overview()), category="Methods", caption="../report/methods.rst"),
+    log:
+        str(LAYOUT.log("methods_overview")),
+    params:
+        truth_window=TRUTH_WINDOW,
+    script:
+        "../scripts/methods_overview.py"
+
+
 rule jobs:
     input:
         rules.scan.output,

@@ -139,6 +139,20 @@ def templates_text(table: pd.DataFrame) -> str:
             "0.50: the template is the SR background): " + "; ".join(parts) + ".")
 
 
+def methods_overview_text(table: pd.DataFrame, layout, truth_window: str) -> list[str]:
+    """The methods side by side (``report.methods``) and the most sensitive calibrated one."""
+    from .methods import OVERVIEW_HEADER, most_sensitive_text, overview, overview_rst
+
+    calibration = pd.read_csv(layout.calibration()) if layout.calibration().exists() else None
+    performance = pd.read_csv(layout.performance()) if layout.performance().exists() else None
+    methods = overview(table, truth_window, performance, calibration)
+    if methods.empty:
+        return []
+    return ["Methods side by side (median over seeds; ``methods.csv`` in the report's Methods category). The global Z "
+            "is each scan's significance after the look-elsewhere effect over all its windows and cuts:", "",
+            _table(overview_rst(methods), OVERVIEW_HEADER), most_sensitive_text(methods, truth_window), ""]
+
+
 def chance_of_largest(min_p0: float, n: int) -> float:
     """How likely a background-only scan of ``n`` p0 gives one as small as ``min_p0``: 1 - (1 - p)^n (Sidak). The
     p0 of overlapping windows and nested cuts are correlated, fewer trials than n, so this overstates the chance: a
@@ -161,18 +175,17 @@ def summary_text(workdir: Path, configfile: Path) -> str:
         for (injection, signal), grp in table.groupby(["injection", "signal"]):
             model = f" of signal {signal} ({settings.signal(signal).mass:g} TeV)" if signal else ""
             top = grp.dropna(subset=["z"]).sort_values("z", ascending=False).head(5)
-            parts.append(f"Most significant windows at injection {injection}{model}. Global Z is the significance of the "
-                         "scan's smallest local p0 after the look-elsewhere effect over all its windows and "
-                         "efficiencies (background-only toys). A p0 shown as ``< p`` (and Z as ``≥ z``) is a bound: "
-                         "none of the pseudo-experiments of that test was as extreme (``p0_bound`` in the table):")
+            parts.append(f"Most significant windows at injection {injection}{model} (local Z of one window and cut; "
+                         "the global Z of each scan is in the methods table below). A p0 shown as ``< p`` (and Z as "
+                         "``≥ z``) is a bound: none of the pseudo-experiments of that test was as extreme "
+                         "(``p0_bound`` in the table):")
             parts.append("")
             parts.append(_table(
-                [[z_text(r.z, _bound(r)), f"{getattr(r, 'global_z', float('nan')):.2f}", p0_text(r.p0, _bound(r)),
+                [[z_text(r.z, _bound(r)), p0_text(r.p0, _bound(r)),
                   f"{r.window} ({r.sr_lo:g}-{r.sr_hi:g} TeV)", r.method,
                   f"{r.efficiency:g}", f"{r.n_obs:.10g} / {r.n_bkg:.1f} +- {r.n_bkg_err:.1f}", str(r.seed)]
                  for r in top.itertuples()],
-                ["local Z", "global Z", "p0", "window (SR)", "method", "efficiency", "observed / expected in SR",
-                 "seed"]))
+                ["local Z", "p0", "window (SR)", "method", "efficiency", "observed / expected in SR", "seed"]))
             if injection > 0:
                 best = grp.loc[grp.groupby("method")["z"].idxmax()]
                 windows = sorted(set(best["window"]))
@@ -184,16 +197,19 @@ def summary_text(workdir: Path, configfile: Path) -> str:
         templates = templates_text(table)
         if templates:
             parts += [templates, ""]
+        parts += methods_overview_text(table, layout, settings.truth_window.name)
     else:
         parts.append("No p-value scan yet (``pvalue_scan.csv`` is missing): see the jobs below.")
         parts.append("")
     calibration_csv = layout.calibration()
     if calibration_csv.exists():
+        from .methods import calibration_verdicts
+
         cal = pd.read_csv(calibration_csv)
+        judged = calibration_verdicts(cal)
         verdicts = []
         for r in cal.itertuples():
-            chance = chance_of_largest(r.min_p0, r.n)
-            ok = not (chance < 0.01) and not (r.ks_pvalue < 0.01)
+            ok, chance = judged[r.method]
             largest = z_text(r.max_z, bool(getattr(r, "max_z_bound", False)))
             verdicts.append(f"{r.method}: {'calibrated' if ok else 'NOT CALIBRATED'} (largest injection-0 Z "
                             f"{largest} of {r.n} p0, {chance:.0%} likely by chance; KS p {r.ks_pvalue:.2f})")

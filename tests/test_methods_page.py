@@ -1,0 +1,52 @@
+"""The report's Methods page: every method side by side, and the most sensitive calibrated one named."""
+
+import numpy as np
+import pandas as pd
+
+from slidescan.report.methods import OVERVIEW_HEADER, most_sensitive_text, overview, overview_rst
+
+
+def _scan():
+    """Two methods, 3 seeds, injections 0 and 200, windows w00-w02 (w01 the signal's), two cuts each."""
+    rows = []
+    z_best = {("a", 200): [4.0, 5.0, 6.0], ("b", 200): [3.0, 2.0, 2.5], ("a", 0): [1.0, 2.0, 1.5],
+              ("b", 0): [3.9, 1.0, 1.2]}
+    where = {("a", 200): ["w01", "w01", "w01"], ("b", 200): ["w01", "w02", "w02"], ("a", 0): ["w00", "w02", "w00"],
+             ("b", 0): ["w02", "w02", "w00"]}
+    for (method, injection), zs in z_best.items():
+        for seed, z in enumerate(zs, 1):
+            for window in ("w00", "w01", "w02"):
+                for efficiency in (1.0, 0.1):
+                    top = window == where[(method, injection)][seed - 1] and efficiency == 0.1
+                    rows.append({"window": window, "method": method, "signal": "", "injection": injection,
+                                 "seed": seed, "efficiency": efficiency, "z": z if top else 0.5,
+                                 "global_z": z - 1.5 + 0.1 * seed})
+    return pd.DataFrame(rows)
+
+
+def test_each_method_and_injection_gets_its_most_significant_window_z_sic_and_verdict():
+    performance = pd.DataFrame({"method": ["a"] * 3 + ["b"] * 3, "injection": 200, "seed": [1, 2, 3] * 2,
+                                "max_sic_20": [3.0, 4.0, 5.0, 1.0, 1.2, 1.1], "sic_at_0.3": [2.0, 2.5, 3.0] + [1.0] * 3,
+                                "s_over_b": 0.01})
+    # b's largest injection-0 Z (3.9) among 12 p0 is unlikely by chance: not calibrated
+    calibration = pd.DataFrame({"method": ["a", "b"], "n": [12, 12], "ks_pvalue": [0.5, 0.3],
+                                "min_p0": [0.023, 4.8e-5]})
+    table = overview(_scan(), "w01", performance, calibration).set_index(["method", "injection"])
+    a, b = table.loc[("a", 200)], table.loc[("b", 200)]
+    assert (a["most_significant_window"], a["seeds_in_that_window"], a["seeds_in_true_window"]) == ("w01", 3, 3)
+    assert (b["most_significant_window"], b["seeds_in_that_window"], b["seeds_in_true_window"]) == ("w02", 2, 1)
+    assert (a["local_z"], a["local_z_min"], a["local_z_max"]) == (5.0, 4.0, 6.0)
+    assert a["global_z"] == np.median([4.0 - 1.4, 5.0 - 1.3, 6.0 - 1.2])
+    assert (a["max_sic_20"], a["sic_at_0.3"]) == (4.0, 2.5)
+    assert a["calibration"] == "calibrated" and b["calibration"] == "NOT CALIBRATED"
+    assert np.isnan(table.loc[("a", 0), "seeds_in_true_window"]) and np.isnan(table.loc[("a", 0), "max_sic_20"])
+    text = most_sensitive_text(overview(_scan(), "w01", performance, calibration), "w01")
+    assert text.startswith("Most sensitive calibrated method: **a**: at the smallest injection where a calibrated "
+                           "method finds the signal's window w01 in most seeds (200 events), its median local Z there "
+                           "is 5.00"), text
+    rows = overview_rst(table.reset_index())
+    assert len(rows[0]) == len(OVERVIEW_HEADER)
+    assert rows[1] == ["a", "200", "w01 (3 of 3)", "3 of 3", "5.00 (4.00-6.00)", "3.70", "4.00 / 2.50", "calibrated"]
+    # nobody calibrated: the summary says so instead of naming the best uncalibrated method
+    none = overview(_scan(), "w01", performance, calibration.assign(ks_pvalue=0.001))
+    assert "none; no method passed the injection-0 calibration" in most_sensitive_text(none, "w01")
