@@ -76,7 +76,9 @@ def fit(ctx: ModelContext) -> ModelResult:
                       base=sim_flow)
     template = sim_sr.copy()
     template[features] = morph(flow, sim_sr, features)
-    template = template.assign(label=np.int8(0))[[*features, "mjj", "label", "fold"]]
+    # a weighted simulation keeps its events' weights in the template
+    template = template.assign(label=np.int8(0))[[*features, "mjj", "label", "fold",
+                                                  *(["weight"] if "weight" in template else [])]]
     finite = np.isfinite(template[features].to_numpy()).all(1)
     if not finite.all():
         raise FloatingPointError(f"feta, {ctx.window.name}: {int((~finite).sum())} morphed SR events are not finite")
