@@ -266,7 +266,10 @@ def test_report_renders_summary_and_scan_figures_in_a_browser(tiny_run, tmp_path
                          timeout=120).stdout
     # rendered by the report's JavaScript: the summary and the result categories
     assert "Most significant windows at injection 400" in dom
-    assert "Global Z is the significance" in dom and "Jobs: 24 of 24 training folds done" in dom
+    assert "Jobs: 24 of 24 training folds done" in dom
+    # the methods side by side, the global Z once per scan, and the most sensitive calibrated method named
+    assert "Methods side by side" in dom and "global Z of the scan (median)" in dom
+    assert "Most sensitive calibrated method:" in dom
     for category in ("Scan", "Sensitivity", "Calibration", "Methods", "Templates", "Diagnostics", "Jobs"):
         assert f">{category}<" in dom, category
     for figure in ("pvalue_scan_cathode-nn_inj400.png", "pvalue_scan_cwola-nn_inj0.png", "window_map.png",
