@@ -15,45 +15,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.nn import nn_epoch_events
+from ..backends.nn import NN_SCHEMA, NNSettings, nn_epoch_events
 from ..data import weights_of
-from ..settings import Settings, section_schema
+from ..settings import section_schema
 from . import ClassifierScores, FoldData, Score, TrainingSet, register
 
 
 @dataclass(frozen=True)
-class AESettings(Settings):
+class AESettings(NNSettings):
+    """The autoencoders' network and training (the nn engine's keys, its own defaults)."""
+
     section = "ae"
-    schema = section_schema("""
-description: an ensemble of MLP autoencoders of the sideband events, score = reconstruction error (nn engine)
-properties:
-  hidden: {type: array, items: {type: integer, minimum: 1}, default: [32, 2, 32], description: "hidden layers, the bottleneck among them"}
-  members: {type: integer, minimum: 1, default: 5}
-  epochs: {type: integer, minimum: 1, default: 30}
-  batch_size: {type: integer, minimum: 1, default: 256}
-  learning_rate: {type: number, exclusiveMinimum: 0, default: 0.001}
-  validation_fraction: {type: number, exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.2}
-  n_best: {type: integer, minimum: 0, default: 0, description: "average the n_best lowest-validation-loss epochs; 0 = last epoch"}
-  precision: {enum: ["32", 32, "bf16-mixed"], default: "32"}
-  cuda_graphs: {type: boolean, default: true}
-  device: {type: string, default: auto}
-  threads: {type: integer, minimum: 1, default: 1}
-""")
-
-    hidden: list[int]
-    members: int
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    validation_fraction: float
-    n_best: int
-    precision: str
-    cuda_graphs: bool
-    device: str
-    threads: int
-
-    def __post_init__(self):
-        object.__setattr__(self, "precision", str(self.precision))  # YAML reads `precision: 32` as a number
+    schema = section_schema("description: an ensemble of MLP autoencoders of the sideband events, score = "
+                            "reconstruction error (the nn engine)"
+                            + NN_SCHEMA % {"hidden": [32, 2, 32], "hidden_what": "hidden layers, the bottleneck among "
+                                           "them", "members": 5, "epochs": 30, "batch_size": 256})
 
 
 class Autoencoder(Score):

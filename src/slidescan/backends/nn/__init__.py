@@ -16,18 +16,14 @@ from ...settings import Settings, section_schema
 from ..base import Backend
 
 
-@dataclass(frozen=True)
-class NNSettings(Settings):
-    """Classifier training settings; defaults follow the CATHODE classifier (arXiv:2109.00546)."""
-
-    section = "classifier.nn"
-    schema = section_schema("""
-description: vectorised MLP ensemble (PyTorch), the CATHODE classifier by default
+# the keys of every network section trained by the nn engine (the classifier's, the autoencoders'); each section
+# declares its own defaults of the first five
+NN_SCHEMA = """
 properties:
-  hidden: {type: array, items: {type: integer, minimum: 1}, default: [64, 64, 64]}
-  members: {type: integer, minimum: 1, default: 10}
-  epochs: {type: integer, minimum: 1, default: 100}
-  batch_size: {type: integer, minimum: 1, default: 128}
+  hidden: {type: array, items: {type: integer, minimum: 1}, default: %(hidden)s, description: "%(hidden_what)s"}
+  members: {type: integer, minimum: 1, default: %(members)s}
+  epochs: {type: integer, minimum: 1, default: %(epochs)s}
+  batch_size: {type: integer, minimum: 1, default: %(batch_size)s}
   learning_rate: {type: number, exclusiveMinimum: 0, default: 0.001}
   validation_fraction: {type: number, exclusiveMinimum: 0, exclusiveMaximum: 1, default: 0.2}
   n_best: {type: integer, minimum: 0, default: 0, description: "average the n_best lowest-validation-loss epochs; 0 = last epoch"}
@@ -35,7 +31,17 @@ properties:
   cuda_graphs: {type: boolean, default: true, description: "on CUDA, replay each training step as one captured CUDA graph"}
   device: {type: string, default: auto, description: "auto (every visible GPU, else the CPU), cpu, cuda (every visible GPU), cuda:N, or a comma-separated list (cuda:0,cuda:2); a job with several devices trains one batched model per device at once (docs/cluster.md)"}
   threads: {type: integer, minimum: 1, default: 1}
-""")
+"""
+
+
+@dataclass(frozen=True)
+class NNSettings(Settings):
+    """Classifier training settings; defaults follow the CATHODE classifier (arXiv:2109.00546)."""
+
+    section = "classifier.nn"
+    schema = section_schema("description: vectorised MLP ensemble (PyTorch), the CATHODE classifier by default"
+                            + NN_SCHEMA % {"hidden": [64, 64, 64], "hidden_what": "hidden layers", "members": 10,
+                                           "epochs": 100, "batch_size": 128})
 
     hidden: list[int]
     members: int
