@@ -18,6 +18,7 @@ named in the config is benchmarked the same way. ``--summary-only`` summarises a
 ``--preset none|mild|strong`` sets the mismodelling of the scan's synthetic simulation sample
 (``data.samples.simulation``, docs/synthetic.md) on top of the config, and labels the rows with it: run the presets
 one after another on the same scan and only what reads the simulation reruns (SALAD, FETA, the simulation's flow).
+``--tables-only`` runs only what the summary reads (no limits, figures or report: the limits alone take minutes).
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--summary-only", action="store_true", help="summarise the finished scan, run nothing")
     parser.add_argument("--json", help="append one line per method and injection to this file")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="run only what the summary reads (p-value scan, performance, calibration): no limits, "
+                             "no figures, no report")
     parser.add_argument("--preset", choices=["none", "mild", "strong"],
                         help="the mismodelling of data.samples.simulation (overrides the config's)")
     args = parser.parse_args()
@@ -103,8 +107,10 @@ def main() -> None:
         configfiles.append(str(overlay))
     if not args.summary_only:
         started = time.time()
+        targets = [str(path.relative_to(REPO)) for path in (results / "pvalue_scan.csv", results / "performance.csv",
+                                                            results / "calibration.csv")] if args.tables_only else []
         run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local", "--cores",
-                              str(args.cores), "--configfile", *configfiles], cwd=REPO)
+                              str(args.cores), "--configfile", *configfiles, *targets], cwd=REPO)
         seconds = round(time.time() - started)
         if run.returncode != 0:
             sys.exit(f"the scan failed (rc {run.returncode}); `slidescan status --configfile {args.configfile}`")
