@@ -109,8 +109,8 @@ def main() -> None:
         started = time.time()
         targets = [str(path.relative_to(REPO)) for path in (results / "pvalue_scan.csv", results / "performance.csv",
                                                             results / "calibration.csv")] if args.tables_only else []
-        run = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/local", "--cores",
-                              str(args.cores), "--configfile", *configfiles, *targets], cwd=REPO)
+        run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--profile", "profiles/local", "--cores",
+                              str(args.cores), "--configfile", *configfiles], cwd=REPO)
         seconds = round(time.time() - started)
         if run.returncode != 0:
             sys.exit(f"the scan failed (rc {run.returncode}); `slidescan status --configfile {args.configfile}`")
