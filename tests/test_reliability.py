@@ -166,7 +166,8 @@ def test_after_failures_status_lists_each_and_the_report_is_partial_and_says_so(
     status = cli(workdir, "status")
     assert status.returncode == 1
     assert ("failed      job inject injection 3000 seed 1: ValueError: injection of 3000 signal events asks for more "
-            "than the signal pool holds (2000)") in status.stdout and "logs/inject/inj3000_seed1.log" in status.stdout
+            "than the signal pool of ") in status.stdout and "logs/inject/inj3000_seed1.log" in status.stdout
+    assert "events.h5 (data.signal_pool) holds (2000); lower the injection or give the pool more events" in status.stdout
     assert ("failed      window w00 method cwola-nn injection 400 seed 1 fold 1: RuntimeError: forced failure"
             in status.stdout)
     results = workdir / "results/small"
