@@ -10,6 +10,7 @@ from slidescan.layout import PseudoExperiment
 from slidescan.methods import METHODS, FoldFit, InputMap, Reference, ReferenceRun, WindowInputs, configure
 from slidescan.windows import REGION_SR, Window
 
+from test_samples import drifting_toy_flow
 from test_workflow import TINY, make_workdir, snakemake
 
 WINDOW = Window("w00", 3.0, 3.3, 3.7, 4.0)
@@ -82,15 +83,7 @@ def test_a_feature_subset_trains_on_those_features_only():
 
 def test_a_flows_latent_coordinates_are_normal_and_forget_the_condition():
     """x drifts with m (mean 2 (m - 3), width 1 + 0.5 (m - 3)); its latent image is a standard normal at every m."""
-    from slidescan.density.flow_settings import FlowSettings
-    from slidescan.density.flows import train_flow
-
-    g = np.random.default_rng(6)
-    m = g.uniform(3.0, 4.0, 30000)
-    x = g.normal(0.0, 1.0, (len(m), 2)) * (1.0 + 0.5 * (m[:, None] - 3.0)) + 2.0 * (m[:, None] - 3.0)
-    settings = FlowSettings.from_config({"transforms": 3, "hidden": [32], "epochs": 20, "batch_size": 512,
-                                         "learning_rate": 0.003, "n_best": 1, "device": "cpu"})
-    flow = train_flow(x, m, settings, seed=3, log=lambda s: None)
+    flow, x, m = drifting_toy_flow()
     z = flow.latent(x, m)
     assert np.corrcoef(x[:, 0], m)[0, 1] > 0.4
     for rows in (m < 3.3, m > 3.7):

@@ -276,10 +276,8 @@ def test_models_that_read_models_come_after_them_and_a_cycle_is_named(monkeypatc
         model_order(("alone",))
 
 
-def test_curtains_transport_moves_events_to_the_masses_they_are_sent_to():
-    """Through a conditional flow's base space, events at m = 3.2 sent to m = 3.8 follow the data at 3.8 (a mean
-    that grows with m and a width that grows too), each keeping its quantile."""
-    from slidescan.density.curtains import transport
+def drifting_toy_flow():
+    """A flow of x drifting with m in [3, 4] (mean 2 (m - 3), width 1 + 0.5 (m - 3)), with its events."""
     from slidescan.density.flow_settings import FlowSettings
     from slidescan.density.flows import train_flow
 
@@ -288,7 +286,15 @@ def test_curtains_transport_moves_events_to_the_masses_they_are_sent_to():
     x = g.normal(0.0, 1.0, (len(m), 2)) * (1.0 + 0.5 * (m[:, None] - 3.0)) + 2.0 * (m[:, None] - 3.0)
     settings = FlowSettings.from_config({"transforms": 3, "hidden": [32], "epochs": 20, "batch_size": 512,
                                          "learning_rate": 0.003, "n_best": 1, "device": "cpu"})
-    flow = train_flow(x, m, settings, seed=3, log=lambda s: None)
+    return train_flow(x, m, settings, seed=3, log=lambda s: None), x, m
+
+
+def test_curtains_transport_moves_events_to_the_masses_they_are_sent_to():
+    """Through a conditional flow's base space, events at m = 3.2 sent to m = 3.8 follow the data at 3.8 (a mean
+    that grows with m and a width that grows too), each keeping its quantile."""
+    from slidescan.density.curtains import transport
+
+    flow, x, m = drifting_toy_flow()
     near = np.abs(m - 3.2) < 0.05
     events = pd.DataFrame({"a": x[near, 0], "b": x[near, 1], "mjj": m[near]})
     moved = transport(flow, events, np.full(int(near.sum()), 3.8), ["a", "b"])
