@@ -129,9 +129,9 @@ def configure(name: str, config: dict) -> MethodRun:
 
 
 # the built-in methods register themselves
-from . import (anode, autoencoder, cathode, curtains, cwola, feta, flow_nll, idealized, lacathode, ranode, salad,  # noqa: E402,F401
-               supervised)
+from . import (anode, autoencoder, cathode, curtains, cwola, feta, flow_nll, idealized,  # noqa: E402,F401
+               lacathode, ranode, salad, supervised)
 
-__all__ = ["ClassifierScores", "FoldData", "FoldFit", "Fitted", "InputMap", "Method", "MethodRun", "ModelOutput", "Reference",
-           "ReferenceRun", "Score", "ScoreRun", "TrainingSet", "WindowInputs", "configure", "held_out_fold",
+__all__ = ["ClassifierScores", "FoldData", "FoldFit", "Fitted", "InputMap", "Method", "MethodRun", "ModelOutput",
+           "Reference", "ReferenceRun", "Score", "ScoreRun", "TrainingSet", "WindowInputs", "configure", "held_out_fold",
            "method_names", "parse", "register", "training_set"]
