@@ -77,6 +77,15 @@ def _pickle_write(state: dict, tmp: Path) -> None:
 FORMATS = {"torch": (_torch_read, _torch_write), "pickle": (_pickle_read, _pickle_write)}
 
 
+def part(checkpoint: str | os.PathLike | None, name: str) -> Path | None:
+    """The checkpoint of one part of a job's model (a member trained alone, a stage of a method that trains several
+    networks one after another): beside the job's, named after it and ``name``; None without a job checkpoint."""
+    if not checkpoint:
+        return None
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}-{name}{checkpoint.suffix}")
+
+
 def load(path: str | os.PathLike | None, fingerprint: str, log: Callable[[str], None] = print,
          map_location=None, fmt: str = "torch") -> dict | None:
     """The saved state when ``path`` holds a checkpoint of this very training, else None (logged)."""

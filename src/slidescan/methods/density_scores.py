@@ -92,10 +92,9 @@ class LogRatio(Fitted):
 
 
 def member_checkpoint(checkpoint, member: int) -> Path | None:
-    if not checkpoint:
-        return None
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(f"{checkpoint.stem}-member{member}{checkpoint.suffix}")
+    from ..checkpoint import part
+
+    return part(checkpoint, f"member{member}")
 
 
 

@@ -25,7 +25,7 @@ from ...io import content_hash
 from ...settings import EXECUTION_ONLY
 from ..base import balanced_weights
 from . import NNSettings, n_train_events
-from .ensemble import MLPEnsemble, apply_mlp, member_generator, member_permutations
+from .ensemble import MLPEnsemble, apply_mlp, apply_vae, member_generator, member_permutations, vae_layers
 
 
 # member-events per validation chunk: 4M rows of 64 floats are 1 GiB per layer
@@ -34,20 +34,31 @@ VALIDATION_ROWS = 4_194_304
 
 @dataclass(frozen=True)
 class Loss:
-    """What the ensemble learns: its output width, its per-event loss and the score it gives an event.
+    """What the ensemble learns: its layers, its forward pass, its per-event loss and the score it gives an event.
 
     Why one engine for classifiers and autoencoders: an autoencoder ensemble has the same shape of work (many small
     MLPs, one batch per member), so it gets the same batching over members, folds and seeds, checkpoints, resume
-    and CUDA graphs by changing only these three things.
+    and CUDA graphs by changing only these things.
     """
 
     name: str
     labelled: bool  # learns labels (both classes, balanced weights); else only reproduces its inputs
-    n_out: Callable[[int], int]  # output width for n_in inputs
+    layers: Callable[[int, list[int]], list[tuple[int, int]]]  # (fan_in, fan_out) per layer for n_in inputs, hidden
     # per-event loss, (M, B): output, inputs (M, B, n_in), labels (M, B)
-    per_event: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-    # per-event score, (M, B), higher = more signal-like: output, standardised inputs
-    score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    per_event: Callable[[object, torch.Tensor, torch.Tensor], torch.Tensor]
+    # per-event score, (M, B), higher = more signal-like: output (of a forward pass without noise), inputs
+    score: Callable[[object, torch.Tensor], torch.Tensor]
+    # weights, biases, inputs, noise (M, B, noise_dim) or None -> output
+    forward: Callable = lambda weights, biases, x, noise=None: apply_mlp(weights, biases, x)
+    # standard-normal numbers per training event that the forward pass takes (a VAE's latent dimension); 0: none
+    noise_dim: Callable[[list[int]], int] = lambda hidden: 0
+
+
+def _chain(n_out: Callable[[int], int]):
+    def layers(n_in: int, hidden: list[int]) -> list[tuple[int, int]]:
+        sizes = [n_in, *hidden, n_out(n_in)]
+        return list(zip(sizes[:-1], sizes[1:]))
+    return layers
 
 
 def _squared_error(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -57,13 +68,32 @@ def _squared_error(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (out.float() - x.float()).pow(2).mean(-1)
 
 
+def _vae_forward(weights, biases, x, noise=None):
+    # the encoder's last layer is the one whose output is not the next layer's input (mean and log-variance)
+    split = next(i for i in range(len(weights) - 1) if weights[i].shape[-1] != weights[i + 1].shape[-2])
+    return apply_vae(weights, biases, x, split, noise)
+
+
+def _vae_loss(out, x: torch.Tensor) -> torch.Tensor:
+    """The negative evidence lower bound per event (a unit-variance Gaussian decoder in standardised inputs, up to
+    a constant): half the summed squared error plus the KL divergence of the encoder's Gaussian from N(0, 1)."""
+    recon, mean, log_var = out
+    error = 0.5 * (recon.float() - x.float()).pow(2).sum(-1)
+    kl = 0.5 * (mean.float().pow(2) + log_var.float().exp() - 1.0 - log_var.float()).sum(-1)
+    return error + kl
+
+
 _BCE = torch.nn.BCEWithLogitsLoss(reduction="none")
 LOSSES = {
-    "classification": Loss("classification", True, lambda n_in: 1, lambda out, x, y: _BCE(out.float(), y),
+    "classification": Loss("classification", True, _chain(lambda n_in: 1), lambda out, x, y: _BCE(out.float(), y),
                            lambda out, x: torch.sigmoid(out)),
     # an autoencoder: the hidden layers hold its bottleneck; anomalous events reconstruct worse
-    "reconstruction": Loss("reconstruction", False, lambda n_in: n_in, lambda out, x, y: _squared_error(out, x),
+    "reconstruction": Loss("reconstruction", False, _chain(lambda n_in: n_in), lambda out, x, y: _squared_error(out, x),
                            _squared_error),
+    # a variational autoencoder (Kingma & Welling, arXiv:1312.6114): the narrowest hidden layer is the latent space;
+    # trained on the loss with the latent point drawn, scored by it at the latent mean (deterministic)
+    "vae": Loss("vae", False, lambda n_in, hidden: vae_layers(n_in, hidden)[0], lambda out, x, y: _vae_loss(out, x),
+                _vae_loss, _vae_forward, lambda hidden: int(min(hidden))),
 }
 
 
@@ -88,7 +118,7 @@ class TrainedEnsemble:
             out = []
             for start in range(0, len(xt), 65536):
                 chunk = xt[start:start + 65536]
-                out.append(self.loss.score(apply_mlp(w, b, chunk), chunk.unsqueeze(0)))
+                out.append(self.loss.score(self.loss.forward(w, b, chunk), chunk.unsqueeze(0)))
             p = torch.cat(out, dim=1) * valid[:, None]
             total = p if total is None else total + p
         per = (total / self.slot_valid.sum(0)[:, None]).numpy()
@@ -96,24 +126,26 @@ class TrainedEnsemble:
 
 
 def make_train_step(model: MLPEnsemble, optimizer: torch.optim.Optimizer, xt: torch.Tensor, yt: torch.Tensor,
-                    wt: torch.Tensor, precision: str, graphed: bool, loss: str = "classification"):
+                    wt: torch.Tensor, precision: str, graphed: bool, loss: str = "classification",
+                    noise: "EpochNoise | None" = None):
     """The engine's step on per-member batches ``idx`` of shape (members, batch), and its loss.
 
     Returns ``(step, summed_loss)``: ``step(idx)`` trains and returns each member's weighted mean
     loss; ``summed_loss(idx)`` only evaluates, returning each member's sum of weighted losses and
     sum of weights (validation adds these over chunks). benchmarks/throughput.py times this step.
+    ``noise`` gives a loss that draws (a VAE's latent point) its numbers for the training events.
     """
-    per_event = LOSSES[loss].per_event
+    spec = LOSSES[loss]
 
-    def summed_loss(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def summed_loss(idx: torch.Tensor, eps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         x = xt[idx]
         with autocast(precision, xt.device):
-            out = model(x)
+            out = spec.forward(list(model.weights), list(model.biases), x, eps)
         w = wt[idx]
-        return (per_event(out, x, yt[idx]) * w).sum(1), w.sum(1)
+        return (spec.per_event(out, x, yt[idx]) * w).sum(1), w.sum(1)
 
     def train_step(idx: torch.Tensor) -> torch.Tensor:
-        total, weight = summed_loss(idx)
+        total, weight = summed_loss(idx, noise(idx) if noise is not None else None)
         loss = total / weight
         optimizer.zero_grad(set_to_none=True)
         loss.sum().backward()
@@ -121,6 +153,32 @@ def make_train_step(model: MLPEnsemble, optimizer: torch.optim.Optimizer, xt: to
         return loss.detach()
 
     return GraphedStep(train_step, graphed), summed_loss
+
+
+class EpochNoise:
+    """Each member's standard-normal numbers for its own events in one epoch (a VAE's latent draws).
+
+    Why per member and event rather than one ``torch.randn`` per step: a member's draws then come from its own
+    generator, seeded by its seed and the epoch, for its own events (rows counted from its group's first), so member
+    m of a batched model is the network trained alone, and a resumed job draws what it would have drawn. The
+    numbers live in one buffer that a captured CUDA graph reads in place; an event drawn twice in an epoch (a short
+    group's extra draws) gets the same numbers both times.
+    """
+
+    def __init__(self, seeds: list[int], sizes: list[int], offsets: list[int], dim: int, device: torch.device):
+        self.seeds, self.sizes, self.dim, self.device = list(seeds), list(sizes), int(dim), device
+        self.table = torch.zeros(len(seeds), max(sizes), self.dim, device=device)
+        self.offset = torch.as_tensor(offsets, device=device)[:, None]
+        self.members = torch.arange(len(seeds), device=device)[:, None]
+
+    def draw(self, epoch: int) -> None:
+        for m, (seed, size) in enumerate(zip(self.seeds, self.sizes)):
+            gen = member_generator(seed * 2_000_003 + 7 * epoch + 3, self.device if self.device.type == "cuda"
+                                   else "cpu")
+            self.table[m, :size] = torch.randn(size, self.dim, generator=gen, device=gen.device).to(self.device)
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.table[self.members, (idx - self.offset).clamp(0, self.table.shape[1] - 1)]
 
 
 @dataclass
@@ -158,8 +216,9 @@ def train_groups(
 ) -> list[TrainedEnsemble]:
     """Train the ensembles of several training sets (e.g. the k folds of a job) as one batched model.
 
-    ``loss`` (``LOSSES``): "classification" (binary cross-entropy of the labels, classes balanced) or
-    "reconstruction" (an autoencoder of the inputs, ``y`` unused, events weighted by their own weights).
+    ``loss`` (``LOSSES``): "classification" (binary cross-entropy of the labels, classes balanced),
+    "reconstruction" (an autoencoder of the inputs, ``y`` unused, events weighted by their own weights) or "vae"
+    (a variational autoencoder, likewise).
 
     A GPU runs 10 members at a tenth of the speed of 200 (docs/benchmarks.md), so the folds of a
     job train together. Every member draws ``epoch_events`` events per epoch (default: the largest
@@ -200,7 +259,9 @@ def train_groups(
     val_idx = _padded(val_rows, pad).to(device)
     bounds = np.cumsum([0] + [len(g.member_seeds) for g in groups])
 
-    model = MLPEnsemble(n_in, list(settings.hidden), member_seeds, LOSSES[loss].n_out(n_in)).to(device)
+    spec = LOSSES[loss]
+    model = MLPEnsemble(n_in, list(settings.hidden), member_seeds,
+                        layers=spec.layers(n_in, list(settings.hidden))).to(device)
     graphed = use_graphs(settings.cuda_graphs, device)
     optimizer = adam(model.parameters(), settings.learning_rate, device, graphed)
     n_members = len(member_seeds)
@@ -232,13 +293,20 @@ def train_groups(
         log(joblog.resumed(checkpoint, start_epoch))
 
     arange_m = torch.arange(n_members, device=device)[:, None]
-    step, summed_loss = make_train_step(model, optimizer, xt, yt, wt, settings.precision, graphed, loss)
+    noise = None
+    if spec.noise_dim(list(settings.hidden)):
+        sizes = [d["n"] for g, d in zip(groups, data) for _ in g.member_seeds]
+        offsets = [int(o) for g, o in zip(groups, np.cumsum([0] + [d["n"] for d in data])) for _ in g.member_seeds]
+        noise = EpochNoise(member_seeds, sizes, offsets, spec.noise_dim(list(settings.hidden)), device)
+    step, summed_loss = make_train_step(model, optimizer, xt, yt, wt, settings.precision, graphed, loss, noise)
     chunk = max(1024, VALIDATION_ROWS // n_members)  # bounds the validation pass's memory
     n_val = val_idx.shape[1]
     for epoch in range(start_epoch, settings.epochs):
         t0 = time.time()
         perms = member_permutations([s * 1_000_003 + epoch for s in member_seeds], train_sizes, epoch_events, device)
         order = train_idx[arange_m, perms]
+        if noise is not None:
+            noise.draw(epoch)
         total = torch.zeros(n_members, device=device)
         n_batches = 0
         for start in range(0, epoch_events, settings.batch_size):

@@ -38,16 +38,22 @@ def member_permutations(seeds: list[int], sizes: list[int], length: int, device:
 
 class MLPEnsemble(torch.nn.Module):
     """``members`` MLPs ``n_in -> hidden... -> n_out`` with ReLU, outputting shape (M, B) (one logit each) or
-    (M, B, n_out) (e.g. an autoencoder's reconstruction, ``n_out = n_in``)."""
+    (M, B, n_out) (e.g. an autoencoder's reconstruction, ``n_out = n_in``).
 
-    def __init__(self, n_in: int, hidden: list[int], member_seeds: list[int], n_out: int = 1):
+    ``layers``, a list of (fan_in, fan_out), replaces that chain where one layer's output is not the next one's
+    input (a VAE's encoder ends in a mean and a log-variance per latent dimension, its decoder starts from one).
+    """
+
+    def __init__(self, n_in: int, hidden: list[int], member_seeds: list[int], n_out: int = 1,
+                 layers: list[tuple[int, int]] | None = None):
         super().__init__()
         self.member_seeds = [int(s) for s in member_seeds]
-        self.sizes = [n_in, *hidden, n_out]
+        sizes = [n_in, *hidden, n_out]
+        self.layers = list(layers) if layers is not None else list(zip(sizes[:-1], sizes[1:]))
         self.weights = torch.nn.ParameterList()
         self.biases = torch.nn.ParameterList()
         per_member = [self._init_member(seed) for seed in self.member_seeds]
-        for layer in range(len(self.sizes) - 1):
+        for layer in range(len(self.layers)):
             self.weights.append(torch.nn.Parameter(torch.stack([p[layer][0] for p in per_member])))
             self.biases.append(torch.nn.Parameter(torch.stack([p[layer][1] for p in per_member])))
 
@@ -55,7 +61,7 @@ class MLPEnsemble(torch.nn.Module):
         """PyTorch's default Linear initialisation, drawn from the member's own generator."""
         gen = member_generator(seed)
         params = []
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
+        for fan_in, fan_out in self.layers:
             bound = 1.0 / math.sqrt(fan_in)
             w = (torch.rand(fan_in, fan_out, generator=gen) * 2 - 1) * bound
             b = (torch.rand(1, fan_out, generator=gen) * 2 - 1) * bound
@@ -81,3 +87,36 @@ def apply_mlp(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.
         if i < last:
             x = torch.relu(x)
     return x.squeeze(-1) if x.shape[-1] == 1 else x
+
+
+def vae_layers(n_in: int, hidden: list[int]) -> tuple[list[tuple[int, int]], int]:
+    """A VAE's layers for ``hidden`` with its bottleneck, the narrowest layer (e.g. [32, 2, 32]: a 2-dimensional
+    latent space): the encoder ends in a mean and a log-variance per latent dimension, the decoder starts from the
+    latent point. Returns the layers and the index of the encoder's last one."""
+    b = min(range(len(hidden)), key=lambda i: hidden[i])
+    encoder = [n_in, *hidden[:b], 2 * hidden[b]]
+    decoder = [hidden[b], *hidden[b + 1:], n_in]
+    return list(zip(encoder[:-1], encoder[1:])) + list(zip(decoder[:-1], decoder[1:])), len(encoder) - 2
+
+
+def apply_vae(weights: list[torch.Tensor], biases: list[torch.Tensor], x: torch.Tensor, split: int,
+              noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A VAE ensemble's forward pass: (reconstruction, mean, log-variance), each (M, B, ·). The latent point is
+    mean + noise * exp(log-variance / 2) with the given standard-normal ``noise`` (M, B, latent), the mean without
+    (validation and scoring: deterministic)."""
+    if x.dim() == 2:
+        x = x.unsqueeze(0).expand(weights[0].shape[0], -1, -1)
+    h = x
+    for i in range(split + 1):
+        h = torch.baddbmm(biases[i], h, weights[i])
+        if i < split:
+            h = torch.relu(h)
+    latent = h.shape[-1] // 2
+    mean, log_var = h[..., :latent], h[..., latent:].clamp(-10.0, 10.0)
+    z = mean if noise is None else mean + noise.to(mean.dtype) * torch.exp(0.5 * log_var)
+    last = len(weights) - 1
+    for i in range(split + 1, last + 1):
+        z = torch.baddbmm(biases[i], z, weights[i])
+        if i < last:
+            z = torch.relu(z)
+    return z, mean, log_var
