@@ -105,7 +105,7 @@ _NULL = background_only(SETTINGS)
 def template_inputs(method):
     run = SETTINGS.method(method)
     return {"models": sorted({str(LAYOUT.model(MODELS[n].model, w, _NULL)) for n in run.models for w in WINDOWS}),
-            "samples": [str(LAYOUT.sample_split(n, w)) for n in run.method.samples for w in WINDOWS]}
+            "samples": [str(LAYOUT.sample_split(n, w)) for n in run.method_samples() for w in WINDOWS]}
 
 
 for _method in TEMPLATE_METHODS:

@@ -15,7 +15,7 @@ def train_inputs(wildcards):
     inputs = {"split": [_SPLIT.format(**key, seed=seed) for seed in SEEDS]}
     for name in _METHOD_MODELS[method]:
         inputs[name] = [_MODEL[name].format(**key, seed=seed) for seed in SEEDS]
-    for name in SETTINGS.method(method).method.samples:  # the auxiliary samples the method reads itself
+    for name in SETTINGS.method(method).method_samples():  # the auxiliary samples the method reads itself
         inputs[f"sample_{name}"] = str(LAYOUT.sample_split(name, window))
     return inputs
 

@@ -82,15 +82,26 @@ def signal_samples(data, model, features: tuple[str, ...], log: Callable[[str], 
 
 def auxiliary_events(data, sample, features: tuple[str, ...], log: Callable[[str], None] = print) -> pd.DataFrame:
     """The events of one auxiliary sample (``data.samples.<name>``): the synthetic source generates a simulation
-    (the background model drawn anew, ``sample.mismodelling``); a file source reads ``sample.path`` like the data's
-    file (its labels where it has them, else every event background; ``sample.weight`` its weight column)."""
+    (the background model drawn anew, ``sample.mismodelling``) or, for ``kind: signal``, W' -> X Y at the sample's
+    X and Y masses with the W' mass spread evenly over the mjj range; a file source reads ``sample.path`` like the
+    data's file (its labels where it has them, else every event of the sample's kind; ``sample.weight`` its weight
+    column)."""
     from dataclasses import replace
 
+    signal_kind = sample.kind == "signal"
     if data.source == "synthetic":
         s = data.synthetic
         n = sample.n_events or s.n_background
-        events = generate_simulation(n, s.model, sample.mismodelling, rng(data.seed, "sample", sample.name))
-        log(f"data.samples.{sample.name}: {n} synthetic background events, mismodelling {sample.mismodelling}")
+        generator = rng(data.seed, "sample", sample.name)
+        if signal_kind:
+            model = replace(s.model, m_x=sample.m_x or s.model.m_x, m_y=sample.m_y or s.model.m_y)
+            events = generate_signal(n, model, generator,
+                                     m_wprime=generator.uniform(s.model.mjj_min, s.model.mjj_max, n))
+            log(f"data.samples.{sample.name}: {n} synthetic signal events, X {model.m_x} TeV, Y {model.m_y} TeV, "
+                f"W' mass {s.model.mjj_min}-{s.model.mjj_max} TeV")
+        else:
+            events = generate_simulation(n, s.model, sample.mismodelling, generator)
+            log(f"data.samples.{sample.name}: {n} synthetic background events, mismodelling {sample.mismodelling}")
         return add_extra_features(events, s.substructure, s.noise_features,
                                   rng(data.seed, "extra_features", "sample", sample.name))
     if data.source == "lhco_h5":
@@ -98,12 +109,21 @@ def auxiliary_events(data, sample, features: tuple[str, ...], log: Callable[[str
     else:
         events, labelled = _read_table(replace(data, table=replace(data.table, weight=sample.weight)), sample.path,
                                        features, log)
-    signal = int((events["label"] == 1).sum()) if labelled else 0
-    if signal:  # a template of signal-contaminated "background" would hide the signal it should reveal
-        raise ValueError(f"data.samples.{sample.name}: {sample.path} has {signal} events labelled 1 (signal); a "
-                         "sample is a simulated background: give a file of background events, or one without labels")
+    if signal_kind:
+        background = int((events["label"] == 0).sum()) if labelled else 0
+        if background:  # a signal prior that learned background would tag background as that signal
+            raise ValueError(f"data.samples.{sample.name}: {sample.path} has {background} events labelled 0 "
+                             "(background); a sample of kind signal is a signal model: give a file of its signal "
+                             "events, or one without labels")
+        events = events.assign(label=np.int8(1))
+    else:
+        signal = int((events["label"] == 1).sum()) if labelled else 0
+        if signal:  # a template of signal-contaminated "background" would hide the signal it should reveal
+            raise ValueError(f"data.samples.{sample.name}: {sample.path} has {signal} events labelled 1 (signal); a "
+                             "sample is a simulated background: give a file of background events, or one without "
+                             "labels")
     log(f"data.samples.{sample.name}: {len(events)} events of {sample.path}"
-        f"{'' if labelled else ' (no labels: every event background)'}")
+        f"{'' if labelled else f' (no labels: every event {sample.kind})'}")
     return events.reset_index(drop=True)
 
 

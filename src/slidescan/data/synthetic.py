@@ -76,10 +76,13 @@ def generate_background(n: int, model: SyntheticModel, rng: np.random.Generator)
     return pd.DataFrame(out)[COLUMNS]
 
 
-def generate_signal(n: int, model: SyntheticModel, rng: np.random.Generator) -> pd.DataFrame:
-    """W' -> X Y events: narrow mjj peak with a low tail, narrow jet masses, two-prong tau21."""
-    core = rng.normal(model.m_wprime, model.mjj_resolution * model.m_wprime, n)
-    tail = model.m_wprime * (1 - rng.exponential(0.08, n))
+def generate_signal(n: int, model: SyntheticModel, rng: np.random.Generator,
+                    m_wprime: np.ndarray | None = None) -> pd.DataFrame:
+    """W' -> X Y events: narrow mjj peak with a low tail, narrow jet masses, two-prong tau21. ``m_wprime``: each
+    event's W' mass (a signal prior spread over the mjj range), else the model's."""
+    m_wprime = model.m_wprime if m_wprime is None else np.asarray(m_wprime, float)
+    core = rng.normal(m_wprime, model.mjj_resolution * m_wprime, n)
+    tail = m_wprime * (1 - rng.exponential(0.08, n))
     mjj = np.where(rng.random(n) < model.signal_tail_fraction, tail, core)
     m_y = model.m_y * rng.normal(1.05, 0.08, n)
     m_x = model.m_x * rng.normal(0.98, 0.05, n)

@@ -99,6 +99,9 @@ class ScoreRun(MethodRun):
     def members(self) -> int:
         return self.method.members(self.settings)
 
+    def method_samples(self) -> tuple[str, ...]:
+        return tuple(self.method.samples_for(self.settings))
+
     @property
     def section(self) -> str:
         return self.method.settings_type.section if self.method.settings_type else self.name
@@ -130,7 +133,7 @@ def configure(name: str, config: dict) -> MethodRun:
 
 # the built-in methods register themselves
 from . import (anode, autoencoder, cathode, curtains, cwola, feta, flow_nll, idealized,  # noqa: E402,F401
-               lacathode, ranode, salad, supervised)
+               lacathode, quak, ranode, salad, supervised, tnt)
 
 __all__ = ["ClassifierScores", "FoldData", "FoldFit", "Fitted", "InputMap", "Method", "MethodRun", "ModelOutput",
            "Reference", "ReferenceRun", "Score", "ScoreRun", "TrainingSet", "WindowInputs", "configure", "held_out_fold",

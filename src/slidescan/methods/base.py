@@ -286,6 +286,10 @@ class Score(Method):
         """The per-window models needed with these settings (by default, ``models``)."""
         return self.models
 
+    def samples_for(self, settings) -> tuple[str, ...]:
+        """The auxiliary samples read with these settings (by default, ``samples``)."""
+        return tuple(self.samples)
+
     def members(self, settings) -> int:
         return int(getattr(settings, "members", 1))
 
@@ -378,9 +382,13 @@ class MethodRun(ABC):
         """The auxiliary samples (``data.samples``) that this method and each of its models read, by who reads them."""
         from ..registry import MODELS
 
-        needs = {f"method {self.method.name}": tuple(getattr(self.method, "samples", ()))}
+        needs = {f"method {self.method.name}": self.method_samples()}
         needs.update({f"model {m}": tuple(MODELS[m].samples) for m in self.all_models()})
         return {who: samples for who, samples in needs.items() if samples}
+
+    def method_samples(self) -> tuple[str, ...]:
+        """The samples the method itself reads (``inputs.samples``), not its models."""
+        return tuple(getattr(self.method, "samples", ()))
 
     def samples(self) -> tuple[str, ...]:
         """Every sample this method reads, itself or through its models."""

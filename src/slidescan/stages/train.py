@@ -71,7 +71,7 @@ def window_inputs(layout: Layout, run: MethodRun, window, experiment: PseudoExpe
         models[name] = ModelOutput(name, path)
     inputs = WindowInputs(window, experiment, read_table(split, "data"),
                           {t: read_table(split, t) for t in ("background_sr", "signal")}, models, list(features),
-                          read_samples(layout, getattr(run.method, "samples", ()), window.name, f"method {run.name}"),
+                          read_samples(layout, run.method_samples(), window.name, f"method {run.name}"),
                           dict(groups or {}))
     for table in (inputs.data, *inputs.truth.values()):
         require(table.columns, features, str(split))
