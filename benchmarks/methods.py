@@ -10,7 +10,10 @@ injection, over seeds (median and range):
 - from ``pvalue_scan.csv``: the local Z in that window at the best efficiency, and the AUC of SR data against
   the method's SR template (``sr_auc_vs_reference``; None for methods without one);
 - from ``calibration.csv`` (injection 0): the largest local Z over windows, efficiencies and seeds, and
-  the KS p-value of the local p0 against uniform.
+  the KS p-value of the local p0 against uniform;
+- from ``pvalue_scan.csv`` (injection 0): how much the tightest cut sculpts the background's mjj, the SR's kept
+  fraction over the sidebands' (median and range over windows and seeds; 1: none) and the mjj Jensen-Shannon
+  divergence of the kept events (``stats.bumphunt.sculpting``).
 
 Every registered method runs through the same stages (models, folds, bump hunt), so a plug-in method
 named in the config is benchmarked the same way. ``--summary-only`` summarises a finished scan.
@@ -38,6 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def summarise(results: Path) -> pd.DataFrame:
+    from slidescan.report.methods import sculpting_summary
+
     performance = pd.read_csv(results / "performance.csv")
     scan = pd.read_csv(results / "pvalue_scan.csv")
     calibration = pd.read_csv(results / "calibration.csv").set_index("method")
@@ -56,6 +61,13 @@ def summarise(results: Path) -> pd.DataFrame:
             v = grp[key].to_numpy(float)
             v = v[np.isfinite(v)]  # a seed without a value (no fit, no template) is left out; "seeds" counts them all
             row[key] = [float(np.median(v)), float(v.min()), float(v.max())] if len(v) else None
+        null_rows = scan[(scan["method"] == method) & (scan["injection"] == 0)]
+        sculpted = sculpting_summary(null_rows) if len(null_rows) else {}
+        if sculpted:
+            row["sculpting"] = [sculpted["sr_efficiency_ratio"], sculpted["sr_efficiency_ratio_min"],
+                                sculpted["sr_efficiency_ratio_max"]]
+            row["sculpting_efficiency"] = sculpted["sculpting_efficiency"]
+            row["sculpting_jsd"] = sculpted["mjj_jsd"]
         if method in calibration.index:
             row["null_max_z"] = float(calibration.loc[method, "max_z"])
             row["null_ks_p"] = float(calibration.loc[method, "ks_pvalue"])
@@ -69,12 +81,16 @@ def table(summary: pd.DataFrame) -> str:
         return f"{v[0]:.3g} ({v[1]:.3g}-{v[2]:.3g})" if v else "-"
 
     lines = ["| method | injection (S/B in SR) | max SIC (>=20 bkg) | SIC at 0.3 | AUC | Z, true window | "
-             "AUC SR data vs template | injection 0: largest Z, KS p |", "|---|---|---|---|---|---|---|---|"]
+             "AUC SR data vs template | injection 0: largest Z, KS p | injection 0: SR / sidebands kept, mjj JSD |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in summary.sort_values(["injection", "method"], ascending=[False, True]).to_dict("records"):
         null = f"{r['null_max_z']:.2f}, {r['null_ks_p']:.2f}" if not pd.isna(r.get("null_max_z", np.nan)) else "-"
+        sculpted = r.get("sculpting")
+        sculpted = (f"{cell(sculpted)} at {100 * r['sculpting_efficiency']:g} %, {r['sculpting_jsd']:.4f}"
+                    if isinstance(sculpted, list) else "-")
         lines.append(f"| {r['method']} | {r['injection']} ({100 * r['s_over_b']:.2f} %) | {cell(r['max_sic_20'])} | "
                      f"{cell(r['sic_at_0.3'])} | {cell(r['auc'])} | {cell(r['z_true_window'])} | "
-                     f"{cell(r['sr_auc_vs_reference'])} | {null} |")
+                     f"{cell(r['sr_auc_vs_reference'])} | {null} | {sculpted} |")
     return "\n".join(lines)
 
 

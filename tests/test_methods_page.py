@@ -46,7 +46,41 @@ def test_each_method_and_injection_gets_its_most_significant_window_z_sic_and_ve
                            "is 5.00"), text
     rows = overview_rst(table.reset_index())
     assert len(rows[0]) == len(OVERVIEW_HEADER)
-    assert rows[1] == ["a", "200", "w01 (3 of 3)", "3 of 3", "5.00 (4.00-6.00)", "3.70", "4.00 / 2.50", "calibrated"]
+    assert rows[1] == ["a", "200", "w01 (3 of 3)", "3 of 3", "5.00 (4.00-6.00)", "3.70", "4.00 / 2.50", "calibrated",
+                       "-"]
     # nobody calibrated: the summary says so instead of naming the best uncalibrated method
     none = overview(_scan(), "w01", performance, calibration.assign(ks_pvalue=0.001))
     assert "none; no method passed the injection-0 calibration" in most_sensitive_text(none, "w01")
+
+
+def test_the_injection_0_rows_say_how_much_the_tightest_cut_sculpts_the_background():
+    scan = _scan()
+    # method b keeps 30 % more of the SR than of its sidebands at the tightest cut; a keeps them alike
+    scan["sr_efficiency_ratio"] = np.where(scan["method"] == "b", 1.3, 1.0) + 0.01 * scan["seed"]
+    scan.loc[scan["efficiency"] == 1.0, "sr_efficiency_ratio"] = 1.0
+    scan["mjj_jsd"] = np.where(scan["method"] == "b", 0.02, 0.001)
+    table = overview(scan, "w01").set_index(["method", "injection"])
+    a, b = table.loc[("a", 0)], table.loc[("b", 0)]
+    assert (b["sculpting_efficiency"], b["sr_efficiency_ratio"], b["sr_efficiency_ratio_min"],
+            b["sr_efficiency_ratio_max"], b["mjj_jsd"]) == (0.1, 1.32, 1.31, 1.33, 0.02)
+    assert a["sr_efficiency_ratio"] == 1.02
+    assert np.isnan(table.loc[("b", 200), "sr_efficiency_ratio"])  # a signal in the SR is not sculpting
+    rows = {r[0] + r[1]: r for r in overview_rst(table.reset_index())}
+    assert rows["b0"][-1] == "1.32 (1.31-1.33) at 10 %" and rows["b200"][-1] == "-"
+
+
+def test_sculpting_is_one_for_a_cut_blind_to_mjj_and_above_one_for_a_cut_that_prefers_the_sr():
+    from slidescan.stats.bumphunt import bump_hunt
+    from slidescan.windows import Window
+
+    g = np.random.default_rng(4)
+    window = Window(0, 3.0, 3.3, 3.7, 4.0)
+    mjj = g.uniform(3.0, 4.0, 200000)
+    blind = g.random(len(mjj))
+    # a score that reads mjj: events near 3.5 TeV score higher, as a classifier trained in the SR may learn
+    reads_mjj = blind + 0.6 * np.exp(-((mjj - 3.5) / 0.15) ** 2)
+    for score, low, high in ((blind, 0.95, 1.05), (reads_mjj, 1.5, 10)):
+        result = {r.efficiency: r for r in bump_hunt(mjj, score, window, [1.0, 0.1], 0.05)}
+        assert result[1.0].sr_efficiency_ratio == 1.0 and result[1.0].mjj_jsd == 0.0
+        assert low < result[0.1].sr_efficiency_ratio < high, result[0.1].sr_efficiency_ratio
+    assert result[0.1].mjj_jsd > 0.01

@@ -3,7 +3,8 @@
 Per method, signal model and injection, over seeds: the most significant window (where its largest local Z lies)
 and whether it is the signal's own window, that local Z, the scan's global Z after the look-elsewhere effect,
 max SIC and SIC at signal efficiency 0.3 in the signal's window where the truth is known, and the method's
-injection-0 calibration verdict. Why the global Z is a column of its own, given once per row of seeds: it is a
+injection-0 calibration verdict, and at injection 0 how much the tightest cut sculpts the background's mjj (the
+SR's kept fraction over the sidebands'). Why the global Z is a column of its own, given once per row of seeds: it is a
 property of a whole scan (every window and cut of one pseudo-experiment), computed from the asymptotic p0 of all
 of them, not of the window in the row; printed beside the local Z of one window and cut, "local Z 8.2, global Z
 8.8" reads like a bug when it is two different tests.
@@ -51,11 +52,29 @@ def overview(table: pd.DataFrame, truth_window: str, performance: pd.DataFrame |
                 row[key] = float(perf[key].median()) if key in perf and perf[key].notna().any() else np.nan
         ok = verdicts.get(method)
         row["calibration"] = "not checked" if ok is None else ("calibrated" if ok[0] else "NOT CALIBRATED")
+        if injection == 0:
+            row.update(sculpting_summary(grp))
         rows.append(row)
     columns = ["method", "signal", "injection", "seeds", "most_significant_window", "seeds_in_that_window",
                "seeds_in_true_window", "local_z", "local_z_min", "local_z_max", "global_z", "max_sic_20",
-               "sic_at_0.3", "s_over_b", "calibration"]
+               "sic_at_0.3", "s_over_b", "calibration", "sculpting_efficiency", "sr_efficiency_ratio",
+               "sr_efficiency_ratio_min", "sr_efficiency_ratio_max", "mjj_jsd"]
     return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def sculpting_summary(rows: pd.DataFrame) -> dict:
+    """At the tightest cut of a background-only scan, over windows and seeds: the median (and range) of the SR's
+    kept fraction over the sidebands' (``stats.bumphunt.sculpting``) and the median mjj Jensen-Shannon divergence."""
+    if "sr_efficiency_ratio" not in rows or rows["sr_efficiency_ratio"].isna().all():
+        return {}
+    tightest = rows.loc[rows["efficiency"] < 1, "efficiency"].min()
+    at = rows[np.isclose(rows["efficiency"], tightest)]
+    ratio = at["sr_efficiency_ratio"].dropna()
+    if ratio.empty:
+        return {}
+    return {"sculpting_efficiency": float(tightest), "sr_efficiency_ratio": float(ratio.median()),
+            "sr_efficiency_ratio_min": float(ratio.min()), "sr_efficiency_ratio_max": float(ratio.max()),
+            "mjj_jsd": float(at["mjj_jsd"].median())}
 
 
 def most_sensitive_text(overview_table: pd.DataFrame, truth_window: str) -> str:
@@ -90,13 +109,17 @@ def overview_rst(overview_table: pd.DataFrame) -> list[list[str]]:
         truth = "-" if pd.isna(r["seeds_in_true_window"]) else f"{int(r['seeds_in_true_window'])} of {r['seeds']}"
         z = number(r["local_z"]) + (f" ({r['local_z_min']:.2f}-{r['local_z_max']:.2f})"
                                     if r["local_z_min"] != r["local_z_max"] else "")
+        sculpted = "-"
+        if not pd.isna(r.get("sr_efficiency_ratio")):
+            sculpted = (f"{r['sr_efficiency_ratio']:.2f} ({r['sr_efficiency_ratio_min']:.2f}-"
+                        f"{r['sr_efficiency_ratio_max']:.2f}) at {100 * r['sculpting_efficiency']:g} %")
         out.append([r["method"], f"{r['injection']}" + (f" ({r['signal']})" if r["signal"] else ""),
                     f"{r['most_significant_window']} ({r['seeds_in_that_window']} of {r['seeds']})", truth, z,
                     number(r["global_z"]), f"{number(r.get('max_sic_20'))} / {number(r.get('sic_at_0.3'))}",
-                    r["calibration"]])
+                    r["calibration"], sculpted])
     return out
 
 
 OVERVIEW_HEADER = ["method", "injection", "most significant window (seeds)", "true window (seeds)",
                    "local Z there, median (range)", "global Z of the scan (median)", "max SIC / SIC at 0.3",
-                   "injection-0 calibration"]
+                   "injection-0 calibration", "sculpting: SR kept / sidebands kept, injection 0"]

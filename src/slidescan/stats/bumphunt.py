@@ -34,6 +34,10 @@ class BumpHuntResult:
     z_expected: float = float("nan")
     # sumw / sumw2 of the SR: n_obs, n_bkg and n_bkg_err times it are the effective counts tested (1 unweighted)
     count_scale: float = 1.0
+    # sculpting (``sculpting``): the fraction of the SR's events kept over the sidebands' fraction (1: the cut keeps
+    # the SR like its sidebands), and the Jensen-Shannon divergence of the kept events' mjj from all events'
+    sr_efficiency_ratio: float = float("nan")
+    mjj_jsd: float = float("nan")
     fit: FitResult | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
@@ -65,6 +69,8 @@ def bump_hunt(
     weights = None if weights is None else np.asarray(weights, float)
     low, sr, high = window_edges(window, bin_width)
     sideband = window.in_sidebands(mjj)
+    in_sr = window.region(mjj) == REGION_SR
+    edges = np.unique(np.concatenate([low, sr, high]))
     results = []
     for eff in efficiencies:
         if eff < 1 and not sideband.any():
@@ -99,13 +105,38 @@ def bump_hunt(
         bound = bool(used == "toys" and np.isfinite(p0) and p0 <= toy_floor(ntoys) * (1 + 1e-9))
         n_sig, z_exp = -1, float("nan")
         if labels is not None:
-            in_sr = window.region(mjj) == REGION_SR
             signal = keep & in_sr & (np.asarray(labels) == 1)
             n_sig = int(np.sum(signal)) if weights is None else float(np.sum(weights[signal]))
             z_exp = asimov_z_uncertain(scale * n_sig, scale * b, scale * b_err) if fit.ok and b > 0 else float("nan")
         results.append(BumpHuntResult(eff, threshold, len(sel), n_obs, b, b_err, p0, z_from_p(p0), fit.ok, fit.message,
-                                      fit.n_params, fit.deviance, fit.n_bins, used, bound, n_sig, z_exp, scale, fit))
+                                      fit.n_params, fit.deviance, fit.n_bins, used, bound, n_sig, z_exp, scale,
+                                      *sculpting(mjj, keep, in_sr, sideband, edges, weights), fit))
     return results
+
+
+def sculpting(mjj: np.ndarray, keep: np.ndarray, in_sr: np.ndarray, sideband: np.ndarray, edges: np.ndarray,
+              weights: np.ndarray | None = None) -> tuple[float, float]:
+    """How a cut shapes the background's mjj (read at injection 0, where the data are background).
+
+    Why: a classifier that reads features correlated with mjj keeps background at some masses more than at others;
+    where it keeps more of the SR than of its sidebands it makes a bump of its own, which the sideband fit cannot
+    know of (LaCATHODE, arXiv:2210.14924, classifies in the flow's latent space to avoid it). Returns the fraction
+    of the SR kept over the fraction of the sidebands kept (1 without sculpting; 1.2: a 20 % excess made by the cut),
+    and the Jensen-Shannon divergence (base 2) of the kept events' mjj histogram from all events' (0: same shape).
+    """
+    from scipy.spatial.distance import jensenshannon
+
+    w = np.ones(len(mjj)) if weights is None else weights
+    sr_all, sb_all = w[in_sr].sum(), w[sideband].sum()
+    kept_sb = w[keep & sideband].sum()
+    ratio = float("nan")
+    if sr_all > 0 and sb_all > 0 and kept_sb > 0:
+        ratio = float((w[keep & in_sr].sum() / sr_all) / (kept_sb / sb_all))
+    everything = np.histogram(mjj, edges, weights=w)[0]
+    kept = np.histogram(mjj[keep], edges, weights=w[keep])[0]
+    jsd = float(jensenshannon(everything, kept, base=2) ** 2) if kept.sum() > 0 and everything.sum() > 0 \
+        else float("nan")
+    return ratio, jsd
 
 
 def _threshold(scores: np.ndarray, quantile: float, weights: np.ndarray | None) -> float:
