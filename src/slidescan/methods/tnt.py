@@ -72,7 +72,8 @@ def jet_columns(inputs) -> dict[str, list[int]]:
         if not columns:
             raise ValueError(f"tnt: the scan's features {list(inputs.features)} have no column of {jet} (feature "
                              f"groups {dict(groups)}); Tag N' Train needs each jet's features, e.g. features: "
-                             "[mj1, tau21_j1, mj2, tau21_j2] (docs/features.md, \"Feature groups\")")
+                             "[mj1, tau21_j1, mj2, tau21_j2], with data.synthetic.substructure: true for a synthetic mj2 "
+                             "(docs/features.md, \"Which jet a feature describes\")")
         out[jet] = [inputs.features.index(c) for c in columns]
     return out
 
