@@ -12,7 +12,8 @@ injection, over seeds (median and range):
 - from ``calibration.csv`` (injection 0): the largest local Z over windows, efficiencies and seeds, and
   the KS p-value of the local p0 against uniform;
 - from ``pvalue_scan.csv`` (injection 0): how much the tightest cut sculpts the background's mjj, the SR's kept
-  fraction over the sidebands' (median and range over windows and seeds; 1: none) and the mjj Jensen-Shannon
+  fraction over the fraction its sidebands' interpolate to (median and range over windows and seeds; 1: none) and
+  the mjj Jensen-Shannon
   divergence of the kept events (``stats.bumphunt.sculpting``).
 
 Every registered method runs through the same stages (models, folds, bump hunt), so a plug-in method

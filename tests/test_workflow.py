@@ -303,9 +303,24 @@ def test_report_renders_summary_and_scan_figures_in_a_browser(tiny_run, tmp_path
     subprocess.run([browser, *flags, "--window-size=1400,1000", f"--screenshot={scan_shot}", scan_page.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert scan_shot.stat().st_size > 50_000
+
+    # the Methods page: Results > Methods, its table of every method side by side opened
+    methods_clicks = clicks.replace("nav('Scan')", "nav('Methods')").replace(
+        "setTimeout(() => nav('cwola-nn'), 2000);", "")
+    methods_page = tmp_path / "methods_page.html"
+    methods_page.write_text(html[:cut] + methods_clicks + html[cut + len("</body>"):])
+    methods_dom = subprocess.run([browser, *flags, "--dump-dom", methods_page.as_uri()], capture_output=True,
+                                 text=True, timeout=120).stdout
+    for column in ("most_significant_window", "seeds_in_true_window", "global_z", "calibration"):
+        assert column in methods_dom, column
+    methods_shot = tmp_path / "methods.png"
+    subprocess.run([browser, *flags, "--window-size=1400,1800", f"--screenshot={methods_shot}", methods_page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert methods_shot.stat().st_size > 50_000
     if os.environ.get("SLIDESCAN_SCREENSHOTS"):  # refresh the screenshots in docs/
         shutil.copy(shot, os.environ["SLIDESCAN_SCREENSHOTS"] + "/report_summary.png")
         shutil.copy(scan_shot, os.environ["SLIDESCAN_SCREENSHOTS"] + "/report_scan.png")
+        shutil.copy(methods_shot, os.environ["SLIDESCAN_SCREENSHOTS"] + "/report_methods.png")
 
 
 @pytest.mark.parametrize("configfile", sorted(p.name for p in (REPO / "config").glob("*.yaml")))

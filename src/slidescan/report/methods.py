@@ -122,4 +122,4 @@ def overview_rst(overview_table: pd.DataFrame) -> list[list[str]]:
 
 OVERVIEW_HEADER = ["method", "injection", "most significant window (seeds)", "true window (seeds)",
                    "local Z there, median (range)", "global Z of the scan (median)", "max SIC / SIC at 0.3",
-                   "injection-0 calibration", "sculpting: SR kept / sidebands kept, injection 0"]
+                   "injection-0 calibration", "injection 0: SR kept / kept as the sidebands interpolate"]

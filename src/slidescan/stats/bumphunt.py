@@ -34,8 +34,8 @@ class BumpHuntResult:
     z_expected: float = float("nan")
     # sumw / sumw2 of the SR: n_obs, n_bkg and n_bkg_err times it are the effective counts tested (1 unweighted)
     count_scale: float = 1.0
-    # sculpting (``sculpting``): the fraction of the SR's events kept over the sidebands' fraction (1: the cut keeps
-    # the SR like its sidebands), and the Jensen-Shannon divergence of the kept events' mjj from all events'
+    # sculpting (``sculpting``): the fraction of the SR's events kept over the fraction its sidebands' interpolate to
+    # (1: the cut keeps the SR like its sidebands), and the Jensen-Shannon divergence of the kept mjj from all events'
     sr_efficiency_ratio: float = float("nan")
     mjj_jsd: float = float("nan")
     fit: FitResult | None = field(default=None, repr=False, compare=False)
@@ -119,19 +119,27 @@ def sculpting(mjj: np.ndarray, keep: np.ndarray, in_sr: np.ndarray, sideband: np
     """How a cut shapes the background's mjj (read at injection 0, where the data are background).
 
     Why: a classifier that reads features correlated with mjj keeps background at some masses more than at others;
-    where it keeps more of the SR than of its sidebands it makes a bump of its own, which the sideband fit cannot
-    know of (LaCATHODE, arXiv:2210.14924, classifies in the flow's latent space to avoid it). Returns the fraction
-    of the SR kept over the fraction of the sidebands kept (1 without sculpting; 1.2: a 20 % excess made by the cut),
-    and the Jensen-Shannon divergence (base 2) of the kept events' mjj histogram from all events' (0: same shape).
+    where it keeps more of the SR than its sidebands say it should, it makes a bump of its own, which the sideband
+    fit cannot know of (LaCATHODE, arXiv:2210.14924, classifies in the flow's latent space to avoid it). A smooth
+    trend of the kept fraction with mjj is not a bump (the fit follows it), and the lower sideband holds most
+    sideband events of a falling spectrum, so the SR is compared with the kept fractions of the two sidebands
+    interpolated linearly to its mean mjj. Returns that ratio (1 without sculpting; 1.2: a 20 % excess made by the
+    cut), and the Jensen-Shannon divergence (base 2) of the kept events' mjj histogram from all events' (0: the
+    same shape; this one counts smooth trends too).
     """
     from scipy.spatial.distance import jensenshannon
 
     w = np.ones(len(mjj)) if weights is None else weights
-    sr_all, sb_all = w[in_sr].sum(), w[sideband].sum()
-    kept_sb = w[keep & sideband].sum()
+    centre = np.average(mjj[in_sr], weights=w[in_sr]) if w[in_sr].sum() > 0 else np.nan
+    points = []
+    for side in (sideband & (mjj < centre), sideband & (mjj > centre)):
+        if w[side].sum() > 0:
+            points.append((np.average(mjj[side], weights=w[side]), w[keep & side].sum() / w[side].sum()))
     ratio = float("nan")
-    if sr_all > 0 and sb_all > 0 and kept_sb > 0:
-        ratio = float((w[keep & in_sr].sum() / sr_all) / (kept_sb / sb_all))
+    if points and w[in_sr].sum() > 0:
+        expected = points[0][1] if len(points) == 1 else np.interp(centre, *zip(*points))
+        if expected > 0:
+            ratio = float((w[keep & in_sr].sum() / w[in_sr].sum()) / expected)
     everything = np.histogram(mjj, edges, weights=w)[0]
     kept = np.histogram(mjj[keep], edges, weights=w[keep])[0]
     jsd = float(jensenshannon(everything, kept, base=2) ** 2) if kept.sum() > 0 and everything.sum() > 0 \
