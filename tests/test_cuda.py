@@ -3,7 +3,7 @@ from a captured CUDA graph computes what the eager step computes.
 
 These need an NVIDIA GPU; CI has none, so they skip there with that reason. They were run on an
 H100 (docs/benchmarks.md, "Training on a GPU"), except the batched flows' test and the tests of several GPUs in
-one job (and of one GPU named twice), added without a GPU at hand; those of two GPUs skip on a machine with one.
+one job (and of one GPU named twice) and the autoencoders', added without a GPU at hand; those of two GPUs skip on a machine with one.
 """
 
 import numpy as np
@@ -47,6 +47,23 @@ def test_batched_member_equals_member_trained_alone_on_cuda():
     alone = train_ensemble(x, y, None, nn_settings(members=1), [7], log=lambda _: None)
     np.testing.assert_allclose(batched.predict(x, per_member=True)[1], alone.predict(x, per_member=True)[0],
                                atol=1e-4)
+
+
+@pytest.mark.parametrize("loss", ["reconstruction", "vae"])
+def test_autoencoders_train_graphed_like_eager_and_a_member_alone_on_cuda(loss):
+    """The engine's autoencoder losses on a GPU: the VAE's latent noise is read from a buffer the graph captured,
+    refilled in place every epoch, so the replayed steps are the eager ones; member 1 is the network alone."""
+    from slidescan.backends.nn.engine import TrainingGroup, train_groups
+
+    x, _ = separable(seed=2)
+    group = TrainingGroup(x, np.zeros(len(x)), None, [5, 7, 9])
+    settings = nn_settings(hidden=[16, 2, 16])
+    graphed, = train_groups([group], settings, log=lambda _: None, loss=loss)
+    eager, = train_groups([group], nn_settings(hidden=[16, 2, 16], cuda_graphs=False), log=lambda _: None, loss=loss)
+    alone, = train_groups([TrainingGroup(x, np.zeros(len(x)), None, [7])], nn_settings(hidden=[16, 2, 16], members=1),
+                          log=lambda _: None, loss=loss)
+    np.testing.assert_allclose(graphed.predict(x), eager.predict(x), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(graphed.predict(x, per_member=True)[1], alone.predict(x), rtol=1e-3, atol=1e-4)
 
 
 def test_bf16_classifier_keeps_its_quality():
