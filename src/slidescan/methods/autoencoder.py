@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.nn import NN_SCHEMA, NNSettings, nn_epoch_events
+from ..backends.nn import NN_SCHEMA, NNSettings
 from ..data import weights_of
 from ..settings import section_schema
-from . import ClassifierScores, FoldData, Score, TrainingSet, register
+from . import ClassifierScores, FoldData, TrainingSet, register
+from .engine_score import EngineScore
 
 SAMPLE_KEY = """
   sample:
@@ -58,16 +59,11 @@ class VAESettings(AESettings):
                      "ELBO at the latent mean); the narrowest hidden layer is the latent space", [32, 2, 32])
 
 
-class Autoencoder(Score):
+class Autoencoder(EngineScore):
     name = "ae"
     description = "reconstruction error of an autoencoder ensemble of the sidebands (unsupervised)"
     settings_type = AESettings
     loss = "reconstruction"
-    batched = True
-    weighted = True
-
-    def members(self, settings) -> int:
-        return settings.members
 
     def samples_for(self, settings) -> tuple[str, ...]:
         return (settings.sample,) if settings.sample else ()
@@ -86,9 +82,6 @@ class Autoencoder(Score):
                              f"autoencoder ({self.name}) on")
         train = TrainingSet(events[inputs.features].to_numpy(), np.zeros(len(events)), weights_of(events, ones=True))
         return FoldData(train, inputs.data[inputs.data["fold"] == fold])
-
-    def epoch_key(self, settings, folds):
-        return nn_epoch_events(settings, [f.train for f in folds])
 
     def fit(self, fits, settings, checkpoint, log, epoch_key=None):
         from ..backends.nn.engine import TrainingGroup, train_groups

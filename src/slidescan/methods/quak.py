@@ -22,7 +22,8 @@ from ..checkpoint import part
 from ..data import weights_of
 from ..seeds import derive_seed
 from ..settings import section_schema
-from . import FoldData, Fitted, Score, TrainingSet, register
+from . import FoldData, Fitted, TrainingSet, register
+from .engine_score import EngineScore
 
 EXTRA = """
   priors:
@@ -69,15 +70,10 @@ class QUAKScores(Fitted):
         return logs[:, 0] - logs[:, 1:].min(axis=1)
 
 
-class QUAK(Score):
+class QUAK(EngineScore):
     name = "quak"
     description = "QUAK: far from a background autoencoder, near a signal prior's (auxiliary signal samples)"
     settings_type = QUAKSettings
-    batched = True
-    weighted = True
-
-    def members(self, settings) -> int:
-        return settings.members
 
     def samples_for(self, settings) -> tuple[str, ...]:
         return tuple(settings.priors)
@@ -96,9 +92,6 @@ class QUAK(Score):
         train = TrainingSet(sidebands[inputs.features].to_numpy(), np.zeros(len(sidebands)),
                             weights_of(sidebands, ones=True))
         return FoldData(train, inputs.data[inputs.data["fold"] == fold])
-
-    def epoch_key(self, settings, folds):
-        return nn_epoch_events(settings, [f.train for f in folds])
 
     @staticmethod
     def prior_epoch(settings, events) -> int:

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.nn import NN_SCHEMA, NNSettings, nn_epoch_events
+from ..backends.nn import NN_SCHEMA, NNSettings
 from ..checkpoint import part
 from ..data import weights_of
 from ..seeds import derive_seed
 from ..settings import section_schema
 from ..windows import REGION_SR
-from . import FoldData, Fitted, Score, TrainingSet, register
+from . import FoldData, Fitted, TrainingSet, register
+from .engine_score import EngineScore
 
 EXTRA = """
   tag_fraction:
@@ -94,15 +95,10 @@ class TNTScores(Fitted):
         return total
 
 
-class TagNTrain(Score):
+class TagNTrain(EngineScore):
     name = "tnt"
     description = "Tag N' Train: each jet's classifier trained on the samples the other jet's autoencoder tags"
     settings_type = TNTSettings
-    batched = True
-    weighted = True
-
-    def members(self, settings) -> int:
-        return settings.members
 
     def fold_data(self, inputs, fold, settings):
         jet_columns(inputs)
@@ -114,9 +110,6 @@ class TagNTrain(Score):
         # y: 1 for the SR events (the classifiers' sample), 0 for the sidebands (the autoencoders')
         return FoldData(TrainingSet(train[inputs.features].to_numpy(), sr.astype(float), weights_of(train, ones=True)),
                         inputs.data[inputs.data["fold"] == fold])
-
-    def epoch_key(self, settings, folds):
-        return nn_epoch_events(settings, [f.train for f in folds])
 
     def fit(self, fits, settings, checkpoint, log, epoch_key=None):
         from ..backends.nn.engine import TrainingGroup, train_groups
