@@ -86,3 +86,17 @@ def test_sculpting_is_one_for_a_cut_blind_to_mjj_and_above_one_for_a_cut_that_pr
         assert result[1.0].sr_efficiency_ratio == 1.0 and result[1.0].mjj_jsd == 0.0
         assert low < result[0.1].sr_efficiency_ratio < high, result[0.1].sr_efficiency_ratio
     assert result[0.1].mjj_jsd > 0.01
+
+
+def test_the_methods_figure_draws_every_method_and_marks_the_uncalibrated(tmp_path):
+    import matplotlib.image
+
+    from slidescan.plots import methods_z
+
+    calibration = pd.DataFrame({"method": ["a", "b"], "n": [12, 12], "ks_pvalue": [0.5, 0.3],
+                                "min_p0": [0.023, 4.8e-5]})
+    table = overview(_scan(), "w01", None, calibration)
+    out = tmp_path / "methods_z.png"
+    assert methods_z(table, out) == ["a", "b, NOT CALIBRATED"]
+    image = matplotlib.image.imread(out)
+    assert image.shape[0] > 400 and image.shape[1] > 1000 and image.std() > 0.05

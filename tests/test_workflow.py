@@ -273,7 +273,7 @@ def test_report_renders_summary_and_scan_figures_in_a_browser(tiny_run, tmp_path
     for category in ("Scan", "Sensitivity", "Calibration", "Methods", "Templates", "Diagnostics", "Jobs"):
         assert f">{category}<" in dom, category
     for figure in ("pvalue_scan_cathode-nn_inj400.png", "pvalue_scan_cwola-nn_inj0.png", "window_map.png",
-                   "roc_sic.png", "max_sic_vs_sb.png", "sensitivity.png"):
+                   "roc_sic.png", "max_sic_vs_sb.png", "sensitivity.png", "methods_z.png"):
         assert figure in dom, figure
     shot = tmp_path / "summary.png"
     subprocess.run([browser, *flags, "--window-size=1400,1800", f"--screenshot={shot}", report.as_uri()],

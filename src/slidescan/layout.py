@@ -247,6 +247,9 @@ class Layout:
     def methods_overview(self) -> Path:
         return self._p("methods.csv")
 
+    def methods_plot(self) -> Path:
+        return self._p("plots", "methods_z.png")
+
     def roc_plot(self) -> Path:
         return self._p("plots", "roc_sic.png")
 

@@ -166,6 +166,36 @@ def sensitivity(table: pd.DataFrame, out: str | os.PathLike, title: str = "") ->
     _save(fig, out)
 
 
+def methods_z(overview: pd.DataFrame, out: str | os.PathLike) -> list[str]:
+    """The Methods page's figure (``report.methods.overview``): per method, against the injected signal, the local
+    Z of its most significant window (median, band over seeds) and the scan's global Z after the look-elsewhere
+    effect (median). A method not calibrated at injection 0 is drawn dashed and says so: its Z is not evidence.
+    Returns the legend's labels."""
+    fig, (local, glob) = plt.subplots(1, 2, figsize=(14, 6), sharey=True)
+    labels = []
+    for (method, signal), grp in overview.groupby(["method", "signal"], dropna=False):
+        grp = grp.sort_values("injection")
+        calibrated = (grp["calibration"] != "NOT CALIBRATED").all()
+        label = f"{method}{f' ({signal})' if isinstance(signal, str) and signal else ''}" + \
+            ("" if calibrated else ", NOT CALIBRATED")
+        style = "o-" if calibrated else "o--"
+        labels.append(label)
+        line, = local.plot(grp["injection"], grp["local_z"], style, label=label)
+        local.fill_between(grp["injection"], grp["local_z_min"], grp["local_z_max"], color=line.get_color(),
+                           alpha=0.15)
+        glob.plot(grp["injection"], grp["global_z"], style, color=line.get_color(), label=label)
+    for ax, what in ((local, "local Z, most significant window and cut (median)"),
+                     (glob, "global Z of the scan (median)")):
+        for n_sigma in (3, 5):
+            ax.axhline(n_sigma, color="grey", ls="--", lw=0.8)
+        ax.set_xlabel("injected signal events")
+        ax.set_title(what, fontsize=13, loc="left")
+    local.set_ylabel("Z")
+    local.legend(fontsize=10)
+    _save(fig, out)
+    return labels
+
+
 MAX_CLOSURE_FEATURES = 8
 
 

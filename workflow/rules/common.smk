@@ -47,7 +47,7 @@ def scan_plots():
 
 def report_figures():
     """Figures of the report beyond the scan plots; the truth-based ones only when signal is injected."""
-    figures = [LAYOUT.window_map(), LAYOUT.jobs(), LAYOUT.methods_overview()]
+    figures = [LAYOUT.window_map(), LAYOUT.jobs(), LAYOUT.methods_overview(), LAYOUT.methods_plot()]
     figures += [LAYOUT.loss_plot(m) for m in METHODS]
     figures += [LAYOUT.model_loss_plot(m.model) for m in MODELS.values()]
     if SIGNAL_INJECTIONS:

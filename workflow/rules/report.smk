@@ -75,7 +75,8 @@ rule methods_overview:
         calibration=LAYOUT.calibration(),
         performance=[LAYOUT.performance()] if SIGNAL_INJECTIONS else [],
     output:
-        report(str(LAYOUT.methods_overview()), category="Methods", caption="../report/methods.rst"),
+        table=report(str(LAYOUT.methods_overview()), category="Methods", caption="../report/methods.rst"),
+        plot=report(str(LAYOUT.methods_plot()), category="Methods", caption="../report/methods.rst"),
     log:
         str(LAYOUT.log("methods_overview")),
     params:
