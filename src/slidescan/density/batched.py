@@ -32,7 +32,7 @@ from ..cudagraph import GraphedStep, use_graphs
 from ..devices import GLOBAL_RNG, resolve_device
 from ..io import content_hash
 from ..settings import EXECUTION_ONLY, identity_values
-from .flows import Preprocessor, TrainedFlow, build_flow, event_weights, weighted_mean
+from .flows import Preprocessor, TrainedFlow, build_flow, checked_training_set, event_weights, weighted_mean
 
 BETAS, EPS = (0.9, 0.999), 1e-8
 
@@ -108,8 +108,11 @@ def train_flows(tasks: list[FlowTask], settings) -> list[TrainedFlow]:
     # every member's events in one tensor, plus one padding row that empty batch slots point to
     z = torch.as_tensor(np.concatenate([m.z for m in members] + [np.zeros((1, members[0].z.shape[1]))]),
                         dtype=torch.float32, device=device)
-    c = torch.as_tensor(np.concatenate([m.c for m in members] + [np.zeros((1, 1))]), dtype=torch.float32,
-                        device=device)
+    if len({m.c.shape[1] for m in members}) > 1:
+        raise ValueError("train_flows: the flows of one batched model take conditions of one dimension, got "
+                         f"{sorted({m.c.shape[1] for m in members})}")
+    c = torch.as_tensor(np.concatenate([m.c for m in members] + [np.zeros((1, members[0].c.shape[1]))]),
+                        dtype=torch.float32, device=device)
     pad = len(z) - 1
     offsets = np.cumsum([0] + [len(m.z) for m in members])
     # per-event weights when any member has them (the others weigh 1, the padding row 0)
@@ -124,7 +127,7 @@ def train_flows(tasks: list[FlowTask], settings) -> list[TrainedFlow]:
     with GLOBAL_RNG:  # another device's thread may seed torch's global generator too
         for m in members:  # each member initialised from its own seed, as train_flow initialises it
             torch.manual_seed(int(m.task.seed) % (2**63))
-            modules.append(_LogProb(build_flow(m.z.shape[1], settings)))
+            modules.append(_LogProb(build_flow(m.z.shape[1], settings, m.c.shape[1])))
     base = modules[0]
     names = [n for n, _ in base.named_parameters()]
     params = [torch.stack([dict(mod.named_parameters())[n].detach() for mod in modules]).to(device).requires_grad_()
@@ -202,12 +205,7 @@ class _Member:
     """One task's split, preprocessing, schedule, kept epochs, history and checkpoint state."""
 
     def __init__(self, task: FlowTask, settings):
-        x, mjj = np.asarray(task.x, float), np.asarray(task.mjj, float)
-        if len(x) != len(mjj) or x.ndim != 2:
-            raise ValueError(f"{task.what} training: x must be (events, features) with one mjj per event, got "
-                             f"{x.shape}, {mjj.shape}")
-        if not np.all(np.isfinite(x)) or not np.all(np.isfinite(mjj)):
-            raise ValueError(f"{task.what} training: features or mjj contain inf or NaN")
+        x, mjj = checked_training_set(task.x, task.mjj, task.what)
         self.task, self.settings = task, settings
         self.index, self.names, self.buffers, self.key_order = 0, [], {}, {}
         n = len(x)
@@ -282,7 +280,7 @@ class _Member:
 
     def save(self, epoch: int, params, optimizer: MaskedAdam) -> None:
         """A checkpoint in the single flow's format (its Adam's state dict): ``train_flow`` resumes from it."""
-        flow = build_flow(self.n_features, self.settings)
+        flow = build_flow(self.n_features, self.settings, self.pre.n_condition)
         flow.load_state_dict(self.state_dict(params))
         adam = torch.optim.Adam(flow.parameters(), lr=self.settings.learning_rate)
         for k, p in enumerate(flow.parameters()):

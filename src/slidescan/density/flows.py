@@ -43,7 +43,8 @@ LOG_MARGIN = 0.5
 
 @dataclass
 class Preprocessor:
-    """x -> standardised clamped logit of a min-max scaling; mjj -> standardised condition.
+    """x -> standardised clamped logit of a min-max scaling; the condition (mjj, or several context variables, one
+    column each) -> standardised per column.
 
     ``log``: features taken as log x first (``log_logit``; ``lo`` and ``hi`` are then in log x). x below the
     widened range's lower edge is raised to it before the log, as the clamped logit treats it, so every
@@ -54,8 +55,8 @@ class Preprocessor:
     hi: np.ndarray
     mean: np.ndarray
     std: np.ndarray
-    m_mean: float
-    m_std: float
+    m_mean: float | np.ndarray  # a float for mjj alone (the flows written before vector conditions), else per column
+    m_std: float | np.ndarray
     log: np.ndarray | None = None  # bool per feature; None: none (the ``logit`` preprocessing)
 
     @classmethod
@@ -68,8 +69,13 @@ class Preprocessor:
         span = np.where(hi > lo, hi - lo, 1.0)
         if log is not None:  # log x has long tails on both sides: a wide margin keeps held-out events off the clamp
             margin = np.where(log, LOG_MARGIN, margin)
-        pre = cls(lo - margin * span, hi + margin * span, np.zeros(x.shape[1]), np.ones(x.shape[1]),
-                  float(mjj.mean()), float(mjj.std() or 1.0), log)
+        mjj = np.asarray(mjj, float)
+        if mjj.ndim == 1:
+            m_mean, m_std = float(mjj.mean()), float(mjj.std() or 1.0)
+        else:
+            m_mean, m_std = mjj.mean(0), np.where(mjj.std(0) > 0, mjj.std(0), 1.0)
+        pre = cls(lo - margin * span, hi + margin * span, np.zeros(x.shape[1]), np.ones(x.shape[1]), m_mean, m_std,
+                  log)
         z = pre._logit(x)
         pre.mean, pre.std = z.mean(0), z.std(0) + 1e-8
         return pre
@@ -108,16 +114,29 @@ class Preprocessor:
         y = self.lo + expit(z * self.std + self.mean) * (self.hi - self.lo)
         return np.where(self.log, np.exp(np.where(self.log, y, 0.0)), y) if self.log is not None else y
 
+    @property
+    def n_condition(self) -> int:
+        """The condition's dimension: 1 for mjj, d for d context variables."""
+        return int(np.size(self.m_mean))
+
     def condition(self, mjj: np.ndarray) -> np.ndarray:
-        return ((np.asarray(mjj, float) - self.m_mean) / self.m_std)[:, None]
+        """The flow's condition, (n, d), from mjj (n,) or the context variables (n, d)."""
+        c = np.asarray(mjj, float)
+        c = c[:, None] if c.ndim == 1 else c
+        if c.ndim != 2 or c.shape[1] != self.n_condition:
+            raise ValueError(f"flow condition: expected {self.n_condition} value(s) per event, got shape "
+                             f"{np.shape(mjj)}")
+        return (c - self.m_mean) / self.m_std
 
 
-def build_flow(n_features: int, settings: FlowSettings) -> torch.nn.Module:
+def build_flow(n_features: int, settings: FlowSettings, n_condition: int = 1) -> torch.nn.Module:
+    """A MAF of ``n_features`` conditioned on ``n_condition`` values (mjj; or the context variables of a region)."""
     import zuko
 
     # its random init draws from torch's global generator: never inside another device thread's seeded section
     with GLOBAL_RNG:
-        flow = zuko.flows.MAF(n_features, 1, transforms=settings.transforms, hidden_features=list(settings.hidden))
+        flow = zuko.flows.MAF(n_features, n_condition, transforms=settings.transforms,
+                              hidden_features=list(settings.hidden))
     # Start every transform with scale 1 (zero the scale outputs of each MADE; the shifts keep their random
     # init, so gradients flow from the first step). zuko's random init lets each affine layer scale by up
     # to e^6.9: stacked 15 deep (the published setting), some ordinary events started at an NLL of 1e27
@@ -156,7 +175,7 @@ class TrainedFlow:
         self.states = states
         self.flows = []
         for state in states:
-            flow = build_flow(n_features, settings)
+            flow = build_flow(n_features, settings, pre.n_condition)
             flow.load_state_dict(state)
             self.flows.append(flow.to(self.device).eval())
 
@@ -277,8 +296,10 @@ def load_flow(path, device: str = "auto") -> TrainedFlow:
     if "flow_members" not in attrs:
         raise ValueError(f"{path}: holds no flow (no flow_members attribute); it was not written by a flow model")
     arrays = read_arrays(path)
-    pre = Preprocessor(arrays["pre_lo"], arrays["pre_hi"], arrays["pre_mean"], arrays["pre_std"],
-                       float(arrays["pre_m_mean"][0]), float(arrays["pre_m_std"][0]),
+    m_mean, m_std = arrays["pre_m_mean"], arrays["pre_m_std"]
+    if len(m_mean) == 1:  # mjj alone
+        m_mean, m_std = float(m_mean[0]), float(m_std[0])
+    pre = Preprocessor(arrays["pre_lo"], arrays["pre_hi"], arrays["pre_mean"], arrays["pre_std"], m_mean, m_std,
                        arrays["pre_log"].astype(bool) if "pre_log" in arrays else None)
     states = []
     for i in range(int(attrs["flow_members"])):
@@ -290,11 +311,23 @@ def load_flow(path, device: str = "auto") -> TrainedFlow:
                        str(attrs.get("fingerprint", "")), morph_of=str(attrs.get("flow_morph_of", "")))
 
 
+def checked_training_set(x, condition, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` (events, features) and its condition: mjj (events,) or context variables (events, d), finite."""
+    x, condition = np.asarray(x, float), np.asarray(condition, float)
+    if x.ndim != 2 or condition.ndim not in (1, 2) or len(x) != len(condition):
+        raise ValueError(f"{what} training: x must be (events, features) with one mjj (or one row of context "
+                         f"variables) per event, got {x.shape}, {condition.shape}")
+    if not np.all(np.isfinite(x)) or not np.all(np.isfinite(condition)):
+        raise ValueError(f"{what} training: features or mjj contain inf or NaN")
+    return x, condition
+
+
 def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
                checkpoint: str | os.PathLike | None = None, log: Callable[[str], None] = print,
                background: np.ndarray | None = None, signal_fraction: float = 0.01,
                what: str = "flow", weight: np.ndarray | None = None, base: TrainedFlow | None = None) -> TrainedFlow:
-    """Fit p(x | mjj) by maximum likelihood, keeping the ``n_best`` epochs of lowest validation loss.
+    """Fit p(x | mjj) by maximum likelihood, keeping the ``n_best`` epochs of lowest validation loss. ``mjj`` may be
+    a condition of several columns (events, d), e.g. the context variables of a non-resonant region.
 
     With ``background`` (the log density of each event under a fixed background model, in the
     space of ``x``), the flow is the signal component of ``w p_flow + (1 - w) p_background`` and the
@@ -313,13 +346,7 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
     """
     torch.set_num_threads(max(1, int(settings.threads)))
     device = resolve_device(settings.device)
-    x = np.asarray(x, float)
-    mjj = np.asarray(mjj, float)
-    if len(x) != len(mjj) or x.ndim != 2:
-        raise ValueError(f"{what} training: x must be (events, features) with one mjj per event, got {x.shape}, "
-                         f"{mjj.shape}")
-    if not np.all(np.isfinite(x)) or not np.all(np.isfinite(mjj)):
-        raise ValueError(f"{what} training: features or mjj contain inf or NaN")
+    x, mjj = checked_training_set(x, mjj, what)
     n = len(x)
     n_val = max(1, int(round(settings.validation_fraction * n)))
     if n - n_val < settings.batch_size:
@@ -346,7 +373,7 @@ def train_flow(x: np.ndarray, mjj: np.ndarray, settings, seed: int,
 
     with GLOBAL_RNG:  # another device's thread of the job may seed torch's global generator too
         torch.manual_seed(int(seed) % (2**63))
-        flow = build_flow(x.shape[1], settings).to(device)
+        flow = build_flow(x.shape[1], settings, pre.n_condition).to(device)
     if base is not None:
         with torch.no_grad():  # the identity: every MADE's last layer (shifts and scales) zero
             for transform in flow.transform.transforms:
