@@ -86,6 +86,9 @@ def test_unlabelled_events_refuse_injections_and_truth_methods_naming_why(tmp_pa
     # background only, no truth method: the data are read as they are (every event background)
     prepare_data(lhco(path), tmp_path / "ok.h5")
     assert len(read_table(tmp_path / "ok.h5", "signal_pool")) == 0
+    # every event is the scan's: no truth reference is set apart from data that no truth method may use
+    assert len(read_table(tmp_path / "ok.h5", "background")) == 500
+    assert len(read_table(tmp_path / "ok.h5", "reference_background")) == 0
     for injections, methods, why in (([0, 400], ["cwola-nn"], r"injections \[400\] need labelled signal events"),
                                      ([0], ["idealized-bdt", "cwola-nn"], r"idealized-bdt needs truth labels")):
         with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: no column 'label': the events are data "

@@ -170,7 +170,14 @@ def _table(data, log, features, labels=(0, 1)) -> Samples:
 
 def _by_label(events: pd.DataFrame, reference_fraction: float, seed: int, path, labelled: bool = True) -> Samples:
     """Background (label 0) and signal (label 1), each split at random into the scan's and the references; the
-    events of other labels are named signal models' (:func:`signal_samples`)."""
+    events of other labels are named signal models' (:func:`signal_samples`).
+
+    Events without labels are data: every one of them is the scan's. A truth reference set apart from them could
+    serve no method (those that need the truth refuse unlabelled data), so it would only throw away
+    ``reference_fraction`` of the data's statistics."""
+    if not labelled:
+        events = events.reset_index(drop=True)
+        return Samples(events, events.iloc[:0], events.iloc[:0], events.iloc[:0], str(path), False)
     background, ref_bkg = _split(events[events["label"] == 0], reference_fraction, rng(seed, "split_bkg"))
     pool, ref_sig = _split(events[events["label"] == 1], 0.5, rng(seed, "split_sig"))
     return Samples(background, pool, ref_bkg, ref_sig, str(path), labelled)
