@@ -274,7 +274,7 @@ def test_an_epoch_with_an_infinite_validation_density_is_left_out(monkeypatch):
                     return out
             return Poisoned()
 
-    monkeypatch.setattr(flows, "build_flow", lambda n, s: PoisonedAtEpoch2(build(n, s)))
+    monkeypatch.setattr(flows, "build_flow", lambda n, s, c=1: PoisonedAtEpoch2(build(n, s, c)))
     x, m = conditional_gaussian(3000, 5)
     lines = []
     trained = train_flow(x, m, FlowSettings.from_config(dict(**dict(SMALL, epochs=4))), seed=2, log=lines.append)
