@@ -1,4 +1,5 @@
-"""The three registries a method plugs into: methods, per-window models and classifier backends.
+"""The registries a method plugs into: methods, per-window models and classifier backends; and the statistics
+that test a selection.
 
 Each entry registers itself when its module is imported (``register(...)`` at the bottom of the
 module); the built-in modules are imported by :func:`load_builtins`, a user's own by the config's
@@ -70,9 +71,11 @@ def _caller() -> str:
 METHODS: Registry = Registry("method")
 MODELS: Registry = Registry("model")
 BACKENDS: Registry = Registry("backend")
+# the tests of a selection (bumphunt.statistic): the sideband fit, the template count (stats.statistics)
+STATISTICS: Registry = Registry("statistic")
 
 # the modules whose import registers the built-in entries
-BUILTINS = ("slidescan.backends", "slidescan.density", "slidescan.methods")
+BUILTINS = ("slidescan.backends", "slidescan.density", "slidescan.methods", "slidescan.stats.statistics")
 _loaded = False
 
 

@@ -114,6 +114,7 @@ class BumphuntSettings(Settings):
     p0_calculator: str
     p0_toys: int
     global_toys: int
+    statistic: str  # a name in registry.STATISTICS
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ class ScanSettings:
                    cluster=ClusterSettings(**config["cluster"]),
                    packing=PackingSettings(**config["packing"]),
                    truth_mass=signals[0].mass, signals=signals, feature_groups=groups)
+        settings.check_statistic(source)
         declared = settings.limits.efficiency
         if declared is not None and not any(np.isclose(declared, e) for e in settings.bumphunt.efficiencies):
             raise ConfigError(f"{source}: limits.efficiency: {declared:g} is not one of bumphunt.efficiencies "
@@ -258,6 +260,24 @@ class ScanSettings:
             raise ConfigError(f"{source}: data.table.label is null (data without truth labels), so "
                               f"{settings.refusal_without_labels()}")
         return settings
+
+    def check_statistic(self, source: str = "config") -> None:
+        """``bumphunt.statistic`` is a registered test, and a test that predicts from a template gets methods with
+        one."""
+        from .config import ConfigError
+        from .registry import STATISTICS, load_builtins
+
+        load_builtins()
+        name = self.bumphunt.statistic
+        if name not in STATISTICS:
+            raise ConfigError(f"{source}: bumphunt.statistic: {name!r} is not a registered test; known: "
+                              f"{sorted(s.name for s in STATISTICS)}")
+        if STATISTICS[name].needs_template:
+            without = [m for m, run in self.methods.items() if not run.has_template]
+            if without:
+                raise ConfigError(f"{source}: bumphunt.statistic is {name}, which predicts the background from each "
+                                  f"method's held-out SR template, but {', '.join(without)} have none; remove them or "
+                                  "use sideband_fit (docs/architecture.md, \"Statistics\")")
 
     @property
     def limit_efficiency(self) -> float:

@@ -386,6 +386,12 @@ class MethodRun(ABC):
         needs.update({f"model {m}": tuple(MODELS[m].samples) for m in self.all_models()})
         return {who: samples for who, samples in needs.items() if samples}
 
+    @property
+    def has_template(self) -> bool:
+        """Whether its folds score a held-out template of the SR background (``Reference.held_out``): what the
+        template count test (``bumphunt.statistic``) predicts the background from."""
+        return getattr(self.method, "held_out", None) is not None
+
     def method_samples(self) -> tuple[str, ...]:
         """The samples the method itself reads (``inputs.samples``), not its models."""
         return tuple(getattr(self.method, "samples", ()))

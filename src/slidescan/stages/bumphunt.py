@@ -37,18 +37,22 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
 
     With ``spectra_dir``, the selected spectra are drawn to ``spectra_dir/<window>.png``.
     """
-    from ..stats import bump_hunt  # pyhf and iminuit are imported by bump-hunt jobs only
+    from ..registry import STATISTICS, load_builtins
 
+    load_builtins()  # the tests register themselves (stats.statistics); pyhf and iminuit load in bump-hunt jobs only
     attrs = read_attrs(scores)
     experiment = PseudoExperiment.from_attrs(attrs)
     df = read_table(scores, "scores")
     w = settings.window(attrs["window"])
     b = settings.bumphunt
     weights = weights_of(df)
-    results = bump_hunt(df["mjj"].to_numpy(), df["score"].to_numpy(), w, b.efficiencies, b.bin_width,
-                        b.fit_parameters, labels=df["label"].to_numpy(), calculator=b.p0_calculator, ntoys=b.p0_toys,
-                        seed=derive_seed(settings.data.seed, "p0", w.name, attrs["method"], *experiment.key) % (2**32),
-                        weights=weights)
+    statistic = STATISTICS[b.statistic]
+    template = read_table(scores, "reference_scores") if has_table(scores, "reference_scores") else None
+    if statistic.needs_template and template is None:
+        raise ValueError(f"{scores}: bumphunt.statistic {b.statistic} needs the method's held-out SR template scores "
+                         f"(table reference_scores), and {attrs['method']} has none")
+    results = statistic.test(df, template, w, b,
+                             derive_seed(settings.data.seed, "p0", w.name, attrs["method"], *experiment.key) % (2**32))
     table = pd.DataFrame([r.as_dict() for r in results])
     table.insert(0, "window", w.name)
     table.insert(1, "sr_lo", w.sr_lo)

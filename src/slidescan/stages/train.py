@@ -358,8 +358,9 @@ def merge_folds(fold_files: list[str], out) -> None:
               "history": pd.concat([read_table(f, "history").assign(fold=read_attrs(f)["fold"]) for f in fold_files],
                                    ignore_index=True)}
     if all(has_table(f, "reference_scores") for f in fold_files):
-        tables["reference_scores"] = pd.concat([read_table(f, "reference_scores") for f in fold_files],
-                                               ignore_index=True)
+        # each fold's template scored by its own fold's classifier: the template count's ensemble of k predictions
+        tables["reference_scores"] = pd.concat([read_table(f, "reference_scores").assign(fold=read_attrs(f)["fold"])
+                                                for f in fold_files], ignore_index=True)
     attrs = read_attrs(fold_files[0])
     for key in ("fold", "fingerprint", "settings_fingerprint"):
         attrs.pop(key, None)

@@ -1,0 +1,94 @@
+"""The tests of a selection as a registry (issue 32, part 3): the sideband fit and the template count."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from slidescan.config import ConfigError
+from slidescan.registry import STATISTICS, load_builtins
+from slidescan.settings import ScanSettings
+from slidescan.stats.template_count import template_count, template_prediction
+from slidescan.windows import REGION_SR, Window
+
+from test_workflow import TINY, make_workdir, snakemake
+
+WINDOW = Window(0, 3.0, 3.3, 3.7, 4.0)
+EFFICIENCIES = [0.1, 0.02]
+
+
+def _toy(g, n_sr=4000, n_template=12000, k=3, signal=0):
+    """SR data and an independent template of the same background (score ~ N(0, 1)), in k folds; ``signal`` events
+    at score ~ N(3, 0.3) join the data."""
+    score = np.concatenate([g.normal(0, 1, n_sr), g.normal(3, 0.3, signal)])
+    label = np.concatenate([np.zeros(n_sr, int), np.ones(signal, int)])
+    mjj = g.uniform(3.3, 3.7, len(score))
+    events = pd.DataFrame({"mjj": mjj, "region": np.full(len(score), REGION_SR), "label": label, "score": score})
+    template = pd.DataFrame({"mjj": g.uniform(3.3, 3.7, n_template), "region": REGION_SR, "label": 0,
+                             "score": g.normal(0, 1, n_template), "fold": g.integers(0, k, n_template)})
+    return events, template
+
+
+def test_the_template_counts_pulls_on_background_only_toys_have_mean_0_and_width_1():
+    g = np.random.default_rng(11)
+    pulls = {e: [] for e in EFFICIENCIES}
+    for _ in range(300):
+        events, template = _toy(g)
+        for row in template_count(events, template, WINDOW, EFFICIENCIES, "asymptotic"):
+            pulls[row.efficiency].append((row.n_obs - row.n_bkg) / np.sqrt(row.n_bkg + row.n_bkg_err ** 2))
+            assert row.fit_ok and row.fit_message == "template count"
+    for eff, p in pulls.items():
+        p = np.asarray(p)
+        # 300 toys: the mean's error 0.06, the width's 0.04
+        assert abs(p.mean()) < 0.2, (eff, p.mean())
+        assert 0.85 < p.std() < 1.15, (eff, p.std())
+
+
+def test_the_prediction_is_the_templates_fraction_times_the_sr_and_its_error_the_larger_of_statistics_and_spread():
+    template = pd.DataFrame({"score": np.r_[np.zeros(80), np.ones(20), np.zeros(50), np.ones(50)],
+                             "fold": np.r_[np.zeros(100, int), np.ones(100, int)]})
+    b, err = template_prediction(template, 0.5, 1000)
+    assert b == pytest.approx(1000 * 70 / 200)
+    spread = np.std([0.2, 0.5], ddof=1) / np.sqrt(2)  # the two folds disagree: their spread, not sqrt(70) / 200
+    assert err == pytest.approx(1000 * spread)
+    same = template.assign(fold=0)  # one template: its statistics alone
+    assert template_prediction(same, 0.5, 1000)[1] == pytest.approx(1000 * np.sqrt(70) / 200)
+
+
+def test_a_signal_above_the_template_is_found_and_its_expected_z_agrees():
+    g = np.random.default_rng(5)
+    events, template = _toy(g, signal=60)
+    rows = {r.efficiency: r for r in template_count(events, template, WINDOW, [1.0, 0.02], "asymptotic")}
+    assert rows[1.0].z < 2  # 60 events in 4060: no cut sees nothing
+    assert rows[0.02].z > 4 and rows[0.02].n_signal_selected == 60  # S 60 over B about 80
+    assert rows[0.02].z_expected == pytest.approx(rows[0.02].z, rel=0.3)
+
+
+def test_an_unknown_statistic_or_a_method_without_a_template_is_refused_by_name():
+    load_builtins()
+    assert {"sideband_fit", "template_count"} <= {s.name for s in STATISTICS}
+    with pytest.raises(ConfigError, match=r"bumphunt.statistic: 'count' is not a registered test; known: "
+                                          r"\['sideband_fit', 'template_count'\]"):
+        ScanSettings.from_config({**TINY, "bumphunt": {"statistic": "count"}})
+    with pytest.raises(ConfigError, match=r"template_count, which predicts the background from each method's "
+                                          r"held-out SR template, but cwola-nn have none"):
+        ScanSettings.from_config({**TINY, "bumphunt": {"statistic": "template_count"}})
+    settings = ScanSettings.from_config({**TINY, "methods": ["cathode-nn", "idealized-bdt"],
+                                         "bumphunt": {"statistic": "template_count"}})
+    assert settings.bumphunt.statistic == "template_count"
+
+
+@pytest.mark.workflow
+def test_a_scan_tested_by_template_count_predicts_each_cut_from_its_template(tmp_path):
+    config = {**TINY, "scan": "counted", "methods": ["idealized-nn"], "injections": [0],
+              "bumphunt": {"efficiencies": [1.0, 0.1, 0.01], "statistic": "template_count"}}
+    workdir = make_workdir(tmp_path, config)
+    result = snakemake(workdir, "results/counted/pvalue_scan.csv")
+    assert result.returncode == 0, result.stderr[-4000:]
+    scan = pd.read_csv(workdir / "results/counted/pvalue_scan.csv")
+    assert (scan["fit_message"] == "template count").all() and scan["fit_ok"].all()
+    cut = scan[scan["efficiency"] == 0.1]
+    # background only, the idealized template is the background itself: the SR count within a few sigma of it
+    pulls = (cut["n_obs"] - cut["n_bkg"]) / np.sqrt(cut["n_bkg"] + cut["n_bkg_err"] ** 2)
+    assert (pulls.abs() < 4).all(), cut[["window", "n_obs", "n_bkg", "n_bkg_err"]]
+    ratio = cut["n_bkg"].to_numpy() / scan[scan["efficiency"] == 1.0]["n_bkg"].to_numpy()
+    assert np.allclose(ratio, 0.1, rtol=0.05), ratio  # the template's fraction above the cut, times the SR
