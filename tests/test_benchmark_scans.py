@@ -35,7 +35,7 @@ def test_fullscale_windows_fit_the_synthetic_data_and_slices_select(scale):
     assert len(settings.windows) == 10
     assert any(w.sr_lo == pytest.approx(3.3) and w.sr_hi == pytest.approx(3.7) for w in settings.windows)
     background = generate_background(100_000, SyntheticModel.from_config({}), rng(1, "fullscale-test"))
-    check_windows(list(settings.windows), background["mjj"].to_numpy(), settings.min_events, scale)
+    check_windows(list(settings.windows), background, settings.min_events, scale)
 
     sliced = _settings(fullscale.overlay(scale, "cpu", seeds=1, pack="scan", injections=[0],
                                          windows=(3.3, 3.5)))

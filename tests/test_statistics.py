@@ -43,15 +43,29 @@ def test_the_template_counts_pulls_on_background_only_toys_have_mean_0_and_width
         assert 0.85 < p.std() < 1.15, (eff, p.std())
 
 
-def test_the_prediction_is_the_templates_fraction_times_the_sr_and_its_error_the_larger_of_statistics_and_spread():
+def test_the_prediction_sums_each_folds_data_times_its_own_templates_fraction_with_its_statistics():
     template = pd.DataFrame({"score": np.r_[np.zeros(80), np.ones(20), np.zeros(50), np.ones(50)],
                              "fold": np.r_[np.zeros(100, int), np.ones(100, int)]})
-    b, err = template_prediction(template, 0.5, 1000)
-    assert b == pytest.approx(1000 * 70 / 200)
-    spread = np.std([0.2, 0.5], ddof=1) / np.sqrt(2)  # the two folds disagree: their spread, not sqrt(70) / 200
-    assert err == pytest.approx(1000 * spread)
-    same = template.assign(fold=0)  # one template: its statistics alone
-    assert template_prediction(same, 0.5, 1000)[1] == pytest.approx(1000 * np.sqrt(70) / 200)
+    b, err = template_prediction(template, 0.5, {0: 1000, 1: 400})
+    assert b == pytest.approx(1000 * 0.2 + 400 * 0.5)
+    assert err == pytest.approx(np.sqrt(1000 ** 2 * 0.2 * 0.8 / 100 + 400 ** 2 * 0.5 * 0.5 / 100))
+    whole = template_prediction(template, 0.5, 1400)  # no folds: the whole template's fraction
+    assert whole[0] == pytest.approx(1400 * 70 / 200) and whole[1] == pytest.approx(1400 * np.sqrt(0.35 * 0.65 / 200))
+
+
+def test_folds_whose_classifiers_score_on_other_scales_are_predicted_each_from_its_own_template():
+    """Fold 1's classifier puts everything 5 higher: one threshold over the whole template keeps all of fold 1 and
+    none of fold 0, so only fold by fold is the prediction right."""
+    g = np.random.default_rng(3)
+    pulls = []
+    for _ in range(200):
+        events, template = _toy(g, k=2)
+        events["fold"] = g.integers(0, 2, len(events))
+        events.loc[events["fold"] == 1, "score"] += 5
+        template.loc[template["fold"] == 1, "score"] += 5
+        row = template_count(events, template, WINDOW, [0.1], "asymptotic")[0]
+        pulls.append((row.n_obs - row.n_bkg) / np.sqrt(row.n_bkg + row.n_bkg_err ** 2))
+    assert abs(np.mean(pulls)) < 0.25 and 0.8 < np.std(pulls) < 1.2
 
 
 def test_a_signal_above_the_template_is_found_and_its_expected_z_agrees():

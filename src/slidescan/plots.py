@@ -19,6 +19,14 @@ from .io import atomic_path  # noqa: E402
 plt.style.use(mplhep.style.CMS)
 
 
+def region_position(rows: pd.DataFrame) -> tuple[pd.Series, str, bool]:
+    """Where each row's region lies on a scan figure's x axis: its SR centre in mjj, or for regions without an mjj
+    window (thresholds, whose sr_lo is empty) its index in the grid (windows.csv); the axis label; whether in mjj."""
+    if rows["sr_lo"].notna().all():
+        return 0.5 * (rows["sr_lo"] + rows["sr_hi"]), r"signal region centre $m_{jj}$ [TeV]", True
+    return rows["window"].str[1:].astype(int), "region (windows.csv: its thresholds)", False
+
+
 def pvalue_scan(table: pd.DataFrame, method: str, injection: int, out: str | os.PathLike,
                 truth_mass: float | None = None, signal: str = "") -> None:
     """CWoLa-hunting style scan: local p0 against SR centre, one line per efficiency.
@@ -28,7 +36,7 @@ def pvalue_scan(table: pd.DataFrame, method: str, injection: int, out: str | os.
     """
     chosen = table["signal"] == signal if "signal" in table else True
     sub = table[(table["method"] == method) & (table["injection"] == injection) & chosen].copy()
-    sub["centre"] = 0.5 * (sub["sr_lo"] + sub["sr_hi"])
+    sub["centre"], xlabel, in_mjj = region_position(sub)
     fig, ax = plt.subplots(figsize=(9, 7))
     colors = plt.cm.viridis(np.linspace(0, 0.9, sub["efficiency"].nunique()))
     for color, (eff, grp) in zip(colors, sorted(sub.groupby("efficiency"), key=lambda kv: -kv[0])):
@@ -46,9 +54,9 @@ def pvalue_scan(table: pd.DataFrame, method: str, injection: int, out: str | os.
         if p >= ax.get_ylim()[0]:
             ax.axhline(p, color="grey", ls="--", lw=0.8)
             ax.text(ax.get_xlim()[1], p, f" {n_sigma}$\\sigma$", va="center", color="grey", fontsize=12)
-    if truth_mass is not None and injection > 0:
+    if truth_mass is not None and injection > 0 and in_mjj:
         ax.axvline(truth_mass, color="red", ls=":", lw=1.2, label=f"injected signal ({truth_mass:g} TeV)")
-    ax.set_xlabel(r"signal region centre $m_{jj}$ [TeV]")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(r"local $p_0$")
     ax.set_title(f"{method}, {'signal ' + signal + ', ' if signal else ''}injection {injection}", fontsize=16,
                  loc="right")
@@ -115,6 +123,26 @@ def selected_spectra(mjj: np.ndarray, scores: np.ndarray, window, results: list,
     axes[1, 0].set_ylabel("pull", fontsize=14)
     axes[0, 0].legend(fontsize=10)
     fig.suptitle(title, fontsize=16)
+    _save(fig, out)
+
+
+def selected_counts(results: list, title: str, out: str | os.PathLike) -> None:
+    """A region without an mjj window (thresholds): per cut, the SR events kept against the predicted background
+    and its uncertainty, and the local Z."""
+    eff = np.array([r.efficiency for r in results])
+    x = np.arange(len(results))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.errorbar(x, [r.n_bkg for r in results], yerr=[r.n_bkg_err for r in results], fmt="s", color="C0", capsize=4,
+                 label="predicted background")
+    top.plot(x, [r.n_obs for r in results], "o", color="black", label="SR data kept")
+    top.set_yscale("log")
+    top.set_ylabel("events", fontsize=14)
+    top.legend(fontsize=10)
+    bottom.bar(x, [r.z for r in results], color="gold")
+    bottom.set_ylabel("local Z", fontsize=14)
+    bottom.set_xticks(x, [f"{e:g}" for e in eff])
+    bottom.set_xlabel("background efficiency of the cut", fontsize=14)
+    fig.suptitle(title, fontsize=13)
     _save(fig, out)
 
 
@@ -293,6 +321,37 @@ def loss_curves(histories: dict[str, pd.DataFrame], title: str, out: str | os.Pa
     _save(fig, out)
 
 
+def threshold_map(events: pd.DataFrame, regions: list, out: str | os.PathLike) -> None:
+    """The regions of a non-resonant search over the events' context columns: each SR's corner (its thresholds)
+    over the events' 2-D histogram (one context column: a histogram with each threshold)."""
+    context = list(regions[0].context)
+    fig, ax = plt.subplots(figsize=(9, 7))
+    x = events[context[0]].to_numpy(float)
+    if len(context) == 1:
+        ax.hist(x, bins=100, histtype="stepfilled", color="grey", alpha=0.6, label="events")
+        ax.set_yscale("log")
+        for w in regions:
+            ax.axvline(w.thresholds[0], color="gold", lw=2)
+            ax.text(w.thresholds[0], ax.get_ylim()[1], f" {w.name}", rotation=90, va="top", fontsize=10)
+        ax.set_ylabel("events")
+    else:
+        y = events[context[1]].to_numpy(float)
+        hi = np.quantile(x, 0.9999), np.quantile(y, 0.9999)
+        counts, xe, ye = np.histogram2d(x, y, bins=100, range=[[x.min(), hi[0]], [y.min(), hi[1]]])
+        mesh = ax.pcolormesh(xe, ye, np.ma.masked_equal(counts.T, 0), norm=matplotlib.colors.LogNorm(),
+                             cmap="Greys")
+        fig.colorbar(mesh, ax=ax, label="events")
+        for i, w in enumerate(regions):
+            tx, ty = w.thresholds
+            ax.plot([tx, hi[0]], [ty, ty], color=f"C{i % 10}", lw=2)
+            ax.plot([tx, tx], [ty, hi[1]], color=f"C{i % 10}", lw=2, label=f"{w.name}: {w.label}")
+        ax.set_ylabel(f"{context[1]} [TeV]")
+        ax.legend(fontsize=9, loc="upper right")
+    ax.set_xlabel(f"{context[0]} [TeV]")
+    ax.set_title("signal regions (the high corner of each) and control regions (the rest)", fontsize=12)
+    _save(fig, out)
+
+
 def window_map(mjj: np.ndarray, windows: list, out: str | os.PathLike, truth_mass: float | None = None) -> None:
     """The sliding windows over the mjj spectrum: sidebands (blue) and signal regions (gold), one row each."""
     fig, (ax, ax_w) = plt.subplots(2, 1, figsize=(10, 4 + 0.35 * len(windows)), sharex=True,
@@ -325,7 +384,7 @@ def limit_plot(table: pd.DataFrame, method: str, efficiency: float, out: str | o
     their median."""
     chosen = table["signal"] == signal if "signal" in table else True
     sub = table[(table["method"] == method) & np.isclose(table["efficiency"], efficiency) & chosen].copy()
-    sub["centre"] = 0.5 * (sub["sr_lo"] + sub["sr_hi"])
+    sub["centre"], xlabel, in_mjj = region_position(sub) if len(sub) else (sub.get("sr_lo"), "", True)
     columns = ["limit_obs", "limit_exp_m2", "limit_exp_m1", "limit_exp_median", "limit_exp_p1", "limit_exp_p2"]
     present = [c for c in columns if c in sub]
     by_window = sub.groupby("centre")[present].median().reset_index() if present else pd.DataFrame()
@@ -344,10 +403,10 @@ def limit_plot(table: pd.DataFrame, method: str, efficiency: float, out: str | o
             ax.set_yscale("log")
     else:
         ax.text(0.5, 0.5, "no limits", transform=ax.transAxes, ha="center")
-    if truth_mass is not None:
+    if truth_mass is not None and in_mjj:
         ax.axvline(truth_mass, color="grey", ls=":", label=f"injected mass {truth_mass:g} TeV")
     cut = "no cut" if efficiency >= 1 else f"top {efficiency:g}"
-    ax.set_xlabel(r"SR centre $m_{jj}$ [TeV]")
+    ax.set_xlabel(xlabel if not in_mjj else r"SR centre $m_{jj}$ [TeV]")
     ax.set_ylabel(f"{100 * cl:g} % CL upper limit on injected signal events")
     ax.set_title(f"{method}, {'signal ' + signal + ', ' if signal else ''}{cut}", fontsize=16)
     ax.legend(fontsize=13)

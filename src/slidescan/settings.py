@@ -114,7 +114,7 @@ class BumphuntSettings(Settings):
     p0_calculator: str
     p0_toys: int
     global_toys: int
-    statistic: str  # a name in registry.STATISTICS
+    statistic: str  # a name in registry.STATISTICS (null in the config: the regions' own, ScanSettings)
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ class ScanSettings:
         from .data import DataSettings, signal_models
         from .features import resolve_groups
         from .methods import configure
-        from .windows import window_grid
+        from .windows import region_grid
 
         if validated:
             config = {k: unaliased(v) for k, v in dict(config).items()}
@@ -218,7 +218,7 @@ class ScanSettings:
         methods = {name: configure(name, config) for name in config["methods"]}
         try:
             features, groups = resolve_groups(config["features"])
-            windows = tuple(window_grid(config["windows"]))
+            windows = tuple(region_grid(config["windows"]))
         except ValueError as err:
             raise ConfigError(f"{source}: {err}") from None
         if data.source == "table" and data.table.weight:
@@ -246,10 +246,13 @@ class ScanSettings:
                    seeds=tuple(int(s) for s in config["seeds"]),
                    windows=windows, min_events=int(config["windows"]["min_events"]),
                    k=int(config["folds"]["k"]), features=features, methods=methods,
-                   bumphunt=BumphuntSettings(**config["bumphunt"]), limits=LimitsSettings(**config["limits"]),
+                   bumphunt=BumphuntSettings(**{**config["bumphunt"],
+                                                "statistic": config["bumphunt"]["statistic"] or windows[0].statistic}),
+                   limits=LimitsSettings(**config["limits"]),
                    cluster=ClusterSettings(**config["cluster"]),
                    packing=PackingSettings(**config["packing"]),
                    truth_mass=signals[0].mass, signals=signals, feature_groups=groups)
+        settings.check_regions(source)
         settings.check_statistic(source)
         declared = settings.limits.efficiency
         if declared is not None and not any(np.isclose(declared, e) for e in settings.bumphunt.efficiencies):
@@ -260,6 +263,27 @@ class ScanSettings:
             raise ConfigError(f"{source}: data.table.label is null (data without truth labels), so "
                               f"{settings.refusal_without_labels()}")
         return settings
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns every source reads besides mjj and the truth: the features, then the regions' context
+        columns (``windows.thresholds``), which no classifier sees unless they are features too."""
+        context = dict.fromkeys(c for w in self.windows for c in w.context if c != "mjj" and c not in self.features)
+        return (*self.features, *context)
+
+    def check_regions(self, source: str = "config") -> None:
+        """Every method and model of the scan works in its kind of region (``regions`` of each)."""
+        from .config import ConfigError
+        from .registry import MODELS
+
+        kind = self.windows[0].kind
+        refused = [f"method {name}" for name, run in self.methods.items() if kind not in run.method.regions]
+        refused += [f"model {m} (of {name})" for name, run in self.methods.items() for m in run.all_models()
+                    if kind not in MODELS[m].regions]
+        if refused:
+            raise ConfigError(f"{source}: windows.kind is {kind}, but these work only in mjj windows (they read a "
+                              f"window's mjj edges or its two sidebands): {', '.join(dict.fromkeys(refused))}; remove "
+                              "them (docs/plugins.md, \"Regions\")")
 
     def check_statistic(self, source: str = "config") -> None:
         """``bumphunt.statistic`` is a registered test, and a test that predicts from a template gets methods with
@@ -272,12 +296,18 @@ class ScanSettings:
         if name not in STATISTICS:
             raise ConfigError(f"{source}: bumphunt.statistic: {name!r} is not a registered test; known: "
                               f"{sorted(s.name for s in STATISTICS)}")
+        kinds = STATISTICS[name].regions
+        if kinds is not None and self.windows[0].kind not in kinds:
+            raise ConfigError(f"{source}: bumphunt.statistic: {name} tests regions of kind {', '.join(kinds)}, and "
+                              f"windows.kind is {self.windows[0].kind}; use template_count (or null: the regions' "
+                              "own)")
         if STATISTICS[name].needs_template:
             without = [m for m, run in self.methods.items() if not run.has_template]
             if without:
                 raise ConfigError(f"{source}: bumphunt.statistic is {name}, which predicts the background from each "
-                                  f"method's held-out SR template, but {', '.join(without)} have none; remove them or "
-                                  "use sideband_fit (docs/architecture.md, \"Statistics\")")
+                                  f"method's held-out SR template, but {', '.join(without)} have none; remove them"
+                                  + (" or use sideband_fit" if self.windows[0].kind == "mjj_window" else "")
+                                  + " (docs/architecture.md, \"Statistics\")")
 
     @property
     def limit_efficiency(self) -> float:
@@ -350,7 +380,10 @@ class ScanSettings:
         return self.layout().signal_events(name) if name else None
 
     def truth_window_of(self, name: str = ""):
-        """The window whose SR centre is nearest to signal model ``name``'s mass."""
+        """The window whose SR centre is nearest to signal model ``name``'s mass; among threshold regions (a
+        non-resonant search, whose signal is in every one of them) the loosest, the first."""
+        if self.windows[0].kind != "mjj_window":
+            return self.windows[0]
         mass = self.signal(name).mass
         return min(self.windows, key=lambda w: abs(w.sr_centre - mass))
 
@@ -368,7 +401,10 @@ class ScanSettings:
 
     @property
     def truth_window(self):
-        """The window whose SR centre is nearest to the injected mass: where ROC, SIC and loss curves are drawn."""
+        """The window whose SR centre is nearest to the injected mass (among threshold regions the loosest): where
+        ROC, SIC and loss curves are drawn."""
+        if self.windows[0].kind != "mjj_window":
+            return self.windows[0]
         return min(self.windows, key=lambda w: abs(w.sr_centre - self.truth_mass))
 
     def layout(self, workdir: str | Path = "."):

@@ -1,29 +1,72 @@
-"""The sliding-window grid in mjj and the k-fold assignment of events.
+"""Regions: where each event of a scan lies (signal region, control region, outside), one kind per search, and
+the k-fold assignment of events.
 
-A window is a signal region (SR) with a sideband (SB) on each side. Windows may overlap; each is
-analysed on its own. Folds are assigned once per pseudo-dataset, so an event has the same fold in
-every window, and every event belongs to exactly one fold.
+Why one module: every stage asks the same questions of a region (which events are in the SR, which in the control
+region, what a density model is conditioned on, what the SR's condition looks like, which test a selection gets),
+and when each stage answered them itself from mjj edges, a search without an mjj window could not be written.
+Two kinds:
+
+- ``Window``, the sliding mjj window of a resonance search: an SR with a sideband (SB) on each side, conditioned
+  on mjj, tested by the fit of the selected sidebands (``sideband_fit``). Windows may overlap; each is analysed
+  on its own.
+- ``Thresholds``, a non-resonant search's signal region in one or two context variables (arXiv:2311.12924): the
+  SR is the high corner (every context column at or above its threshold), the control region (CR) everything
+  else; a grid of thresholds is the "sliding" of this search. Density models are conditioned on the context
+  columns, and a selection is tested against the method's template (``template_count``): there is no sideband
+  on the far side to interpolate from.
+
+Every event of a region has a code (``REGION_*``) in the column ``region``: stages downstream read that column,
+never the edges. Folds are assigned once per pseudo-dataset, so an event has the same fold in every region, and
+every event belongs to exactly one fold.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import product
 
 import numpy as np
 import pandas as pd
 
-REGION_SB_LOW, REGION_SR, REGION_SB_HIGH, REGION_OUTSIDE = -1, 0, 1, 2
+REGION_SB_LOW, REGION_SR, REGION_SB_HIGH, REGION_OUTSIDE, REGION_CR = -1, 0, 1, 2, 3
+# the region kinds (windows.kind); a method or model that reads no mjj edge declares ``regions=ANY_REGION``
+ANY_REGION = ("mjj_window", "thresholds")
 # no collider reaches a dijet mass of 100 TeV: a window edge above it is in GeV
 MAX_TEV = 100.0
 
 
+def sample_kde(values: np.ndarray, n: int, inside, seed: int, weight: np.ndarray | None = None,
+               what: str = "the SR") -> np.ndarray:
+    """``n`` draws from a Gaussian KDE of ``values`` ((m,) or (m, d), weighted by ``weight``) for which
+    ``inside(draws)`` holds (rejection): the condition of SR samples, drawn like the SR data's."""
+    from scipy.stats import gaussian_kde
+
+    values = np.asarray(values, float)
+    if len(values) < 2:
+        raise ValueError(f"{what}: {len(values)} events are too few for a density estimate of its condition")
+    kde = gaussian_kde(values.T, weights=weight)
+    generator = np.random.default_rng(seed)
+    out = np.empty((0,) + values.shape[1:])
+    while len(out) < n:
+        draw = kde.resample(2 * (n - len(out)) + 100, seed=generator)
+        draw = draw[0] if values.ndim == 1 else draw.T
+        out = np.concatenate([out, draw[inside(draw)]])
+    return out[:n]
+
+
 @dataclass(frozen=True)
 class Window:
+    """A sliding mjj window: SR [sr_lo, sr_hi) between the sidebands [sb_lo, sr_lo) and [sr_hi, sb_hi), in TeV."""
+
     index: int
     sb_lo: float
     sr_lo: float
     sr_hi: float
     sb_hi: float
+
+    kind = "mjj_window"
+    context = ("mjj",)
+    statistic = "sideband_fit"  # its default test (bumphunt.statistic)
 
     @property
     def name(self) -> str:
@@ -32,6 +75,13 @@ class Window:
     @property
     def sr_centre(self) -> float:
         return 0.5 * (self.sr_lo + self.sr_hi)
+
+    @property
+    def label(self) -> str:
+        return f"SR {self.sr_lo:g}-{self.sr_hi:g} TeV"
+
+    def row(self) -> dict:
+        return dict(window=self.name, sb_lo=self.sb_lo, sr_lo=self.sr_lo, sr_hi=self.sr_hi, sb_hi=self.sb_hi)
 
     def region(self, mjj: np.ndarray) -> np.ndarray:
         """Each event's region: ``REGION_SB_LOW``, ``REGION_SR``, ``REGION_SB_HIGH``, or ``REGION_OUTSIDE`` the window."""
@@ -42,6 +92,19 @@ class Window:
         region[(mjj >= self.sr_hi) & (mjj < self.sb_hi)] = REGION_SB_HIGH
         return region
 
+    def assign(self, events: pd.DataFrame) -> np.ndarray:
+        """The region code of each event of a table (its ``mjj``)."""
+        return self.region(events["mjj"].to_numpy())
+
+    def condition(self, events: pd.DataFrame) -> np.ndarray:
+        """What a density model of this region is conditioned on: mjj, shape (n,)."""
+        return events["mjj"].to_numpy()
+
+    def sample_condition(self, sr: pd.DataFrame, n: int, seed: int, weight: np.ndarray | None = None) -> np.ndarray:
+        """``n`` SR conditions from a KDE of the SR events' mjj, kept inside the SR."""
+        return sample_kde(self.condition(sr), n, lambda m: (m >= self.sr_lo) & (m < self.sr_hi), seed, weight,
+                          f"SR {self.sr_lo:g}-{self.sr_hi:g}")
+
     def inside(self, mjj: np.ndarray) -> np.ndarray:
         """Whether each event is in the window (either sideband or the SR)."""
         return self.region(mjj) != REGION_OUTSIDE
@@ -49,6 +112,76 @@ class Window:
     def in_sidebands(self, mjj: np.ndarray) -> np.ndarray:
         """Whether each event is in one of the two sidebands."""
         return np.isin(self.region(mjj), (REGION_SB_LOW, REGION_SB_HIGH))
+
+    def counts(self, region: np.ndarray) -> dict[str, int]:
+        """Events per part of the window, for the check of ``windows.min_events``."""
+        return {"low sideband": int((region == REGION_SB_LOW).sum()), "SR": int((region == REGION_SR).sum()),
+                "high sideband": int((region == REGION_SB_HIGH).sum())}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A non-resonant SR: every context column at or above its threshold (the high corner); the CR is the rest."""
+
+    index: int
+    context: tuple[str, ...]
+    thresholds: tuple[float, ...]
+
+    kind = "thresholds"
+    statistic = "template_count"
+
+    @property
+    def name(self) -> str:
+        return f"w{self.index:02d}"
+
+    @property
+    def label(self) -> str:
+        return "SR " + ", ".join(f"{c} >= {t:g}" for c, t in zip(self.context, self.thresholds))
+
+    def row(self) -> dict:
+        return dict(window=self.name, **{f"{c}_min": t for c, t in zip(self.context, self.thresholds)})
+
+    def _in_sr(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, float).reshape(len(values), -1)
+        return np.all(values >= np.asarray(self.thresholds), axis=1)
+
+    def assign(self, events: pd.DataFrame) -> np.ndarray:
+        region = np.full(len(events), REGION_CR, dtype=np.int8)
+        region[self._in_sr(events[list(self.context)].to_numpy())] = REGION_SR
+        return region
+
+    def condition(self, events: pd.DataFrame) -> np.ndarray:
+        """The context columns, shape (n,) for one and (n, d) for several."""
+        values = events[list(self.context)].to_numpy(float)
+        return values[:, 0] if len(self.context) == 1 else values
+
+    def sample_condition(self, sr: pd.DataFrame, n: int, seed: int, weight: np.ndarray | None = None) -> np.ndarray:
+        """``n`` SR conditions from a KDE of the SR events' context columns, kept inside the SR."""
+        return sample_kde(self.condition(sr), n, self._in_sr, seed, weight, f"{self.name} ({self.label})")
+
+    def counts(self, region: np.ndarray) -> dict[str, int]:
+        return {"SR": int((region == REGION_SR).sum()), "CR": int((region == REGION_CR).sum())}
+
+
+def region_grid(config: dict) -> list:
+    """The regions of the ``windows`` config: the sliding mjj windows (``kind: mjj_window``, ``window_grid``) or
+    the grid of SR thresholds (``kind: thresholds``: every combination of ``thresholds.<context column>``)."""
+    if config.get("kind", "mjj_window") == "mjj_window":
+        missing = [k for k in ("first_sr_lo", "last_sr_lo", "sr_width", "step", "sb_width") if k not in config]
+        if missing:
+            raise ValueError(f"windows: kind mjj_window needs {', '.join(missing)}")
+        return window_grid(config)
+    # the mjj window's keys are not read: a config of kind thresholds may overlay one of mjj windows
+    grid = config.get("thresholds") or {}
+    if not grid or len(grid) > 2:
+        raise ValueError(f"windows.thresholds: give one or two context columns, each with its SR thresholds "
+                         f"(e.g. {{ht: [1.0, 1.2], met: [0.3, 0.4]}}), got {grid or 'none'}")
+    context = tuple(grid)
+    for column, values in grid.items():
+        if not values:
+            raise ValueError(f"windows.thresholds.{column}: no thresholds")
+    return [Thresholds(i, context, tuple(float(v) for v in values))
+            for i, values in enumerate(product(*(sorted(set(grid[c])) for c in context)))]
 
 
 def window_grid(config: dict) -> list[Window]:
@@ -89,44 +222,49 @@ def window_grid(config: dict) -> list[Window]:
     return windows
 
 
-def check_windows(windows: list[Window], mjj: np.ndarray, min_events: int, source: str) -> None:
-    """Every window inside the data's mjj range, with at least ``min_events`` events in each region.
+def check_windows(windows: list, events: pd.DataFrame, min_events: int, source: str) -> None:
+    """Every region inside the data's range, with at least ``min_events`` events in each of its parts.
 
     A sideband past the end of the data is partly empty, and its fit then predicts a wrong SR
     background; a region with a handful of events trains nothing. Both are found here, when the
-    data are prepared, with the window named, instead of deep in a training job.
+    data are prepared, with the region named, instead of deep in a training job.
     """
-    mjj = np.asarray(mjj, float)
-    lo, hi = float(mjj.min()), float(mjj.max())
     problems = []
     for w in windows:
-        # the sampled range starts a hair inside its nominal edge: 2 % of a sideband outside the data is no gap
-        slack = 0.02 * min(w.sr_lo - w.sb_lo, w.sb_hi - w.sr_hi)
-        if w.sb_lo < lo - slack or w.sb_hi > hi + slack:
-            problems.append(f"window {w.name} (sidebands {w.sb_lo:g}-{w.sb_hi:g} TeV) reaches beyond the data's mjj "
-                            f"range {lo:.4g}-{hi:.4g} TeV")
-            continue
-        region = w.region(mjj)
-        counts = {"low sideband": int((region == REGION_SB_LOW).sum()), "SR": int((region == REGION_SR).sum()),
-                  "high sideband": int((region == REGION_SB_HIGH).sum())}
-        few = {name: n for name, n in counts.items() if n < min_events}
+        missing = [c for c in w.context if c not in events]
+        if missing:
+            raise ValueError(f"{source}: no column(s) {missing}: region {w.name} ({w.label}) is defined in them "
+                             "(windows.thresholds); map them with data.table.columns")
+        if w.kind == "mjj_window":
+            mjj = events["mjj"].to_numpy(float)
+            lo, hi = float(mjj.min()), float(mjj.max())
+            # the sampled range starts a hair inside its nominal edge: 2 % of a sideband outside the data is no gap
+            slack = 0.02 * min(w.sr_lo - w.sb_lo, w.sb_hi - w.sr_hi)
+            if w.sb_lo < lo - slack or w.sb_hi > hi + slack:
+                problems.append(f"window {w.name} (sidebands {w.sb_lo:g}-{w.sb_hi:g} TeV) reaches beyond the data's "
+                                f"mjj range {lo:.4g}-{hi:.4g} TeV")
+                continue
+        few = {name: n for name, n in w.counts(w.assign(events)).items() if n < min_events}
         if few:
-            problems.append(f"window {w.name} (SR {w.sr_lo:g}-{w.sr_hi:g} TeV) has "
+            problems.append(f"window {w.name} ({w.label}) has "
                             + ", ".join(f"{n} events in its {name}" for name, n in few.items())
                             + f", fewer than windows.min_events ({min_events})")
     if problems:
-        ratio = np.median([w.sr_centre for w in windows]) / np.median(mjj)
-        units = (f" The data's mjj is about {ratio:.0f} times below the windows: are both in TeV?" if ratio > 10 else
-                 f" The data's mjj is about {1 / ratio:.0f} times above the windows: are both in TeV?"
-                 if ratio < 0.1 else "")
-        raise ValueError(f"{source}: " + "; ".join(problems) + ". Change the windows section (first_sr_lo, "
-                         "last_sr_lo, sr_width, sb_width) or windows.min_events." + units)
+        hint = ""
+        if all(w.kind == "mjj_window" for w in windows):
+            mjj = events["mjj"].to_numpy(float)
+            ratio = np.median([w.sr_centre for w in windows]) / np.median(mjj)
+            hint = (f" The data's mjj is about {ratio:.0f} times below the windows: are both in TeV?" if ratio > 10 else
+                    f" The data's mjj is about {1 / ratio:.0f} times above the windows: are both in TeV?"
+                    if ratio < 0.1 else "")
+            what = "Change the windows section (first_sr_lo, last_sr_lo, sr_width, sb_width) or windows.min_events."
+        else:
+            what = "Change windows.thresholds or windows.min_events."
+        raise ValueError(f"{source}: " + "; ".join(problems) + f". {what}" + hint)
 
 
-def window_table(windows: list[Window]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [dict(window=w.name, sb_lo=w.sb_lo, sr_lo=w.sr_lo, sr_hi=w.sr_hi, sb_hi=w.sb_hi) for w in windows]
-    )
+def window_table(windows: list) -> pd.DataFrame:
+    return pd.DataFrame([w.row() for w in windows])
 
 
 def window_by_name(windows: list[Window], name: str) -> Window:

@@ -40,6 +40,7 @@ class SyntheticSettings:
     reference_signal: int
     substructure: bool  # the extended sets' subjettiness features too
     noise_features: int  # noise1 ... noiseK
+    context: bool  # ht and met, the context columns of a non-resonant search
     model: SyntheticModel
 
 

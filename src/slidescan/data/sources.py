@@ -17,7 +17,8 @@ import pandas as pd
 from ..seeds import rng
 from .checks import check_labels, checked_sample, finite_events, numeric
 from .readers import read_lhco_h5
-from .synthetic import add_extra_features, generate_background, generate_signal, generate_simulation
+from .synthetic import (add_extra_features, generate_background, generate_signal, generate_simulation,
+                        mismodel_context)
 
 
 class Samples(NamedTuple):
@@ -62,7 +63,7 @@ def signal_samples(data, model, features: tuple[str, ...], log: Callable[[str], 
         s = data.synthetic
         return tuple(add_extra_features(generate_signal(n, model.synthetic, rng(seed, kind, model.name)),
                                         s.substructure, s.noise_features,
-                                        rng(seed, "extra_features", kind, model.name))
+                                        rng(seed, "extra_features", kind, model.name), context=s.context)
                      for kind, n in (("signal_pool", s.signal_pool), ("reference_signal", s.reference_signal)))
     if model.label is not None:
         events, _ = _read_table(data, data.table.path, features, log, labels)
@@ -102,8 +103,9 @@ def auxiliary_events(data, sample, features: tuple[str, ...], log: Callable[[str
         else:
             events = generate_simulation(n, s.model, sample.mismodelling, generator)
             log(f"data.samples.{sample.name}: {n} synthetic background events, mismodelling {sample.mismodelling}")
-        return add_extra_features(events, s.substructure, s.noise_features,
-                                  rng(data.seed, "extra_features", "sample", sample.name))
+        events = add_extra_features(events, s.substructure, s.noise_features,
+                                    rng(data.seed, "extra_features", "sample", sample.name), context=s.context)
+        return events if signal_kind else mismodel_context(events, sample.mismodelling)
     if data.source == "lhco_h5":
         events, labelled = _read_lhco(data, sample.path, features, log)
     else:
@@ -136,7 +138,8 @@ def _synthetic(data, log, features, labels=(0, 1)) -> Samples:
                               ("reference_background", generate_background, s.reference_background),
                               ("reference_signal", generate_signal, s.reference_signal)):
         df = generate(n, s.model, rng(seed, name))
-        out.append(add_extra_features(df, s.substructure, s.noise_features, rng(seed, "extra_features", name)))
+        out.append(add_extra_features(df, s.substructure, s.noise_features, rng(seed, "extra_features", name),
+                                      context=s.context))
     return Samples(*out, "the synthetic background (data.synthetic)")
 
 
@@ -196,7 +199,7 @@ def seed_background(data, background: pd.DataFrame, seed: int) -> tuple[pd.DataF
         s = data.synthetic
         events = generate_background(s.n_background, s.model, rng(data.seed, "background", "seed", seed))
         return add_extra_features(events, s.substructure, s.noise_features,
-                                  rng(data.seed, "extra_features", "background", "seed", seed)), None
+                                  rng(data.seed, "extra_features", "background", "seed", seed), context=s.context), None
     copies = rng(data.seed, "bootstrap", seed).poisson(1.0, len(background))
     rows = np.repeat(np.arange(len(background)), copies)
     return background.iloc[rows].reset_index(drop=True), rows

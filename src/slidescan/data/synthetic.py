@@ -125,12 +125,44 @@ def mismodel(events: pd.DataFrame, preset: str) -> pd.DataFrame:
     return out
 
 
+# the mismodelling of a simulation's met per preset: met -> met (1 + k met), k in 1/TeV ("strong": the non-resonant
+# study's MET(1 + MET/500 GeV), arXiv:2311.12924)
+MET_MISMODELLING = {"none": 0.0, "mild": 0.4, "strong": 2.0}
+
+
+def mismodel_context(events: pd.DataFrame, preset: str) -> pd.DataFrame:
+    """A simulation's met mismodelled by ``preset`` (``MET_MISMODELLING``); events without met are returned as
+    they are. (ht is drawn from the simulated event's mjj, so it follows that mjj's mismodelling.)"""
+    if "met" not in events:
+        return events
+    met = events["met"].to_numpy(float)
+    return events.assign(met=met * (1.0 + MET_MISMODELLING[preset] * met))
+
+
+def add_context(df: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """The context columns of a non-resonant search, in TeV (docs/synthetic.md, "Non-resonant context").
+
+    ht, the scalar sum of the jets' pT plus soft activity: mjj times U(0.8, 1.0) plus an exponential of mean
+    50 GeV, for background and signal alike. met: for QCD, mismeasurement that grows with the activity, an
+    exponential of mean 20 GeV + 1.5 % of ht (about 65 GeV at ht = 3 TeV); for the signal, semi-visible jets whose
+    invisible fraction shows as met = ht times Beta(2, 6) (mean a quarter of ht). A high corner in (ht, met) is
+    then a signal region where the background is a steep extrapolation from below in met.
+    """
+    n = len(df)
+    signal = df["label"].to_numpy() == 1
+    ht = df["mjj"].to_numpy(float) * rng.uniform(0.8, 1.0, n) + rng.exponential(0.05, n)
+    met_qcd = rng.exponential(1.0, n) * (0.02 + 0.015 * ht)
+    met_signal = ht * rng.beta(2.0, 6.0, n)
+    return df.assign(ht=ht, met=np.where(signal, met_signal, met_qcd))
+
+
 def generate_simulation(n: int, model: SyntheticModel, preset: str, rng: np.random.Generator) -> pd.DataFrame:
     """A simulated background: the background model drawn anew (its own random stream), mismodelled by ``preset``."""
     return mismodel(generate_background(n, model, rng), preset)
 
 
-def add_extra_features(df: pd.DataFrame, substructure: bool, noise: int, rng: np.random.Generator) -> pd.DataFrame:
+def add_extra_features(df: pd.DataFrame, substructure: bool, noise: int, rng: np.random.Generator,
+                       context: bool = False) -> pd.DataFrame:
     """The optional columns of the feature-set studies, drawn from their own random stream (the baseline
     columns stay those of a sample without them).
 
@@ -141,6 +173,7 @@ def add_extra_features(df: pd.DataFrame, substructure: bool, noise: int, rng: np
     for QCD: with tau1 (mass over pT) the only information the extended sets add, by construction.
     tau^beta = (tau^1)^beta times a 10 % log-normal smearing.
     ``noise``: ``noise1`` ... standard normal, independent of everything.
+    ``context``: ``ht`` and ``met`` (``add_context``), drawn after the others.
     """
     from ..features import BETAS, ratio, tau
 
@@ -168,7 +201,7 @@ def add_extra_features(df: pd.DataFrame, substructure: bool, noise: int, rng: np
         out.pop("tau21_j1", None), out.pop("tau21_j2", None)
     for i in range(1, noise + 1):
         out[f"noise{i}"] = rng.standard_normal(n)
-    if not out:
-        return df
-    extra = pd.DataFrame(out, index=df.index)
-    return pd.concat([df.drop(columns=[c for c in extra.columns if c in df.columns]), extra], axis=1)
+    if out:
+        extra = pd.DataFrame(out, index=df.index)
+        df = pd.concat([df.drop(columns=[c for c in extra.columns if c in df.columns]), extra], axis=1)
+    return add_context(df, rng) if context else df

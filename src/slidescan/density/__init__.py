@@ -94,6 +94,8 @@ class Model:
     needs_truth: bool = False
     # the auxiliary samples (data.samples) it reads, as ctx.samples[name]: the scan must name them
     samples: tuple[str, ...] = ()
+    # the region kinds (windows.kind) it works in: mjj windows only unless it says more (it must not read mjj edges)
+    regions: tuple[str, ...] = ("mjj_window",)
     # the models whose outputs it reads, as ctx.models[name] (their jobs run first; its fingerprint includes theirs)
     models: tuple[str, ...] = ()
     # reads only its window's samples (and models that do too), never the data: it is fitted once per window and

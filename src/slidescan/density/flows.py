@@ -507,15 +507,8 @@ def weighted_mean(values: torch.Tensor, weight: torch.Tensor | None) -> float:
 
 def sample_sr_mjj(sr_mjj: np.ndarray, n: int, lo: float, hi: float, seed: int,
                   weight: np.ndarray | None = None) -> np.ndarray:
-    """``n`` mjj values from a Gaussian KDE of the SR data's mjj (weighted by ``weight``), kept inside [lo, hi)."""
-    from scipy.stats import gaussian_kde
+    """``n`` mjj values from a Gaussian KDE of the SR data's mjj (weighted by ``weight``), kept inside [lo, hi)
+    (``windows.sample_kde``; a region's ``sample_condition`` is the general form)."""
+    from ..windows import sample_kde
 
-    if len(sr_mjj) < 2:
-        raise ValueError(f"SR {lo:g}-{hi:g}: {len(sr_mjj)} events are too few for a density estimate of mjj")
-    kde = gaussian_kde(sr_mjj, weights=weight)
-    generator = np.random.default_rng(seed)
-    out = np.empty(0)
-    while len(out) < n:
-        draw = kde.resample(2 * (n - len(out)) + 100, seed=generator)[0]
-        out = np.concatenate([out, draw[(draw >= lo) & (draw < hi)]])
-    return out[:n]
+    return sample_kde(sr_mjj, n, lambda m: (m >= lo) & (m < hi), seed, weight, f"SR {lo:g}-{hi:g}")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import weights_of
-from ..windows import REGION_SR, assign_folds
+from ..windows import ANY_REGION, REGION_SR, assign_folds
 from . import Model, ModelContext, ModelResult, register_model
 from .flow_settings import FlowSettings
 
@@ -49,7 +49,7 @@ def fit_flow_on(ctx: ModelContext, events: pd.DataFrame):
     from .flows import train_flow
 
     events = training_events(ctx, events)
-    flow = train_flow(events[ctx.features].to_numpy(), events["mjj"].to_numpy(), ctx.settings, ctx.seed(),
+    flow = train_flow(events[ctx.features].to_numpy(), ctx.window.condition(events), ctx.settings, ctx.seed(),
                       checkpoint=ctx.checkpoint, log=ctx.log, weight=weights_of(events))
     return flow, events
 
@@ -59,7 +59,7 @@ def fit_flows_on(contexts: list[ModelContext], events: list[pd.DataFrame], membe
     ``fit_flow_on`` gives (``density.batched``)."""
     from .batched import FlowTask, train_flows
 
-    tasks = [FlowTask(ev[ctx.features].to_numpy(), ev["mjj"].to_numpy(), ctx.seed(), ctx.checkpoint, ctx.log,
+    tasks = [FlowTask(ev[ctx.features].to_numpy(), ctx.window.condition(ev), ctx.seed(), ctx.checkpoint, ctx.log,
                       weight=weights_of(ev)) for ctx, ev in zip(contexts, events)]
     size = members or len(tasks)
     return [flow for start in range(0, len(tasks), size)
@@ -67,11 +67,14 @@ def fit_flows_on(contexts: list[ModelContext], events: list[pd.DataFrame], membe
 
 
 def closure(ctx: ModelContext, flow, train: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, float]:
-    """Held-out training events, flow samples at their mjj, and the classifier AUC between them."""
+    """Held-out training events, flow samples at their condition (mjj, or the region's context columns), and the
+    classifier AUC between them."""
     held = train.iloc[flow.validation_index]
-    samples = pd.DataFrame(flow.sample(held["mjj"].to_numpy(), ctx.seed("sb")), columns=ctx.features)
-    samples.insert(0, "mjj", held["mjj"].to_numpy())
-    columns = ["mjj", *ctx.features]
+    samples = pd.DataFrame(flow.sample(ctx.window.condition(held), ctx.seed("sb")), columns=ctx.features)
+    context = [c for c in ctx.window.context if c not in ctx.features]
+    for i, column in enumerate(context):
+        samples.insert(i, column, held[column].to_numpy())
+    columns = [*context, *ctx.features]
     auc = closure_auc(held[columns].to_numpy(), samples.to_numpy(), ctx.seed("auc"), weights_of(held))
     ctx.log(f"sideband closure: classifier AUC of held-out sideband data vs flow samples = {auc:.4f}")
     return held[columns + (["weight"] if "weight" in held else [])], samples, auc
@@ -107,14 +110,17 @@ def fit_many(contexts: list[ModelContext], members: int) -> list[ModelResult]:
 
 def _result(ctx: ModelContext, flow, sb: pd.DataFrame, sr: pd.DataFrame) -> ModelResult:
     """The SR samples (with folds), the closure test and the figure of a trained sideband flow."""
-    from .flows import sample_sr_mjj
-
     settings: FlowSettings = ctx.settings
     w = ctx.window
     n = int(round(settings.oversampling * len(sr)))
-    mjj = sample_sr_mjj(sr["mjj"].to_numpy(), n, w.sr_lo, w.sr_hi, ctx.seed("mjj"), weights_of(sr))
-    samples = pd.DataFrame(flow.sample(mjj, ctx.seed("sr")), columns=ctx.features)
-    samples.insert(0, "mjj", mjj)
+    condition = w.sample_condition(sr, n, ctx.seed("mjj"), weights_of(sr))
+    samples = pd.DataFrame(flow.sample(condition, ctx.seed("sr")), columns=ctx.features)
+    context = [c for c in w.context if c not in ctx.features]
+    values = condition.reshape(n, -1)
+    for i, column in enumerate(context):
+        samples.insert(i, column, values[:, list(w.context).index(column)])
+    if "mjj" not in samples:  # a region not in mjj, without mjj among the features: the samples have none
+        samples.insert(0, "mjj", np.full(n, np.nan))
     samples["label"] = np.zeros(n, dtype=np.int8)
     samples["weight"] = np.full(n, 1.0 / settings.oversampling)
     samples["fold"] = assign_folds(n, ctx.k, ctx.rng("folds"))
@@ -125,7 +131,7 @@ def _result(ctx: ModelContext, flow, sb: pd.DataFrame, sr: pd.DataFrame) -> Mode
     def plot(path):
         from ..plots import flow_closure
 
-        flow_closure(held, closure_samples, sr, samples, f"{w.name} (SR {w.sr_lo:g}-{w.sr_hi:g} TeV), injection "
+        flow_closure(held, closure_samples, sr, samples, f"{w.name} ({w.label}), injection "
                      f"{ctx.experiment.injection}, seed {ctx.experiment.seed}: SB classifier AUC {sb_auc:.3f}", path)
 
     return ModelResult(
@@ -150,4 +156,5 @@ interpolate into the SR, and the p-values of the methods that use it are not to 
 
 # the paths of scans made before the method layer: flows/, logs/flow/, checkpoints/<window>/flow/
 register_model(Model("sideband_flow", "Sideband flow (CATHODE background model)", fit, FlowSettings,
-                     fit_many=fit_many, directory="flows", short="flow", caption=CAPTION, weighted=True, closure="sb_auc"))
+                     fit_many=fit_many, directory="flows", short="flow", caption=CAPTION, weighted=True, closure="sb_auc",
+                     regions=ANY_REGION))

@@ -142,6 +142,8 @@ class Method(ABC):
     models: tuple[str, ...] = ()
     # learns from per-event weights (``data.table.weight``); a scan with weights refuses a method that does not
     weighted: bool = False
+    # the region kinds (windows.kind) it works in: mjj windows only unless it says more (it must not read mjj edges)
+    regions: tuple[str, ...] = ("mjj_window",)
     kind: ClassVar[str]
 
     @property
@@ -218,6 +220,8 @@ class Reference(Method):
     weighted: bool = True
     # its classifier's own inputs (a transform of the events, a subset of the features), given the window's inputs
     input_map: Callable[[WindowInputs], InputMap] | None = None
+    # the region kinds (windows.kind) it works in: mjj windows only unless it says more (it must not read mjj edges)
+    regions: tuple[str, ...] = ("mjj_window",)
     kind: ClassVar[str] = "reference"
 
     def fold_data(self, inputs: WindowInputs, fold: int, method: str) -> FoldData:

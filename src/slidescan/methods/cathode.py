@@ -6,7 +6,8 @@ fold ``k`` (the closure AUC of SR data against samples, 0.5 without signal).
 """
 
 from . import register
+from ..windows import ANY_REGION
 from .base import template_reference
 
 register(template_reference("cathode", "SR data vs samples of a sideband-trained flow (CATHODE)", "sideband_flow",
-                            "samples"))
+                            "samples", regions=ANY_REGION))

@@ -9,12 +9,14 @@ it took beside the others.
 from __future__ import annotations
 
 from ..backends.nn import nn_epoch_events
+from ..windows import ANY_REGION
 from .base import Score
 
 
 class EngineScore(Score):
     batched = True
     weighted = True
+    regions = ANY_REGION  # they read the events' region column, never mjj edges
 
     def members(self, settings) -> int:
         return settings.members

@@ -5,6 +5,7 @@ set apart from the data's own background (``inputs.truth``), not a simulation. T
 template (CATHODE at its best is this).
 """
 
+from ..windows import ANY_REGION
 from . import Reference, held_out_fold, register
 
 
@@ -14,4 +15,5 @@ def build(inputs, fold):
 
 
 register(Reference("idealized", "SR data vs true SR background (truth known only)", build, needs_truth=True,
-                   held_out=lambda inputs, fold: held_out_fold(inputs.truth["background_sr"], fold)))
+                   held_out=lambda inputs, fold: held_out_fold(inputs.truth["background_sr"], fold),
+                   regions=ANY_REGION))

@@ -66,16 +66,17 @@ def limits_text(settings, layout) -> list[str]:
     declared = table[(table["efficiency"] - eff).abs() < 1e-9]
     rows, several = [], len(settings.signals) > 1
     for (signal, method), grp in declared.groupby(["signal", "method"]):
-        per_window = grp.groupby(["window", "sr_lo", "sr_hi"])[["limit_obs", "limit_exp_median"]].median()
+        per_window = grp.groupby("window")[["limit_obs", "limit_exp_median"]].median()
         per_window = per_window.replace([float("inf")], float("nan")).dropna(subset=["limit_exp_median"])
         model = [f"{signal} ({settings.signal(signal).mass:g} TeV)"] if several else []
         if per_window.empty:
             rows.append(model + [method, "-", "no limit", "-", "-"])
             continue
-        (window, lo, hi), best = per_window["limit_exp_median"].idxmin(), per_window["limit_exp_median"].min()
-        note = grp[grp["window"] == window]["note"].fillna("").iloc[0] if "note" in grp else ""
-        rows.append(model + [method, f"{window} ({lo:g}-{hi:g} TeV)",
-                             f"{per_window.loc[(window, lo, hi), 'limit_obs']:.0f}", f"{best:.0f}", note or "-"])
+        window, best = per_window["limit_exp_median"].idxmin(), per_window["limit_exp_median"].min()
+        first = grp[grp["window"] == window].iloc[0]
+        note = str(first["note"]) if "note" in grp and first["note"] == first["note"] else ""
+        where = f"{window} ({first['sr_lo']:g}-{first['sr_hi']:g} TeV)" if first["sr_lo"] == first["sr_lo"] else window
+        rows.append(model + [method, where, f"{per_window.loc[window, 'limit_obs']:.0f}", f"{best:.0f}", note or "-"])
     cut = "no cut" if eff >= 1 else f"the top {eff:g} of the sidebands (``limits.efficiency``, declared in advance)"
     seeds = table["seed"].nunique()
     per = "per signal model and method" if several else "per method"
@@ -182,7 +183,7 @@ def summary_text(workdir: Path, configfile: Path) -> str:
             parts.append("")
             parts.append(_table(
                 [[z_text(r.z, _bound(r)), p0_text(r.p0, _bound(r)),
-                  f"{r.window} ({r.sr_lo:g}-{r.sr_hi:g} TeV)", r.method,
+                  f"{r.window} ({r.sr_lo:g}-{r.sr_hi:g} TeV)" if r.sr_lo == r.sr_lo else r.window, r.method,
                   f"{r.efficiency:g}", f"{r.n_obs:.10g} / {r.n_bkg:.1f} +- {r.n_bkg_err:.1f}", str(r.seed)]
                  for r in top.itertuples()],
                 ["local Z", "p0", "window (SR)", "method", "efficiency", "observed / expected in SR", "seed"]))

@@ -55,8 +55,12 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
                              derive_seed(settings.data.seed, "p0", w.name, attrs["method"], *experiment.key) % (2**32))
     table = pd.DataFrame([r.as_dict() for r in results])
     table.insert(0, "window", w.name)
-    table.insert(1, "sr_lo", w.sr_lo)
-    table.insert(2, "sr_hi", w.sr_hi)
+    resonant = w.kind == "mjj_window"
+    table.insert(1, "sr_lo", w.sr_lo if resonant else np.nan)
+    table.insert(2, "sr_hi", w.sr_hi if resonant else np.nan)
+    for column, value in w.row().items():  # a region's own bounds (thresholds: <context>_min)
+        if column not in table:
+            table[column] = value
     table.insert(3, "method", attrs["method"])
     table.insert(4, "signal", experiment.signal)
     table.insert(5, "injection", experiment.injection)
@@ -65,11 +69,14 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
     table["n_signal_sr"] = int(signal_sr.sum()) if weights is None else float(weights[signal_sr].sum())
     table["sr_auc_vs_reference"] = reference_auc(scores, df)
     if spectra_dir:
-        from ..plots import selected_spectra
+        from ..plots import selected_counts, selected_spectra
 
-        title = f"{w.name} (SR {w.sr_lo:g}-{w.sr_hi:g} TeV), {attrs['method']}, {experiment}"
-        selected_spectra(df["mjj"].to_numpy(), df["score"].to_numpy(), w, results, b.bin_width, title,
-                         Path(spectra_dir) / f"{w.name}.png")
+        title = f"{w.name} ({w.label}), {attrs['method']}, {experiment}"
+        if resonant:
+            selected_spectra(df["mjj"].to_numpy(), df["score"].to_numpy(), w, results, b.bin_width, title,
+                             Path(spectra_dir) / f"{w.name}.png")
+        else:
+            selected_counts(results, title, Path(spectra_dir) / f"{w.name}.png")
     return table[SCAN_COLUMNS + [c for c in table.columns if c not in SCAN_COLUMNS]]
 
 

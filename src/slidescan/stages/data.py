@@ -25,13 +25,13 @@ def prepare_data(settings: ScanSettings, out: str | os.PathLike, log: Callable[[
 
     d = settings.data
     seed, k = d.seed, settings.k
-    background, pool, ref_bkg, ref_sig, source, labelled = samples(d, settings.features, log, settings.labels)
+    background, pool, ref_bkg, ref_sig, source, labelled = samples(d, settings.columns, log, settings.labels)
     if not labelled and settings.truth_needs():
         raise ValueError(f"{source}: no column 'label': the events are data without truth labels, so "
                          f"{settings.refusal_without_labels()}")
     for sample in (background, pool, ref_bkg, ref_sig):
-        require(sample.columns, settings.features, source)
-    check_windows(list(settings.windows), background["mjj"].to_numpy(), settings.min_events, source)
+        require(sample.columns, settings.columns, source)
+    check_windows(list(settings.windows), background, settings.min_events, source)
     ref_bkg = ref_bkg.assign(fold=assign_folds(len(ref_bkg), k, rng(seed, "folds", "reference_background")))
     ref_sig = ref_sig.assign(fold=assign_folds(len(ref_sig), k, rng(seed, "folds", "reference_signal")))
     write_tables(out, {"background": background, "signal_pool": pool,
@@ -46,9 +46,9 @@ def prepare_signal(settings: ScanSettings, name: str, out: str | os.PathLike, lo
     from ..features import require
 
     model = settings.signal(name)
-    pool, ref_sig = signal_samples(settings.data, model, settings.features, log, settings.labels)
+    pool, ref_sig = signal_samples(settings.data, model, settings.columns, log, settings.labels)
     for sample in (pool, ref_sig):
-        require(sample.columns, settings.features, model.path or str(model))
+        require(sample.columns, settings.columns, model.path or str(model))
     folds = assign_folds(len(ref_sig), settings.k, rng(settings.data.seed, "folds", "reference_signal", name))
     log(f"{model}: {len(pool)} events to inject, {len(ref_sig)} as its truth reference")
     write_tables(out, {"signal_pool": pool, "reference_signal": ref_sig.assign(fold=folds)},
@@ -63,8 +63,8 @@ def prepare_sample(settings: ScanSettings, name: str, out: str | os.PathLike, lo
     from ..features import require
 
     sample = settings.data.sample(name)
-    events = auxiliary_events(settings.data, sample, settings.features, log)
-    require(events.columns, settings.features, f"data.samples.{name} ({sample.path or 'synthetic'})")
+    events = auxiliary_events(settings.data, sample, settings.columns, log)
+    require(events.columns, settings.columns, f"data.samples.{name} ({sample.path or 'synthetic'})")
     events = events.assign(fold=assign_folds(len(events), settings.k, rng(settings.data.seed, "folds", "sample", name)))
     write_tables(out, {"events": events}, attrs={"sample": name})
 
@@ -73,7 +73,7 @@ def split_sample(settings: ScanSettings, events: str | os.PathLike, window: str,
     """The events of an auxiliary sample in one window, with their region (like the data's split)."""
     w = settings.window(window)
     df = read_table(events, "events")
-    df["region"] = w.region(df["mjj"].to_numpy())
+    df["region"] = w.assign(df)
     write_tables(out, {"events": df[df["region"] != REGION_OUTSIDE].reset_index(drop=True)},
                  attrs={**read_attrs(events), "window": window})
 
@@ -115,9 +115,9 @@ def split_window(settings: ScanSettings, injected: str | os.PathLike, events: st
     """
     w = settings.window(window)
     df = read_table(injected, "events")
-    df["region"] = w.region(df["mjj"].to_numpy())
+    df["region"] = w.assign(df)
     df = df[df["region"] != REGION_OUTSIDE].reset_index(drop=True)
     ref_bkg = read_table(events, "reference_background")
-    ref_bkg = ref_bkg[w.region(ref_bkg["mjj"].to_numpy()) == REGION_SR].reset_index(drop=True)
+    ref_bkg = ref_bkg[w.assign(ref_bkg) == REGION_SR].reset_index(drop=True)
     write_tables(out, {"data": df, "background_sr": ref_bkg, "signal": read_table(signal or events, "reference_signal")},
                  attrs={**read_attrs(injected), "window": window})

@@ -15,8 +15,6 @@ import pandas as pd
 from ..io import write_csv
 from ..settings import ScanSettings
 
-KEYS = ["signal", "method", "window", "sr_lo", "sr_hi", "efficiency"]
-
 
 def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
     """One row per signal model, method, window, efficiency and background-only seed (the p-value scan's rows).
@@ -50,7 +48,7 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
     rows = []
     scan = scan.reset_index(drop=True)
     null = scan[scan["injection"] == 0]
-    cuts = KEYS[1:]
+    cuts = ["method", "window", "efficiency"]  # a window's bounds follow from it (and are empty for thresholds)
     # the sideband fit's SR background, NaN where it failed, and the observed counts: what the fit absorbs of a signal
     # (its excess over the true background, observed less the true signal selected) is taken off the efficiency
     # (Efficiency.measure)
@@ -83,7 +81,9 @@ def _limit_rows(settings: ScanSettings, signal: str, key: tuple, group: pd.DataF
 
     lim, rows = settings.limits, []
     for _, row in group.sort_values("seed").iterrows():
-        out = dict(zip(KEYS, (signal, *key)))
+        method, window, eff = key
+        out = {"signal": signal, "method": method, "window": window, "sr_lo": row["sr_lo"], "sr_hi": row["sr_hi"],
+               "efficiency": eff}
         out.update(seed=int(row["seed"]), n_obs=row["n_obs"], n_bkg=row["n_bkg"], n_bkg_err=row["n_bkg_err"],
                    declared=bool(np.isclose(key[-1], settings.limit_efficiency)))
         if not (bool(row["fit_ok"]) and np.isfinite(row["n_bkg"]) and row["n_bkg"] > 0):

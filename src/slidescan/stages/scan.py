@@ -59,7 +59,10 @@ def calibration(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def signal_window_rows(table: pd.DataFrame, truth_mass: float) -> pd.DataFrame:
-    """Rows of the window whose SR centre is closest to the true signal mass (the caller picks the model's rows)."""
+    """Rows of the window whose SR centre is closest to the true signal mass (the caller picks the model's rows);
+    among regions without an mjj window (thresholds) the loosest, the first (``ScanSettings.truth_window``)."""
+    if table["sr_lo"].isna().all():
+        return table[table["window"] == min(table["window"])]
     centre = 0.5 * (table["sr_lo"] + table["sr_hi"])
     nearest = table.loc[(centre - truth_mass).abs().idxmin(), "window"]
     return table[table["window"] == nearest]

@@ -350,7 +350,8 @@ def _history_table(fitted) -> pd.DataFrame:
 
 def merge_folds(fold_files: list[str], out) -> None:
     """Every window event once, with the score of the model that did not see it."""
-    tables = [read_table(f, "scores") for f in fold_files]
+    # each event with the fold whose model scored it (the template count predicts each fold's data from its template)
+    tables = [read_table(f, "scores").assign(fold=read_attrs(f)["fold"]) for f in fold_files]
     merged = pd.concat(tables, ignore_index=True).sort_values("event_id", kind="stable").reset_index(drop=True)
     if merged["event_id"].duplicated().any():
         raise ValueError(f"{out}: an event was scored by more than one fold; fold files: {fold_files}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
-from ..windows import REGION_SR, Window
+from ..windows import REGION_SB_HIGH, REGION_SB_LOW, REGION_SR, Window
 from .dijet import FitResult, fit_dijet, fit_dijet_ftest, poisson_scale, predict, window_edges
 from .pvalue import TOYS_BELOW, asimov_z_uncertain, discovery_p0, toy_floor, z_from_p
 
@@ -48,7 +48,7 @@ class BumpHuntResult:
 def bump_hunt(
     mjj: np.ndarray, scores: np.ndarray, window: Window, efficiencies: list[float], bin_width: float,
     n_params: int | str = 3, labels: np.ndarray | None = None, calculator: str = "asymptotic", ntoys: int = 20000,
-    seed: int = 0, weights: np.ndarray | None = None,
+    seed: int = 0, weights: np.ndarray | None = None, region: np.ndarray | None = None,
 ) -> list[BumpHuntResult]:
     """For each efficiency: keep the top-scoring fraction of the window's events, fit, test the SR.
 
@@ -64,12 +64,16 @@ def bump_hunt(
     the fit is the scaled Poisson likelihood of ``fit_dijet`` and the SR test is made on effective counts: the
     observed sum of weights, the prediction and its uncertainty times the SR's sumw / sumw2 (Bohm and Zech).
     Doubling every weight changes no p-value; unit weights give the unweighted results.
+
+    ``region``: the events' region codes as the split assigned them (the column ``region``); without it (a bare
+    spectrum) they are the window's regions of ``mjj``.
     """
     mjj, scores = np.asarray(mjj), np.asarray(scores)
     weights = None if weights is None else np.asarray(weights, float)
     low, sr, high = window_edges(window, bin_width)
-    sideband = window.in_sidebands(mjj)
-    in_sr = window.region(mjj) == REGION_SR
+    region = window.region(mjj) if region is None else np.asarray(region)
+    sideband = np.isin(region, (REGION_SB_LOW, REGION_SB_HIGH))
+    in_sr = region == REGION_SR
     edges = np.unique(np.concatenate([low, sr, high]))
     results = []
     for eff in efficiencies:

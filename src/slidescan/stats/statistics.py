@@ -28,6 +28,7 @@ class Statistic:
     description: str
     test: Callable[..., list]
     needs_template: bool = False
+    regions: tuple[str, ...] | None = None  # the region kinds it can test (windows.kind); None: any
 
 
 def register_statistic(statistic: Statistic) -> Statistic:
@@ -41,7 +42,7 @@ def _sideband_fit(events: pd.DataFrame, template, window, settings, seed: int) -
     return bump_hunt(events["mjj"].to_numpy(), events["score"].to_numpy(), window, settings.efficiencies,
                      settings.bin_width, settings.fit_parameters, labels=events["label"].to_numpy(),
                      calculator=settings.p0_calculator, ntoys=settings.p0_toys, seed=seed,
-                     weights=weights_of(events))
+                     weights=weights_of(events), region=events["region"].to_numpy())
 
 
 def _template_count(events: pd.DataFrame, template, window, settings, seed: int) -> list:
@@ -52,7 +53,7 @@ def _template_count(events: pd.DataFrame, template, window, settings, seed: int)
 
 
 register_statistic(Statistic("sideband_fit", "dijet function fitted to the selected sidebands, interpolated into "
-                             "the SR", _sideband_fit))
+                             "the SR", _sideband_fit, regions=("mjj_window",)))
 register_statistic(Statistic("template_count", "the method's template's fraction above the cut times the SR events, "
                              "its folds' spread as a constrained nuisance", _template_count, needs_template=True))
 

@@ -6,12 +6,16 @@ the template. The model, per efficiency e:
 
 - the cut: the score above which a fraction e of the template's SR events lies (the template is the SR
   background, so e is a background efficiency, blind to the SR data);
-- the prediction: b = N_SR f, with N_SR the SR data (sum of weights) and f the template's fraction above the cut
-  (f = e up to ties); N_SR holds any signal too, so b is a little high where signal is (conservative);
-- its uncertainty: the template's own statistics (sqrt(sum of the passing template events' squared weights) over
-  the sum of its weights, times N_SR) or, where larger, the spread of the ensemble of templates: the k folds'
-  held-out templates, each scored by its own fold's classifier, give k estimates of f, and their standard error
-  std(f_k) / sqrt(k) times N_SR (a template or classifier that varies from fold to fold widens it);
+- the prediction: b = sum over folds k of N_SR,k f_k, with N_SR,k the SR data of fold k (sum of weights) and f_k
+  the fraction above the cut of fold k's held-out template. Each fold's data and template events are scored by
+  the same classifier (the one trained without that fold); the classifiers of different folds put their scores on
+  different scales, so a fraction of the whole template would mix them (a first version that did found the folds
+  of a 2-fold tiny scan 100 % apart). N_SR holds any signal too, so b is a little high where signal is
+  (conservative);
+- its uncertainty: the template's own statistics, the variance of each weighted fraction
+  (sum over passing events of ((1 - f) w)^2 plus over failing of (f w)^2, over (sum w)^2; f (1 - f) / M for M
+  unweighted events) times N_SR,k^2, summed over folds. The spread of an ensemble of templates (flows of other
+  seeds, bootstraps) is not in it yet: one flow per window and pseudo-experiment is trained;
 - the test: the SR data above the cut, n, against b with that uncertainty as a constrained Gaussian nuisance (the
   one-bin pyhf model of ``pvalue.discovery_p0``, toys below 10 predicted events with ``auto``).
 
@@ -32,19 +36,27 @@ from .dijet import window_edges
 from .pvalue import TOYS_BELOW, asimov_z_uncertain, discovery_p0, toy_floor, z_from_p
 
 
-def template_prediction(template: pd.DataFrame, threshold: float, n_sr: float) -> tuple[float, float]:
-    """b = N_SR f and its uncertainty (the larger of the template's statistics and its folds' spread)."""
+def template_prediction(template: pd.DataFrame, threshold: float, n_sr) -> tuple[float, float]:
+    """b and its uncertainty: ``n_sr`` the SR data (sum of weights), a number, or per fold a mapping fold -> count
+    when the scores come from one classifier per fold (the template's ``fold`` says which scored each of its
+    events): then b = sum over folds of N_SR,k f_k, each fold's data predicted by its own classifier's template."""
     w = weights_of(template, ones=True)
     keep = template["score"].to_numpy() > threshold
-    total = w.sum()
-    f = w[keep].sum() / total
-    stat = np.sqrt((w[keep] ** 2).sum()) / total
-    spread = 0.0
-    if "fold" in template and template["fold"].nunique() > 1:
-        per_fold = [w[keep & (template["fold"] == k).to_numpy()].sum() / w[(template["fold"] == k).to_numpy()].sum()
-                    for k in np.unique(template["fold"])]
-        spread = float(np.std(per_fold, ddof=1) / np.sqrt(len(per_fold)))
-    return float(n_sr * f), float(n_sr * max(stat, spread))
+    if not isinstance(n_sr, dict):
+        n_sr = {None: float(n_sr)}
+    folds = template["fold"].to_numpy() if "fold" in template and None not in n_sr else None
+    b, variance = 0.0, 0.0
+    for fold, n in n_sr.items():
+        mine = np.ones(len(template), bool) if fold is None else folds == fold
+        total = w[mine].sum()
+        if total <= 0:
+            raise ValueError(f"the template has no events of fold {fold} to predict that fold's SR data from")
+        f = w[mine & keep].sum() / total
+        # the template's own statistics, the variance of a weighted fraction (f (1 - f) / M unweighted)
+        b += n * f
+        variance += n ** 2 * (((1 - f) * w[mine & keep]) ** 2).sum() / total ** 2 \
+            + n ** 2 * ((f * w[mine & ~keep]) ** 2).sum() / total ** 2
+    return float(b), float(np.sqrt(variance))
 
 
 def template_count(events: pd.DataFrame, template: pd.DataFrame, window, efficiencies: list[float],
@@ -61,15 +73,21 @@ def template_count(events: pd.DataFrame, template: pd.DataFrame, window, efficie
     weights = weights_of(events)
     w = np.ones(len(events)) if weights is None else weights
     n_sr = float(w[in_sr].sum())
-    low, sr, high = window_edges(window, bin_width)
-    edges = np.unique(np.concatenate([low, sr, high]))
+    by_fold = None  # the SR data of each fold, when each fold's classifier scored its own data and template events
+    if "fold" in events and "fold" in template:
+        folds = events["fold"].to_numpy()
+        by_fold = {int(k): float(w[in_sr & (folds == k)].sum()) for k in np.unique(folds[in_sr])}
+    edges = None
+    if window.kind == "mjj_window":  # the sculpting of mjj, read against the sidebands (stats.bumphunt.sculpting)
+        low, sr, high = window_edges(window, bin_width)
+        edges = np.unique(np.concatenate([low, sr, high]))
     labels = events["label"].to_numpy() if "label" in events else None
     results = []
     for eff in efficiencies:
         threshold = -np.inf if eff >= 1 else _threshold(template["score"].to_numpy(), 1 - eff,
                                                         weights_of(template))
         keep = scores > threshold
-        b, b_err = template_prediction(template, threshold, n_sr)
+        b, b_err = template_prediction(template, threshold, by_fold if by_fold is not None else n_sr)
         n_obs = float(w[keep & in_sr].sum())
         n_obs = int(round(n_obs)) if weights is None else n_obs
         used = calculator
@@ -84,5 +102,6 @@ def template_count(events: pd.DataFrame, template: pd.DataFrame, window, efficie
             z_exp = asimov_z_uncertain(n_sig, b, b_err) if b > 0 else float("nan")
         results.append(BumpHuntResult(eff, threshold, int(keep.sum()), n_obs, b, b_err, p0, z_from_p(p0), b > 0,
                                       "template count", 0, float("nan"), 1, used, bound, n_sig, z_exp, 1.0,
-                                      *sculpting(mjj, keep, in_sr, sideband, edges, weights)))
+                                      *(sculpting(mjj, keep, in_sr, sideband, edges, weights) if edges is not None
+                                        else (float("nan"), float("nan")))))
     return results
