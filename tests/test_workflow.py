@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from slidescan.io import read_table
-from slidescan.windows import window_grid
+from slidescan.windows import region_grid
 
 from conftest import REPO
 
@@ -333,7 +333,7 @@ def test_every_shipped_config_builds_its_dag(tmp_path, configfile):
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / item)
     config = yaml.safe_load((REPO / "config" / configfile).read_text())
     merged = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text()), **config}
-    n_windows = len(window_grid(merged["windows"]))
+    n_windows = len(region_grid(merged["windows"]))
     injections = merged["injections"]
     if n_windows * len(merged["methods"]) * len(injections) > 2000:
         injections = injections[:1]

@@ -58,9 +58,10 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
     resonant = w.kind == "mjj_window"
     table.insert(1, "sr_lo", w.sr_lo if resonant else np.nan)
     table.insert(2, "sr_hi", w.sr_hi if resonant else np.nan)
-    for column, value in w.row().items():  # a region's own bounds (thresholds: <context>_min)
-        if column not in table:
-            table[column] = value
+    if not resonant:  # a threshold region's own bounds (<context>_min); an mjj window's rows are as they were
+        for column, value in w.row().items():
+            if column not in table:
+                table[column] = value
     table.insert(3, "method", attrs["method"])
     table.insert(4, "signal", experiment.signal)
     table.insert(5, "injection", experiment.injection)
