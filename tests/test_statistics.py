@@ -106,3 +106,24 @@ def test_a_scan_tested_by_template_count_predicts_each_cut_from_its_template(tmp
     assert (pulls.abs() < 4).all(), cut[["window", "n_obs", "n_bkg", "n_bkg_err"]]
     ratio = cut["n_bkg"].to_numpy() / scan[scan["efficiency"] == 1.0]["n_bkg"].to_numpy()
     assert np.allclose(ratio, 0.1, rtol=0.05), ratio  # the template's fraction above the cut, times the SR
+
+
+def test_scores_merged_without_their_folds_are_refused_by_the_template_count_not_counted_wrong(tmp_path):
+    from slidescan.io import write_tables
+    from slidescan.layout import PseudoExperiment
+    from slidescan.stages.bumphunt import window_bumphunt
+
+    settings = ScanSettings.from_config({**TINY, "methods": ["idealized-nn"],
+                                         "bumphunt": {"statistic": "template_count"}})
+    events, template = _toy(np.random.default_rng(1))
+    path = tmp_path / "old.h5"
+    write_tables(path, {"scores": events.assign(event_id=np.arange(len(events))), "reference_scores": template},
+                 attrs={**PseudoExperiment(0, 1).attrs(), "window": "w00", "method": "idealized-nn"})
+    with pytest.raises(ValueError, match=r"old.h5: its scores do not say which fold's classifier scored each event .* "
+                                         r"rerun with --forcerun train"):
+        window_bumphunt(settings, path)
+    write_tables(path, {"scores": events.assign(event_id=np.arange(len(events)), fold=np.arange(len(events)) % 3),
+                        "reference_scores": template},
+                 attrs={**PseudoExperiment(0, 1).attrs(), "window": "w00", "method": "idealized-nn"})
+    table = window_bumphunt(settings, path)
+    assert (table["fit_message"] == "template count").all()

@@ -51,6 +51,11 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
     if statistic.needs_template and template is None:
         raise ValueError(f"{scores}: bumphunt.statistic {b.statistic} needs the method's held-out SR template scores "
                          f"(table reference_scores), and {attrs['method']} has none")
+    if statistic.needs_template and not ("fold" in df and "fold" in template):
+        # scores merged before the fold was kept: one cut over classifiers of different folds mixes their scales
+        raise ValueError(f"{scores}: its scores do not say which fold's classifier scored each event (merged by an "
+                         f"older slidescan), which {b.statistic} needs; rerun with --forcerun train (finished folds "
+                         "are merged again, not retrained)")
     results = statistic.test(df, template, w, b,
                              derive_seed(settings.data.seed, "p0", w.name, attrs["method"], *experiment.key) % (2**32))
     table = pd.DataFrame([r.as_dict() for r in results])
