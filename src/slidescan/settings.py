@@ -306,7 +306,8 @@ class ScanSettings:
             if without:
                 raise ConfigError(f"{source}: bumphunt.statistic is {name}, which predicts the background from each "
                                   f"method's held-out SR template, but {', '.join(without)} have none; remove them"
-                                  + (" or use sideband_fit" if self.windows[0].kind == "mjj_window" else "")
+                                  + (f" or use {self.windows[0].statistic}" if self.windows[0].statistic != name
+                                     else "")
                                   + " (docs/architecture.md, \"Statistics\")")
 
     @property
@@ -382,10 +383,7 @@ class ScanSettings:
     def truth_window_of(self, name: str = ""):
         """The window whose SR centre is nearest to signal model ``name``'s mass; among threshold regions (a
         non-resonant search, whose signal is in every one of them) the loosest, the first."""
-        if self.windows[0].kind != "mjj_window":
-            return self.windows[0]
-        mass = self.signal(name).mass
-        return min(self.windows, key=lambda w: abs(w.sr_centre - mass))
+        return self.windows[0].truth(self.windows, self.signal(name).mass)
 
     def models(self) -> dict:
         """The per-window models the scan's methods need (and the models those read, first), configured: name ->
@@ -403,9 +401,7 @@ class ScanSettings:
     def truth_window(self):
         """The window whose SR centre is nearest to the injected mass (among threshold regions the loosest): where
         ROC, SIC and loss curves are drawn."""
-        if self.windows[0].kind != "mjj_window":
-            return self.windows[0]
-        return min(self.windows, key=lambda w: abs(w.sr_centre - self.truth_mass))
+        return self.windows[0].truth(self.windows, self.truth_mass)
 
     def layout(self, workdir: str | Path = "."):
         from .layout import Layout

@@ -118,6 +118,54 @@ class Window:
         return {"low sideband": int((region == REGION_SB_LOW).sum()), "SR": int((region == REGION_SR).sum()),
                 "high sideband": int((region == REGION_SB_HIGH).sum())}
 
+    def scan_columns(self) -> dict:
+        """Its columns in the bump hunt's rows (pvalue_scan.csv)."""
+        return {"sr_lo": self.sr_lo, "sr_hi": self.sr_hi}
+
+    def mjj_bins(self, bin_width: float) -> np.ndarray:
+        """The mjj bin edges of the low sideband, the SR and the high sideband: where a cut's sculpting of mjj is read."""
+        from .stats.dijet import window_edges
+
+        return np.unique(np.concatenate(window_edges(self, bin_width)))
+
+    def draw_selection(self, events: pd.DataFrame, results: list, bin_width: float, title: str, out) -> None:
+        """The bump hunt's figure: the selected mjj spectra with the sideband fit, per efficiency."""
+        from .plots import selected_spectra
+
+        selected_spectra(events["mjj"].to_numpy(), events["score"].to_numpy(), self, results, bin_width, title, out)
+
+    @staticmethod
+    def truth(windows: list, mass: float) -> "Window":
+        """The window whose SR centre is nearest to a signal's mass (where ROC, SIC and loss curves are drawn)."""
+        return min(windows, key=lambda w: abs(w.sr_centre - mass))
+
+    @staticmethod
+    def draw_map(events: pd.DataFrame, windows: list, out, truth_mass: float | None = None) -> None:
+        """The windows over the mjj spectrum."""
+        from .plots import window_map
+
+        window_map(events["mjj"].to_numpy(), windows, out, truth_mass=truth_mass)
+
+    @staticmethod
+    def check_range(windows: list, events: pd.DataFrame) -> tuple[dict[str, str], str]:
+        """The windows whose sidebands reach beyond the data's mjj range (name -> problem), and what to change
+        (with the hint of a units mistake)."""
+        mjj = events["mjj"].to_numpy(float)
+        lo, hi = float(mjj.min()), float(mjj.max())
+        problems = {}
+        for w in windows:
+            # the sampled range starts a hair inside its nominal edge: 2 % of a sideband outside the data is no gap
+            slack = 0.02 * min(w.sr_lo - w.sb_lo, w.sb_hi - w.sr_hi)
+            if w.sb_lo < lo - slack or w.sb_hi > hi + slack:
+                problems[w.name] = (f"window {w.name} (sidebands {w.sb_lo:g}-{w.sb_hi:g} TeV) reaches beyond the "
+                                    f"data's mjj range {lo:.4g}-{hi:.4g} TeV")
+        ratio = np.median([w.sr_centre for w in windows]) / np.median(mjj)
+        hint = (f" The data's mjj is about {ratio:.0f} times below the windows: are both in TeV?" if ratio > 10 else
+                f" The data's mjj is about {1 / ratio:.0f} times above the windows: are both in TeV?"
+                if ratio < 0.1 else "")
+        return problems, "Change the windows section (first_sr_lo, last_sr_lo, sr_width, sb_width) or " \
+                         "windows.min_events." + hint
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -161,6 +209,37 @@ class Thresholds:
 
     def counts(self, region: np.ndarray) -> dict[str, int]:
         return {"SR": int((region == REGION_SR).sum()), "CR": int((region == REGION_CR).sum())}
+
+    def scan_columns(self) -> dict:
+        """Its columns in the bump hunt's rows: no mjj window (sr_lo, sr_hi empty), its thresholds (<column>_min)."""
+        return {"sr_lo": np.nan, "sr_hi": np.nan, **{k: v for k, v in self.row().items() if k != "window"}}
+
+    def mjj_bins(self, bin_width: float) -> None:
+        """No sidebands in mjj to read a cut's sculpting against."""
+        return None
+
+    def draw_selection(self, events: pd.DataFrame, results: list, bin_width: float, title: str, out) -> None:
+        """The bump hunt's figure: per cut, the SR events kept against the predicted background."""
+        from .plots import selected_counts
+
+        selected_counts(results, title, out)
+
+    @staticmethod
+    def truth(regions: list, mass: float) -> "Thresholds":
+        """A non-resonant signal is in every region: the loosest, the first, is where its curves are drawn."""
+        return regions[0]
+
+    @staticmethod
+    def draw_map(events: pd.DataFrame, regions: list, out, truth_mass: float | None = None) -> None:
+        """Each SR's corner over the events' context columns."""
+        from .plots import threshold_map
+
+        threshold_map(events, regions, out)
+
+    @staticmethod
+    def check_range(regions: list, events: pd.DataFrame) -> tuple[dict[str, str], str]:
+        """Nothing to check beyond the counts: a threshold region has no far edge."""
+        return {}, "Change windows.thresholds or windows.min_events."
 
 
 def region_grid(config: dict) -> list:
@@ -229,38 +308,24 @@ def check_windows(windows: list, events: pd.DataFrame, min_events: int, source: 
     background; a region with a handful of events trains nothing. Both are found here, when the
     data are prepared, with the region named, instead of deep in a training job.
     """
-    problems = []
     for w in windows:
         missing = [c for c in w.context if c not in events]
         if missing:
             raise ValueError(f"{source}: no column(s) {missing}: region {w.name} ({w.label}) is defined in them "
                              "(windows.thresholds); map them with data.table.columns")
-        if w.kind == "mjj_window":
-            mjj = events["mjj"].to_numpy(float)
-            lo, hi = float(mjj.min()), float(mjj.max())
-            # the sampled range starts a hair inside its nominal edge: 2 % of a sideband outside the data is no gap
-            slack = 0.02 * min(w.sr_lo - w.sb_lo, w.sb_hi - w.sr_hi)
-            if w.sb_lo < lo - slack or w.sb_hi > hi + slack:
-                problems.append(f"window {w.name} (sidebands {w.sb_lo:g}-{w.sb_hi:g} TeV) reaches beyond the data's "
-                                f"mjj range {lo:.4g}-{hi:.4g} TeV")
-                continue
+    beyond, what = type(windows[0]).check_range(windows, events)
+    problems = []
+    for w in windows:
+        if w.name in beyond:
+            problems.append(beyond[w.name])
+            continue
         few = {name: n for name, n in w.counts(w.assign(events)).items() if n < min_events}
         if few:
             problems.append(f"window {w.name} ({w.label}) has "
                             + ", ".join(f"{n} events in its {name}" for name, n in few.items())
                             + f", fewer than windows.min_events ({min_events})")
     if problems:
-        hint = ""
-        if all(w.kind == "mjj_window" for w in windows):
-            mjj = events["mjj"].to_numpy(float)
-            ratio = np.median([w.sr_centre for w in windows]) / np.median(mjj)
-            hint = (f" The data's mjj is about {ratio:.0f} times below the windows: are both in TeV?" if ratio > 10 else
-                    f" The data's mjj is about {1 / ratio:.0f} times above the windows: are both in TeV?"
-                    if ratio < 0.1 else "")
-            what = "Change the windows section (first_sr_lo, last_sr_lo, sr_width, sb_width) or windows.min_events."
-        else:
-            what = "Change windows.thresholds or windows.min_events."
-        raise ValueError(f"{source}: " + "; ".join(problems) + f". {what}" + hint)
+        raise ValueError(f"{source}: " + "; ".join(problems) + f". {what}")
 
 
 def window_table(windows: list) -> pd.DataFrame:

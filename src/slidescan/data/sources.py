@@ -105,7 +105,18 @@ def auxiliary_events(data, sample, features: tuple[str, ...], log: Callable[[str
             log(f"data.samples.{sample.name}: {n} synthetic background events, mismodelling {sample.mismodelling}")
         events = add_extra_features(events, s.substructure, s.noise_features,
                                     rng(data.seed, "extra_features", "sample", sample.name), context=s.context)
-        return events if signal_kind else mismodel_context(events, sample.mismodelling)
+        if signal_kind:
+            return events
+        events = mismodel_context(events, sample.mismodelling)
+        if s.context:
+            # the data's selection (mjj in the model's range) applies to the simulation too: a non-resonant region
+            # has no mjj window to leave out the mismodelled mjj that fell outside it, and simulated events where
+            # the data can have none would make the simulation-to-data weights w(m) infinite there
+            selected = (events["mjj"] >= s.model.mjj_min) & (events["mjj"] < s.model.mjj_max)
+            log(f"data.samples.{sample.name}: {int(selected.sum())} of {n} simulated events pass the data's selection "
+                f"{s.model.mjj_min:g} <= mjj < {s.model.mjj_max:g} TeV")
+            events = events[selected].reset_index(drop=True)
+        return events
     if data.source == "lhco_h5":
         events, labelled = _read_lhco(data, sample.path, features, log)
     else:

@@ -160,6 +160,8 @@ def configure_model(name: str, config: dict) -> ConfiguredModel:
     return ConfiguredModel(model, settings)
 
 
-from . import curtains, feta, salad, sideband_flow, simulation_flow  # noqa: E402,F401  (the built-in models register themselves)
+# the built-in models register themselves
+from . import (context_weights, curtains, feta, generate, salad, sideband_flow,  # noqa: E402,F401
+               simulation_flow)
 
 __all__ = ["ConfiguredModel", "Model", "ModelContext", "ModelResult", "configure_model", "register_model"]

@@ -23,7 +23,7 @@ import pandas as pd
 from ..data import weights_of
 from ..io import content_hash
 from ..settings import section_schema
-from ..windows import REGION_SR
+from ..windows import ANY_REGION, REGION_SR
 from . import Model, ModelContext, ModelResult, register_model
 from .flow_settings import FLOW_EXECUTION_SCHEMA, FLOW_TRAINING_SCHEMA, FlowTraining
 from .sideband_flow import closure_auc, history_table, training_events
@@ -54,9 +54,10 @@ properties:
     threads: int
 
 
-def morph(morph_flow, events: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """The simulated events' features moved onto the data: M^-1(x | m)."""
-    return morph_flow.morph(events[features].to_numpy(float), events["mjj"].to_numpy(float))
+def morph(morph_flow, events: pd.DataFrame, features: list[str], window) -> np.ndarray:
+    """The simulated events' features moved onto the data: M^-1(x | m), m the region's condition (mjj, or the
+    context columns)."""
+    return morph_flow.morph(events[features].to_numpy(float), window.condition(events))
 
 
 def fit(ctx: ModelContext) -> ModelResult:
@@ -71,14 +72,14 @@ def fit(ctx: ModelContext) -> ModelResult:
     data_sb = training_events(ctx, ctx.data[ctx.data["region"] != REGION_SR]).reset_index(drop=True)
     ctx.log(f"{ctx.window.name} injection {ctx.experiment.injection} seed {ctx.experiment.seed}: morphing flow onto "
             f"the simulation's flow, trained on {len(data_sb)} sideband events")
-    flow = train_flow(data_sb[features].to_numpy(float), data_sb["mjj"].to_numpy(float), ctx.settings, ctx.seed(),
+    flow = train_flow(data_sb[features].to_numpy(float), ctx.window.condition(data_sb), ctx.settings, ctx.seed(),
                       checkpoint=ctx.checkpoint, log=ctx.log, what="feta morph", weight=weights_of(data_sb),
                       base=sim_flow)
     template = sim_sr.copy()
-    template[features] = morph(flow, sim_sr, features)
+    template[features] = morph(flow, sim_sr, features, ctx.window)
     # a weighted simulation keeps its events' weights in the template
-    template = template.assign(label=np.int8(0))[[*features, "mjj", "label", "fold",
-                                                  *(["weight"] if "weight" in template else [])]]
+    template = template.assign(label=np.int8(0))[list(dict.fromkeys([
+        *features, "mjj", *ctx.window.context, "label", "fold", *(["weight"] if "weight" in template else [])]))]
     finite = np.isfinite(template[features].to_numpy()).all(1)
     if not finite.all():
         raise FloatingPointError(f"feta, {ctx.window.name}: {int((~finite).sum())} morphed SR events are not finite")
@@ -86,9 +87,9 @@ def fit(ctx: ModelContext) -> ModelResult:
     held = ctx.models["simulation_flow"].table("sim_data")
     held = held[held["region"] != REGION_SR]
     morphed = held.copy()
-    morphed[features] = morph(flow, held, features)
+    morphed[features] = morph(flow, held, features, ctx.window)
     data_held = data_sb.iloc[flow.validation_index]
-    columns = ["mjj", *features]
+    columns = list(dict.fromkeys([*ctx.window.context, *features]))
     data_x, data_w = data_held[columns].to_numpy(), weights_of(data_held)
     before = closure_auc(data_x, held[columns].to_numpy(), ctx.seed("auc"), data_w)
     after = closure_auc(data_x, morphed[columns].to_numpy(), ctx.seed("auc"), data_w)
@@ -103,7 +104,7 @@ def fit(ctx: ModelContext) -> ModelResult:
                            xlabel="{} (sidebands)")
 
     # the morph's fingerprint holds its data, settings and the simulation flow's; the template adds the SR simulation
-    fingerprint = content_hash(sim_sr[["mjj", *features]].to_numpy(), extra=("feta", flow.fingerprint))
+    fingerprint = content_hash(sim_sr[[*ctx.window.context, *features]].to_numpy(), extra=("feta", flow.fingerprint))
     return ModelResult({"template": template},
                        {"sideband_auc_before": before, "sideband_auc_after": after, "n_template": len(template),
                         "best_val_nll": flow.best_val_loss, "n_train": len(data_sb), **flow.attrs(),
@@ -118,4 +119,4 @@ classifier of simulation vs data before and after morphing (0.50: the morphed si
 
 register_model(Model("feta", "FETA morphing of the simulation onto the sideband data", fit, FetaSettings,
                      caption=CAPTION, samples=("simulation",), models=("simulation_flow",), weighted=True,
-                     closure="sideband_auc_after"))
+                     closure="sideband_auc_after", regions=ANY_REGION))

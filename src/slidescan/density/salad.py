@@ -1,4 +1,6 @@
-"""SALAD's reweighter (arXiv:2001.05001): a classifier of simulation vs data in the sidebands, conditioned on mjj.
+"""SALAD's reweighter (arXiv:2001.05001): a classifier of simulation vs data in the sidebands, conditioned on mjj
+(or, in a non-resonant search, in the control region, conditioned on the region's context columns: the Reweight
+extrapolation of arXiv:2311.12924).
 
 Why a classifier: the likelihood ratio p_data(x | m) / p_sim(x | m) is what turns a simulation into the data's
 background, and a classifier of the two, fed the features and mjj, learns it as s / (1 - s). Trained in the
@@ -6,7 +8,7 @@ sidebands only, where no signal is expected, and applied at the SR's masses thro
 interpolates the mismodelling into the SR: the reweighted SR simulation is SALAD's template. The weights are
 normalised so the simulation has the data's sideband yield shape and clipped (a few huge weights would make the
 template a handful of events); how many were clipped, their distribution and the sideband closure are in the
-model's figure and attributes. The sideband closure is measured out of fold: the reweighter is fitted twice, each
+model's figure and attributes. The sideband (CR) closure is measured out of fold: the reweighter is fitted twice, each
 time on one half of the sideband events (``fold`` parity), and weights the other half, and a second classifier of
 reweighted simulation vs data in the sidebands then has an AUC of 0.5 where the reweighting is right.
 """
@@ -19,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..settings import Settings, section_schema
-from ..windows import REGION_SR
+from ..windows import ANY_REGION, REGION_SR
 from . import Model, ModelContext, ModelResult, register_model
 
 
@@ -48,20 +50,30 @@ def _classifier(settings: SaladSettings, seed: int):
                                           max_leaf_nodes=settings.max_leaf_nodes, random_state=seed % 2**32)
 
 
-def _x(events: pd.DataFrame, features: list[str]) -> np.ndarray:
-    return events[[*features, "mjj"]].to_numpy(float)
+def inputs_of(features: list[str], window) -> list[str]:
+    """What the reweighter sees: the features and the region's condition (mjj, or the context columns)."""
+    return [*features, *window.context]
 
 
-def reweighter(settings: SaladSettings, data: pd.DataFrame, simulation: pd.DataFrame, features: list[str], seed: int):
-    """A classifier of simulation (0) vs data (1), each class weighted to the same total; its odds are the weights."""
-    x = np.concatenate([_x(simulation, features), _x(data, features)])
+def _x(events: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    return events[columns].to_numpy(float)
+
+
+def reweighter(settings: SaladSettings, data: pd.DataFrame, simulation: pd.DataFrame, columns: list[str], seed: int,
+               classifier=None):
+    """A classifier of simulation (0) vs data (1) on ``columns``, each class weighted to the same total; its odds
+    are the weights. ``classifier``: an unfitted scikit-learn classifier in place of the boosted trees."""
+    x = np.concatenate([_x(simulation, columns), _x(data, columns)])
     y = np.concatenate([np.zeros(len(simulation)), np.ones(len(data))])
     balance = np.where(y == 1, len(x) / (2 * len(data)), len(x) / (2 * len(simulation)))
-    return _classifier(settings, seed).fit(x, y, sample_weight=balance)
+    classifier = classifier if classifier is not None else _classifier(settings, seed)
+    fit_weight = {f"{classifier.steps[-1][0]}__sample_weight" if hasattr(classifier, "steps") else "sample_weight":
+                  balance}
+    return classifier.fit(x, y, **fit_weight)
 
 
-def weights(model, events: pd.DataFrame, features: list[str]) -> np.ndarray:
-    p = np.clip(model.predict_proba(_x(events, features))[:, 1], 1e-6, 1 - 1e-6)
+def weights(model, events: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    p = np.clip(model.predict_proba(_x(events, columns))[:, 1], 1e-6, 1 - 1e-6)
     return p / (1 - p)
 
 
@@ -71,12 +83,13 @@ def clip(w: np.ndarray, max_weight: float) -> tuple[np.ndarray, int]:
     return np.minimum(w, max_weight), int((w > max_weight).sum())
 
 
-def sideband_auc(data: pd.DataFrame, simulation: pd.DataFrame, sim_weights: np.ndarray, features: list[str],
+def sideband_auc(data: pd.DataFrame, simulation: pd.DataFrame, sim_weights: np.ndarray, columns: list[str],
                  settings: SaladSettings, seed: int) -> float:
-    """AUC of (weighted) simulation vs data, 2-fold out of fold: 0.5 where the simulation is the data."""
+    """AUC of (weighted) simulation vs data on ``columns``, 2-fold out of fold: 0.5 where the simulation is the
+    data."""
     from sklearn.metrics import roc_auc_score
 
-    x = np.concatenate([_x(simulation, features), _x(data, features)])
+    x = np.concatenate([_x(simulation, columns), _x(data, columns)])
     y = np.concatenate([np.zeros(len(simulation)), np.ones(len(data))])
     w = np.concatenate([sim_weights * len(data) / sim_weights.sum(), np.ones(len(data))])
     half = np.random.default_rng(seed).random(len(x)) < 0.5
@@ -89,28 +102,29 @@ def sideband_auc(data: pd.DataFrame, simulation: pd.DataFrame, sim_weights: np.n
 
 def fit(ctx: ModelContext) -> ModelResult:
     s, features = ctx.settings, ctx.features
+    columns = inputs_of(features, ctx.window)
     simulation = ctx.samples["simulation"]
     data_sb = ctx.data[ctx.data["region"] != REGION_SR]
     sim_sb, sim_sr = simulation[simulation["region"] != REGION_SR], simulation[simulation["region"] == REGION_SR]
     if min(len(data_sb), len(sim_sb), len(sim_sr)) < 50:
         raise ValueError(f"salad, {ctx.window.name}: too few events to reweight ({len(data_sb)} data and "
                          f"{len(sim_sb)} simulation events in the sidebands, {len(sim_sr)} simulated in the SR)")
-    model = reweighter(s, data_sb, sim_sb, features, ctx.seed("reweighter"))
-    template_w, clipped = clip(weights(model, sim_sr, features), s.max_weight)
+    model = reweighter(s, data_sb, sim_sb, columns, ctx.seed("reweighter"))
+    template_w, clipped = clip(weights(model, sim_sr, columns), s.max_weight)
     # the sideband closure, out of fold: each half of the sideband simulation weighted by a reweighter of the other
     odd_data, odd_sim = data_sb["fold"].to_numpy() % 2 == 1, sim_sb["fold"].to_numpy() % 2 == 1
     closure_w = np.empty(len(sim_sb))
     for half in (False, True):
-        fitted = reweighter(s, data_sb[odd_data != half], sim_sb[odd_sim != half], features, ctx.seed("closure", half))
-        closure_w[odd_sim == half] = weights(fitted, sim_sb[odd_sim == half], features)
+        fitted = reweighter(s, data_sb[odd_data != half], sim_sb[odd_sim != half], columns, ctx.seed("closure", half))
+        closure_w[odd_sim == half] = weights(fitted, sim_sb[odd_sim == half], columns)
     closure_w, _ = clip(closure_w, s.max_weight)
-    before = sideband_auc(data_sb, sim_sb, np.ones(len(sim_sb)), features, s, ctx.seed("auc"))
-    after = sideband_auc(data_sb, sim_sb, closure_w, features, s, ctx.seed("auc"))
+    before = sideband_auc(data_sb, sim_sb, np.ones(len(sim_sb)), columns, s, ctx.seed("auc"))
+    after = sideband_auc(data_sb, sim_sb, closure_w, columns, s, ctx.seed("auc"))
     ctx.log(f"{ctx.window.name}: reweighter of {len(sim_sb)} simulated vs {len(data_sb)} data sideband events; "
             f"sideband AUC {before:.3f} before, {after:.3f} after reweighting; {clipped} of {len(sim_sr)} SR weights "
             f"clipped at {s.max_weight:g}")
     template = sim_sr.reset_index(drop=True).assign(weight=template_w, label=np.int8(0))
-    template = template[[*features, "mjj", "label", "fold", "weight"]]
+    template = template[list(dict.fromkeys([*features, "mjj", *ctx.window.context, "label", "fold", "weight"]))]
 
     def plot(path):
         import matplotlib
@@ -137,7 +151,7 @@ def fit(ctx: ModelContext) -> ModelResult:
     from ..io import content_hash
 
     return ModelResult({"template": template},
-                       {"fingerprint": content_hash(_x(data_sb, features), _x(simulation, features),
+                       {"fingerprint": content_hash(_x(data_sb, columns), _x(simulation, columns),
                                                     extra=("salad", s.max_iter, s.learning_rate, s.max_leaf_nodes,
                                                            s.max_weight, ctx.seed("reweighter"))),
                         "sideband_auc_before": before, "sideband_auc_after": after, "clipped": clipped,
@@ -153,4 +167,4 @@ simulation is the data). An AUC after reweighting well above 0.5 means the templ
 
 register_model(Model("salad_weights", "SALAD reweighting of the simulation to the sideband data", fit, SaladSettings,
                      caption=CAPTION, gpu=False, samples=("simulation",),
-                     closure="sideband_auc_after"))
+                     closure="sideband_auc_after", regions=ANY_REGION))

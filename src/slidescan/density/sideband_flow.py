@@ -108,12 +108,10 @@ def fit_many(contexts: list[ModelContext], members: int) -> list[ModelResult]:
     return [_result(ctx, flow, sb, sr) for ctx, flow, sb, (_, sr) in zip(contexts, flows, events, regions)]
 
 
-def _result(ctx: ModelContext, flow, sb: pd.DataFrame, sr: pd.DataFrame) -> ModelResult:
-    """The SR samples (with folds), the closure test and the figure of a trained sideband flow."""
-    settings: FlowSettings = ctx.settings
-    w = ctx.window
-    n = int(round(settings.oversampling * len(sr)))
-    condition = w.sample_condition(sr, n, ctx.seed("mjj"), weights_of(sr))
+def sr_samples(ctx: ModelContext, flow, condition: np.ndarray, weight: float) -> pd.DataFrame:
+    """A template of the SR: the flow sampled at ``condition`` (one per event), each sample with the condition's
+    context columns, ``weight``, a fold of its own and a negative event id (no data event has one)."""
+    w, n = ctx.window, len(condition)
     samples = pd.DataFrame(flow.sample(condition, ctx.seed("sr")), columns=ctx.features)
     context = [c for c in w.context if c not in ctx.features]
     values = condition.reshape(n, -1)
@@ -122,10 +120,20 @@ def _result(ctx: ModelContext, flow, sb: pd.DataFrame, sr: pd.DataFrame) -> Mode
     if "mjj" not in samples:  # a region not in mjj, without mjj among the features: the samples have none
         samples.insert(0, "mjj", np.full(n, np.nan))
     samples["label"] = np.zeros(n, dtype=np.int8)
-    samples["weight"] = np.full(n, 1.0 / settings.oversampling)
+    samples["weight"] = np.full(n, weight)
     samples["fold"] = assign_folds(n, ctx.k, ctx.rng("folds"))
     samples["region"] = np.zeros(n, dtype=np.int8)
     samples["event_id"] = -1 - np.arange(n, dtype=np.int64)
+    return samples
+
+
+def _result(ctx: ModelContext, flow, sb: pd.DataFrame, sr: pd.DataFrame) -> ModelResult:
+    """The SR samples (with folds), the closure test and the figure of a trained sideband flow."""
+    settings: FlowSettings = ctx.settings
+    w = ctx.window
+    n = int(round(settings.oversampling * len(sr)))
+    condition = w.sample_condition(sr, n, ctx.seed("mjj"), weights_of(sr))
+    samples = sr_samples(ctx, flow, condition, 1.0 / settings.oversampling)
     held, closure_samples, sb_auc = closure(ctx, flow, sb)
 
     def plot(path):

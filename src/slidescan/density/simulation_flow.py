@@ -13,17 +13,17 @@ as FETA does for its morphing (``density.feta``).
 from __future__ import annotations
 
 
-from ..windows import REGION_SR
+from ..windows import ANY_REGION, REGION_SR
 from . import Model, ModelContext, ModelResult, register_model
 from .flow_settings import FlowSettings
 from .sideband_flow import closure, fit_flow_on, fit_flows_on, history_table, training_events
 
 
 def _simulated(ctx: ModelContext):
-    w = ctx.window
-    simulated = ctx.samples["simulation"]  # the window's events of the sample, every region
-    simulated = simulated[w.inside(simulated["mjj"].to_numpy())].reset_index(drop=True)
-    ctx.log(f"{w.name}: flow on {len(simulated)} simulated background events of the window (data.samples.simulation)")
+    # the window's events of the sample, every region (the sample's split leaves out the events outside it)
+    simulated = ctx.samples["simulation"].reset_index(drop=True)
+    ctx.log(f"{ctx.window.name}: flow on {len(simulated)} simulated background events of the window "
+            "(data.samples.simulation)")
     return simulated
 
 
@@ -47,7 +47,7 @@ def _result(ctx: ModelContext, flow, simulated) -> ModelResult:
     def plot(path):
         from ..plots import flow_closure
 
-        flow_closure(held, samples, sr, sr_samples, f"{w.name} (SR {w.sr_lo:g}-{w.sr_hi:g} TeV), simulation: "
+        flow_closure(held, samples, sr, sr_samples, f"{w.name} ({w.label}), simulation: "
                      f"closure AUC {auc:.3f}", path, rows=("simulation (held out), whole window",
                                                            "simulation (held out), signal region"))
 
@@ -64,4 +64,4 @@ closure AUC of a boosted-tree classifier (0.50: indistinguishable). **Bottom row
 How the simulation differs from the data is on the templates' page."""
 
 register_model(Model("simulation_flow", "Flow of the simulated background", fit, FlowSettings, fit_many=fit_many,
-                     caption=CAPTION, samples=("simulation",), window_alone=True))
+                     caption=CAPTION, samples=("simulation",), window_alone=True, regions=ANY_REGION))

@@ -132,8 +132,8 @@ def configure(name: str, config: dict) -> MethodRun:
 
 
 # the built-in methods register themselves
-from . import (anode, autoencoder, cathode, curtains, cwola, feta, flow_nll, idealized,  # noqa: E402,F401
-               lacathode, quak, ranode, salad, supervised, tnt)
+from . import (anode, autoencoder, cathode, curtains, cwola, feta, flow_nll, generate,  # noqa: E402,F401
+               idealized, lacathode, morph, quak, ranode, reweight, salad, supervised, tnt)
 
 __all__ = ["ClassifierScores", "FoldData", "FoldFit", "Fitted", "InputMap", "Method", "MethodRun", "ModelOutput",
            "Reference", "ReferenceRun", "Score", "ScoreRun", "TrainingSet", "WindowInputs", "configure", "held_out_fold",

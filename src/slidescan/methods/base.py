@@ -248,12 +248,14 @@ def held_out_fold(table: pd.DataFrame, fold: int) -> pd.DataFrame:
     return table[table["fold"] == fold]
 
 
-def template_reference(name: str, description: str, model: str, table: str, **kwargs) -> Reference:
+def template_reference(name: str, description: str, model: str, table: str | Callable[[WindowInputs], pd.DataFrame],
+                       **kwargs) -> Reference:
     """SR data against a model's table of template events with folds of their own (CATHODE's flow samples, SALAD's
     weighted simulation): the classifier of fold ``k`` trains on the template's other folds and scores its fold
-    ``k`` (the closure AUC of SR data against the template, 0.5 without signal)."""
+    ``k`` (the closure AUC of SR data against the template, 0.5 without signal). ``table``: the name of the model's
+    table, or a function of the window's inputs that builds the template from the model's (and others') tables."""
     def template(inputs: WindowInputs) -> pd.DataFrame:
-        return inputs.model(model).table(table)
+        return table(inputs) if callable(table) else inputs.model(model).table(table)
 
     def build(inputs: WindowInputs, fold: int):
         events = template(inputs)

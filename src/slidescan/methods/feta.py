@@ -6,7 +6,8 @@ inverse to the simulated SR events; that morphed simulation, with the sample's f
 """
 
 from . import register
+from ..windows import ANY_REGION
 from .base import template_reference
 
 register(template_reference("feta", "SR data vs the simulation morphed onto the data by a flow (FETA)", "feta",
-                            "template"))
+                            "template", regions=ANY_REGION))

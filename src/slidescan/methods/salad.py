@@ -7,7 +7,8 @@ signal where the reweighting is right). Needs ``data.samples.simulation``.
 """
 
 from . import register
+from ..windows import ANY_REGION
 from .base import template_reference
 
 register(template_reference("salad", "SR data vs the simulation reweighted to the sideband data (SALAD)",
-                            "salad_weights", "template"))
+                            "salad_weights", "template", regions=ANY_REGION))

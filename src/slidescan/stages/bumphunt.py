@@ -60,13 +60,12 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
                              derive_seed(settings.data.seed, "p0", w.name, attrs["method"], *experiment.key) % (2**32))
     table = pd.DataFrame([r.as_dict() for r in results])
     table.insert(0, "window", w.name)
-    resonant = w.kind == "mjj_window"
-    table.insert(1, "sr_lo", w.sr_lo if resonant else np.nan)
-    table.insert(2, "sr_hi", w.sr_hi if resonant else np.nan)
-    if not resonant:  # a threshold region's own bounds (<context>_min); an mjj window's rows are as they were
-        for column, value in w.row().items():
-            if column not in table:
-                table[column] = value
+    columns = w.scan_columns()  # sr_lo and sr_hi first, then a threshold region's own bounds (<context>_min)
+    table.insert(1, "sr_lo", columns.pop("sr_lo"))
+    table.insert(2, "sr_hi", columns.pop("sr_hi"))
+    for column, value in columns.items():
+        if column not in table:
+            table[column] = value
     table.insert(3, "method", attrs["method"])
     table.insert(4, "signal", experiment.signal)
     table.insert(5, "injection", experiment.injection)
@@ -75,14 +74,8 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
     table["n_signal_sr"] = int(signal_sr.sum()) if weights is None else float(weights[signal_sr].sum())
     table["sr_auc_vs_reference"] = reference_auc(scores, df)
     if spectra_dir:
-        from ..plots import selected_counts, selected_spectra
-
-        title = f"{w.name} ({w.label}), {attrs['method']}, {experiment}"
-        if resonant:
-            selected_spectra(df["mjj"].to_numpy(), df["score"].to_numpy(), w, results, b.bin_width, title,
-                             Path(spectra_dir) / f"{w.name}.png")
-        else:
-            selected_counts(results, title, Path(spectra_dir) / f"{w.name}.png")
+        w.draw_selection(df, results, b.bin_width, f"{w.name} ({w.label}), {attrs['method']}, {experiment}",
+                         Path(spectra_dir) / f"{w.name}.png")
     return table[SCAN_COLUMNS + [c for c in table.columns if c not in SCAN_COLUMNS]]
 
 

@@ -32,7 +32,6 @@ import pandas as pd
 from ..data import weights_of
 from ..windows import REGION_SR
 from .bumphunt import BumpHuntResult, _threshold, sculpting
-from .dijet import window_edges
 from .pvalue import TOYS_BELOW, asimov_z_uncertain, discovery_p0, toy_floor, z_from_p
 
 
@@ -77,10 +76,7 @@ def template_count(events: pd.DataFrame, template: pd.DataFrame, window, efficie
     if "fold" in events and "fold" in template:
         folds = events["fold"].to_numpy()
         by_fold = {int(k): float(w[in_sr & (folds == k)].sum()) for k in np.unique(folds[in_sr])}
-    edges = None
-    if window.kind == "mjj_window":  # the sculpting of mjj, read against the sidebands (stats.bumphunt.sculpting)
-        low, sr, high = window_edges(window, bin_width)
-        edges = np.unique(np.concatenate([low, sr, high]))
+    edges = window.mjj_bins(bin_width)  # the sculpting of mjj, read against the sidebands where there are some
     labels = events["label"].to_numpy() if "label" in events else None
     results = []
     for eff in efficiencies:
