@@ -9,7 +9,7 @@ from slidescan.config import ConfigError
 from slidescan.data.synthetic import PIVOT, SyntheticModel, generate_background, generate_simulation, mismodel
 from slidescan.io import read_attrs, read_table
 from slidescan.settings import ScanSettings
-from slidescan.windows import REGION_SB_HIGH, REGION_SB_LOW, REGION_SR
+from slidescan.windows import REGION_SB_HIGH, REGION_SB_LOW, REGION_SR, Window
 
 from test_workflow import TINY, job_counts, make_workdir, snakemake
 
@@ -186,7 +186,7 @@ def test_salad_reweights_a_mismodelled_simulation_to_the_data_in_the_sidebands()
                                                                               REGION_SB_HIGH)),
                                     fold=np.random.default_rng(seed).integers(0, 3, len(events))))
     settings = SaladSettings.from_config({})
-    ctx = SimpleNamespace(settings=settings, window=SimpleNamespace(name="w00"), data=frames[0],
+    ctx = SimpleNamespace(settings=settings, window=Window(0, 3.0, 3.3, 3.7, 4.0), data=frames[0],
                           samples={"simulation": frames[1]}, features=["mj1", "delta_mj", "tau21_j1", "tau21_j2"],
                           seed=lambda *parts: 7, log=lambda message: None)
     result = fit(ctx)

@@ -54,10 +54,11 @@ properties:
     threads: int
 
 
-def morph(morph_flow, events: pd.DataFrame, features: list[str], window) -> np.ndarray:
-    """The simulated events' features moved onto the data: M^-1(x | m), m the region's condition (mjj, or the
-    context columns)."""
-    return morph_flow.morph(events[features].to_numpy(float), window.condition(events))
+def morph(morph_flow, events: pd.DataFrame, features: list[str], window=None) -> np.ndarray:
+    """The simulated events' features moved onto the data: M^-1(x | m), m the region's condition (``window``'s: mjj,
+    or the context columns; mjj without a window)."""
+    condition = window.condition(events) if window is not None else events["mjj"].to_numpy(float)
+    return morph_flow.morph(events[features].to_numpy(float), condition)
 
 
 def fit(ctx: ModelContext) -> ModelResult:

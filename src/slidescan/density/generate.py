@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..io import content_hash
 from ..settings import Settings, section_schema
 from ..windows import ANY_REGION, REGION_SR
