@@ -91,3 +91,5 @@ def test_reweight_generate_and_morph_extrapolate_a_mistuned_simulation_into_the_
     assert (scan["fit_message"] == "template count").all() and scan["p0"].between(0, 1).all()
     for model in ("context_weights", "generate", "feta", "salad_weights"):
         assert (results / f"plots/models/{model}/w00/inj0_seed1.png").stat().st_size > 5000
+    for method in ("reweight-bdt", "generate-bdt", "morph-bdt"):
+        assert (results / f"plots/templates/{method}/w00.png").stat().st_size > 5000

@@ -24,9 +24,9 @@ import pandas as pd
 from ..data import weights_of
 from ..io import content_hash
 from ..settings import Settings, section_schema
-from ..windows import ANY_REGION, REGION_SR
+from ..windows import ANY_REGION
 from . import Model, ModelContext, ModelResult, register_model
-from .salad import clip, reweighter, weights
+from .salad import clip, out_of_fold_weights, reweighter, simulation_regions, weights
 
 
 @dataclass(frozen=True)
@@ -64,21 +64,13 @@ def fit(ctx: ModelContext) -> ModelResult:
     s, w = ctx.settings, ctx.window
     columns = list(w.context)
     simulation = ctx.samples["simulation"]
-    data_cr = ctx.data[ctx.data["region"] != REGION_SR]
-    sim_cr, sim_sr = simulation[simulation["region"] != REGION_SR], simulation[simulation["region"] == REGION_SR]
-    if min(len(data_cr), len(sim_cr), len(sim_sr)) < 50:
-        raise ValueError(f"context_weights, {w.name} ({w.label}): too few events to reweight ({len(data_cr)} data "
-                         f"and {len(sim_cr)} simulated events outside the SR, {len(sim_sr)} simulated in it)")
+    data_cr, sim_cr, sim_sr = simulation_regions(ctx, "context_weights")
     model = context_reweighter(data_cr, sim_cr, columns, s.degree)
     context_w, clipped = clip(weights(model, sim_sr, columns), s.max_weight)
     sr_w = context_w * weights_of(sim_sr, ones=True)  # a weighted simulation's own weights, times w(m)
     # the closure, out of fold: each half of the CR simulation weighted by a reweighter of the other half
-    odd_data, odd_sim = data_cr["fold"].to_numpy() % 2 == 1, sim_cr["fold"].to_numpy() % 2 == 1
-    closure_w = np.empty(len(sim_cr))
-    for half in (False, True):
-        fitted = context_reweighter(data_cr[odd_data != half], sim_cr[odd_sim != half], columns, s.degree)
-        closure_w[odd_sim == half] = weights(fitted, sim_cr[odd_sim == half], columns)
-    closure_w, _ = clip(closure_w, s.max_weight)
+    closure_w = out_of_fold_weights(data_cr, sim_cr, lambda d, m, half: context_reweighter(d, m, columns, s.degree),
+                                    columns, s.max_weight)
     before = _auc(data_cr, sim_cr, np.ones(len(sim_cr)), columns, ctx.seed("auc"))
     after = _auc(data_cr, sim_cr, closure_w, columns, ctx.seed("auc"))
     ctx.log(f"{w.name} ({w.label}): w({', '.join(columns)}) of {len(sim_cr)} simulated vs {len(data_cr)} data events "

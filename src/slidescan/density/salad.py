@@ -83,6 +83,18 @@ def clip(w: np.ndarray, max_weight: float) -> tuple[np.ndarray, int]:
     return np.minimum(w, max_weight), int((w > max_weight).sum())
 
 
+def out_of_fold_weights(data: pd.DataFrame, simulation: pd.DataFrame, fit, columns: list[str],
+                        max_weight: float) -> np.ndarray:
+    """The closure's weights: each half of ``simulation`` (its fold's parity) weighted by a reweighter
+    ``fit(data, simulation, half)`` of the other halves of both, so no event is weighted by what it trained."""
+    odd_data, odd_sim = data["fold"].to_numpy() % 2 == 1, simulation["fold"].to_numpy() % 2 == 1
+    w = np.empty(len(simulation))
+    for half in (False, True):
+        fitted = fit(data[odd_data != half], simulation[odd_sim != half], half)
+        w[odd_sim == half] = weights(fitted, simulation[odd_sim == half], columns)
+    return clip(w, max_weight)[0]
+
+
 def sideband_auc(data: pd.DataFrame, simulation: pd.DataFrame, sim_weights: np.ndarray, columns: list[str],
                  settings: SaladSettings, seed: int) -> float:
     """AUC of (weighted) simulation vs data on ``columns``, 2-fold out of fold: 0.5 where the simulation is the
@@ -100,24 +112,29 @@ def sideband_auc(data: pd.DataFrame, simulation: pd.DataFrame, sim_weights: np.n
     return float(roc_auc_score(y, scores, sample_weight=w))
 
 
+def simulation_regions(ctx: ModelContext, what: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The data outside the SR, the simulation outside it and the simulation inside it; at least 50 events each."""
+    simulation = ctx.samples["simulation"]
+    data_out = ctx.data[ctx.data["region"] != REGION_SR]
+    sim_out, sim_sr = simulation[simulation["region"] != REGION_SR], simulation[simulation["region"] == REGION_SR]
+    if min(len(data_out), len(sim_out), len(sim_sr)) < 50:
+        raise ValueError(f"{what}, {ctx.window.name} ({ctx.window.label}): too few events to reweight "
+                         f"({len(data_out)} data and {len(sim_out)} simulated events outside the SR, {len(sim_sr)} "
+                         "simulated in it)")
+    return data_out, sim_out, sim_sr
+
+
 def fit(ctx: ModelContext) -> ModelResult:
     s, features = ctx.settings, ctx.features
     columns = inputs_of(features, ctx.window)
     simulation = ctx.samples["simulation"]
-    data_sb = ctx.data[ctx.data["region"] != REGION_SR]
-    sim_sb, sim_sr = simulation[simulation["region"] != REGION_SR], simulation[simulation["region"] == REGION_SR]
-    if min(len(data_sb), len(sim_sb), len(sim_sr)) < 50:
-        raise ValueError(f"salad, {ctx.window.name}: too few events to reweight ({len(data_sb)} data and "
-                         f"{len(sim_sb)} simulation events in the sidebands, {len(sim_sr)} simulated in the SR)")
+    data_sb, sim_sb, sim_sr = simulation_regions(ctx, "salad")
     model = reweighter(s, data_sb, sim_sb, columns, ctx.seed("reweighter"))
     template_w, clipped = clip(weights(model, sim_sr, columns), s.max_weight)
     # the sideband closure, out of fold: each half of the sideband simulation weighted by a reweighter of the other
-    odd_data, odd_sim = data_sb["fold"].to_numpy() % 2 == 1, sim_sb["fold"].to_numpy() % 2 == 1
-    closure_w = np.empty(len(sim_sb))
-    for half in (False, True):
-        fitted = reweighter(s, data_sb[odd_data != half], sim_sb[odd_sim != half], columns, ctx.seed("closure", half))
-        closure_w[odd_sim == half] = weights(fitted, sim_sb[odd_sim == half], columns)
-    closure_w, _ = clip(closure_w, s.max_weight)
+    closure_w = out_of_fold_weights(data_sb, sim_sb, lambda d, m, half: reweighter(s, d, m, columns,
+                                                                                   ctx.seed("closure", half)),
+                                    columns, s.max_weight)
     before = sideband_auc(data_sb, sim_sb, np.ones(len(sim_sb)), columns, s, ctx.seed("auc"))
     after = sideband_auc(data_sb, sim_sb, closure_w, columns, s, ctx.seed("auc"))
     ctx.log(f"{ctx.window.name}: reweighter of {len(sim_sb)} simulated vs {len(data_sb)} data sideband events; "

@@ -52,8 +52,11 @@ def draw_templates(settings: ScanSettings, layout: Layout, method: str, scan: pd
                     for name in run.models if MODELS[name].closure]
         title = (f"{method}, {window}, injection 0 seed {experiment.seed}: SR data vs template AUC {auc:.3f} "
                  f"(out of fold; 0.5: alike)" + ("\n" + "; ".join(closures) if closures else ""))
+        # the region's condition (mjj, or a threshold region's context columns, which a template must get right
+        # though no classifier sees them) beside the features
+        columns = list(dict.fromkeys([*settings.window(window).context, *settings.features]))
         feature_histograms([(data, f"SR data ({len(data)})"), (template, f"template ({len(template)})")],
-                           ["mjj", *settings.features], title, out, xlabel="{} (SR)")
+                           columns, title, out, xlabel="{} (SR)")
         log(f"{window}: {len(data)} SR data events, {len(template)} template events; AUC {auc:.3f}"
             + (f"; {'; '.join(closures)}" if closures else ""))
 
