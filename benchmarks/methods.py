@@ -7,8 +7,9 @@ injection, over seeds (median and range):
 
 - from ``performance.csv`` (out-of-fold scores of the SR events of the window nearest the signal, truth
   known): max SIC with at least 20 background events passing, SIC at signal efficiency 0.3, AUC;
-- from ``pvalue_scan.csv``: the local Z in that window at the best efficiency, and the AUC of SR data against
-  the method's SR template (``sr_auc_vs_reference``; None for methods without one);
+- from ``pvalue_scan.csv``: the local Z in that window at the best efficiency, the largest local Z over every window
+  and efficiency (a non-resonant grid's "best threshold"), the naive S/sqrt(B) of that window's SR without a cut,
+  and the AUC of SR data against the method's SR template (``sr_auc_vs_reference``; None for methods without one);
 - from ``calibration.csv`` (injection 0): the largest local Z over windows, efficiencies and seeds, and
   the KS p-value of the local p0 against uniform;
 - from ``pvalue_scan.csv`` (injection 0): how much the tightest cut sculpts the background's mjj, the SR's kept
@@ -52,13 +53,20 @@ def summarise(results: Path) -> pd.DataFrame:
     z = in_window["z"].max().rename("z_true_window")
     # SR data against the method's own SR template, out of fold: 0.5 at injection 0 if the template is right
     reference_auc = in_window["sr_auc_vs_reference"].first()
-    rows = performance.merge(pd.concat([z, reference_auc], axis=1).reset_index(), on=["method", "injection", "seed"],
-                             how="left")
+    # the largest local Z over every window and cut (a non-resonant study's "best threshold"; no look-elsewhere)
+    z_any = scan.groupby(["method", "injection", "seed"])["z"].max().rename("z_best_window")
+    # the naive S/sqrt(B) of the true window's SR without a cut: what a search without the method would see
+    uncut = scan[(scan["window"] == window) & (scan["efficiency"] >= 1.0)].groupby(["method", "injection", "seed"])
+    signal, observed = uncut["n_signal_sr"].first(), uncut["n_obs"].first()
+    naive = (signal / np.sqrt(np.maximum(observed - signal, 1.0))).rename("naive_s_over_sqrt_b")
+    rows = performance.merge(pd.concat([z, reference_auc, z_any, naive], axis=1).reset_index(),
+                             on=["method", "injection", "seed"], how="left")
     out = []
     for (method, injection), grp in rows.groupby(["method", "injection"]):
         row = {"method": method, "injection": int(injection), "seeds": len(grp), "window": window,
                "s_over_b": float(grp["s_over_b"].median())}
-        for key in ("max_sic_20", "sic_at_0.3", "auc", "z_true_window", "sr_auc_vs_reference"):
+        for key in ("max_sic_20", "sic_at_0.3", "auc", "z_true_window", "sr_auc_vs_reference", "z_best_window",
+                    "naive_s_over_sqrt_b"):
             v = grp[key].to_numpy(float)
             v = v[np.isfinite(v)]  # a seed without a value (no fit, no template) is left out; "seeds" counts them all
             row[key] = [float(np.median(v)), float(v.min()), float(v.max())] if len(v) else None
@@ -81,16 +89,19 @@ def table(summary: pd.DataFrame) -> str:
     def cell(v):
         return f"{v[0]:.3g} ({v[1]:.3g}-{v[2]:.3g})" if v else "-"
 
-    lines = ["| method | injection (S/B in SR) | max SIC (>=20 bkg) | SIC at 0.3 | AUC | Z, true window | "
-             "AUC SR data vs template | injection 0: largest Z, KS p | injection 0: SR / sidebands kept, mjj JSD |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | injection (S/B in SR) | naive S/sqrt(B) | max SIC (>=20 bkg) | SIC at 0.3 | AUC | "
+             "Z, true window | Z, best window | AUC SR data vs template | injection 0: largest Z, KS p | "
+             "injection 0: SR / sidebands kept, mjj JSD |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary.sort_values(["injection", "method"], ascending=[False, True]).to_dict("records"):
         null = f"{r['null_max_z']:.2f}, {r['null_ks_p']:.2f}" if not pd.isna(r.get("null_max_z", np.nan)) else "-"
         sculpted = r.get("sculpting")
         sculpted = (f"{cell(sculpted)} at {100 * r['sculpting_efficiency']:g} %, {r['sculpting_jsd']:.4f}"
                     if isinstance(sculpted, list) else "-")
-        lines.append(f"| {r['method']} | {r['injection']} ({100 * r['s_over_b']:.2f} %) | {cell(r['max_sic_20'])} | "
+        lines.append(f"| {r['method']} | {r['injection']} ({100 * r['s_over_b']:.2f} %) | "
+                     f"{cell(r['naive_s_over_sqrt_b'])} | {cell(r['max_sic_20'])} | "
                      f"{cell(r['sic_at_0.3'])} | {cell(r['auc'])} | {cell(r['z_true_window'])} | "
+                     f"{cell(r['z_best_window'])} | "
                      f"{cell(r['sr_auc_vs_reference'])} | {null} | {sculpted} |")
     return "\n".join(lines)
 

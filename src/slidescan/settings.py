@@ -306,8 +306,8 @@ class ScanSettings:
             if without:
                 raise ConfigError(f"{source}: bumphunt.statistic is {name}, which predicts the background from each "
                                   f"method's held-out SR template, but {', '.join(without)} have none; remove them"
-                                  + (f" or use {self.windows[0].statistic}" if self.windows[0].statistic != name
-                                     else "")
+                                  + (f" or use {self.windows[0].statistic}"
+                                     if not STATISTICS[self.windows[0].statistic].needs_template else "")
                                   + " (docs/architecture.md, \"Statistics\")")
 
     @property
@@ -383,7 +383,7 @@ class ScanSettings:
     def truth_window_of(self, name: str = ""):
         """The window whose SR centre is nearest to signal model ``name``'s mass; among threshold regions (a
         non-resonant search, whose signal is in every one of them) the loosest, the first."""
-        return self.windows[0].truth(self.windows, self.signal(name).mass)
+        return self.windows[0].truth(self.windows, lambda: self.signal(name).mass)
 
     def models(self) -> dict:
         """The per-window models the scan's methods need (and the models those read, first), configured: name ->
@@ -401,7 +401,7 @@ class ScanSettings:
     def truth_window(self):
         """The window whose SR centre is nearest to the injected mass (among threshold regions the loosest): where
         ROC, SIC and loss curves are drawn."""
-        return self.windows[0].truth(self.windows, self.truth_mass)
+        return self.windows[0].truth(self.windows, lambda: self.truth_mass)
 
     def layout(self, workdir: str | Path = "."):
         from .layout import Layout

@@ -135,9 +135,11 @@ class Window:
         selected_spectra(events["mjj"].to_numpy(), events["score"].to_numpy(), self, results, bin_width, title, out)
 
     @staticmethod
-    def truth(windows: list, mass: float) -> "Window":
-        """The window whose SR centre is nearest to a signal's mass (where ROC, SIC and loss curves are drawn)."""
-        return min(windows, key=lambda w: abs(w.sr_centre - mass))
+    def truth(windows: list, mass) -> "Window":
+        """The window whose SR centre is nearest to a signal's mass (``mass()``; where ROC, SIC and loss curves are
+        drawn)."""
+        m = mass()
+        return min(windows, key=lambda w: abs(w.sr_centre - m))
 
     @staticmethod
     def draw_map(events: pd.DataFrame, windows: list, out, truth_mass: float | None = None) -> None:
@@ -225,8 +227,9 @@ class Thresholds:
         selected_counts(results, title, out)
 
     @staticmethod
-    def truth(regions: list, mass: float) -> "Thresholds":
-        """A non-resonant signal is in every region: the loosest, the first, is where its curves are drawn."""
+    def truth(regions: list, mass) -> "Thresholds":
+        """A non-resonant signal is in every region: the loosest, the first, is where its curves are drawn (its
+        mass is not asked)."""
         return regions[0]
 
     @staticmethod

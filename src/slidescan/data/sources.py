@@ -81,6 +81,21 @@ def signal_samples(data, model, features: tuple[str, ...], log: Callable[[str], 
     return _split(events.reset_index(drop=True).assign(label=np.int8(1)), 0.5, rng(seed, "split_sig", model.name))
 
 
+def data_selection(data, sample, events: pd.DataFrame, log: Callable[[str], None] = print) -> pd.DataFrame:
+    """A synthetic simulation with context columns passes the data's selection (mjj in the model's range), as a real
+    simulation passes the data's trigger and preselection: a non-resonant region has no mjj window to leave out the
+    mismodelled mjj that fell outside the data's range, and simulated events where the data can have none would make
+    the weights of the simulation to the data, w(m), infinite there. Applied after the sample's folds are assigned,
+    so every kept event keeps its fold (an mjj-window scan's windows see the same events as without it)."""
+    if data.source != "synthetic" or not data.synthetic.context or sample.kind == "signal":
+        return events
+    model = data.synthetic.model
+    selected = (events["mjj"] >= model.mjj_min) & (events["mjj"] < model.mjj_max)
+    log(f"data.samples.{sample.name}: {int(selected.sum())} of {len(events)} simulated events pass the data's "
+        f"selection {model.mjj_min:g} <= mjj < {model.mjj_max:g} TeV")
+    return events[selected].reset_index(drop=True)
+
+
 def auxiliary_events(data, sample, features: tuple[str, ...], log: Callable[[str], None] = print) -> pd.DataFrame:
     """The events of one auxiliary sample (``data.samples.<name>``): the synthetic source generates a simulation
     (the background model drawn anew, ``sample.mismodelling``) or, for ``kind: signal``, W' -> X Y at the sample's
@@ -105,18 +120,7 @@ def auxiliary_events(data, sample, features: tuple[str, ...], log: Callable[[str
             log(f"data.samples.{sample.name}: {n} synthetic background events, mismodelling {sample.mismodelling}")
         events = add_extra_features(events, s.substructure, s.noise_features,
                                     rng(data.seed, "extra_features", "sample", sample.name), context=s.context)
-        if signal_kind:
-            return events
-        events = mismodel_context(events, sample.mismodelling)
-        if s.context:
-            # the data's selection (mjj in the model's range) applies to the simulation too: a non-resonant region
-            # has no mjj window to leave out the mismodelled mjj that fell outside it, and simulated events where
-            # the data can have none would make the simulation-to-data weights w(m) infinite there
-            selected = (events["mjj"] >= s.model.mjj_min) & (events["mjj"] < s.model.mjj_max)
-            log(f"data.samples.{sample.name}: {int(selected.sum())} of {n} simulated events pass the data's selection "
-                f"{s.model.mjj_min:g} <= mjj < {s.model.mjj_max:g} TeV")
-            events = events[selected].reset_index(drop=True)
-        return events
+        return events if signal_kind else mismodel_context(events, sample.mismodelling)
     if data.source == "lhco_h5":
         events, labelled = _read_lhco(data, sample.path, features, log)
     else:

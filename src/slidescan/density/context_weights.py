@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..data import weights_of
 from ..io import content_hash
 from ..settings import Settings, section_schema
 from ..windows import ANY_REGION
@@ -66,8 +65,8 @@ def fit(ctx: ModelContext) -> ModelResult:
     simulation = ctx.samples["simulation"]
     data_cr, sim_cr, sim_sr = simulation_regions(ctx, "context_weights")
     model = context_reweighter(data_cr, sim_cr, columns, s.degree)
-    context_w, clipped = clip(weights(model, sim_sr, columns), s.max_weight)
-    sr_w = context_w * weights_of(sim_sr, ones=True)  # a weighted simulation's own weights, times w(m)
+    # (unweighted: the model is not ``weighted``, so a scan with event weights refuses the methods that read it)
+    sr_w, clipped = clip(weights(model, sim_sr, columns), s.max_weight)
     # the closure, out of fold: each half of the CR simulation weighted by a reweighter of the other half
     closure_w = out_of_fold_weights(data_cr, sim_cr, lambda d, m, half: context_reweighter(d, m, columns, s.degree),
                                     columns, s.max_weight)
@@ -77,7 +76,7 @@ def fit(ctx: ModelContext) -> ModelResult:
             f"outside the SR; AUC on the context {before:.3f} before, {after:.3f} after reweighting (out of fold); "
             f"{clipped} of {len(sim_sr)} SR weights clipped at {s.max_weight:g}")
     keep = list(dict.fromkeys([*ctx.features, "mjj", *columns, "fold"]))
-    table = sim_sr.reset_index(drop=True)[keep].assign(context_weight=context_w, weight=sr_w)
+    table = sim_sr.reset_index(drop=True)[keep].assign(weight=sr_w)
 
     def plot(path):
         from ..plots import feature_histograms

@@ -19,7 +19,7 @@ def template(inputs: WindowInputs):
         raise ValueError(f"morph, {inputs.window.name}: feta's template ({len(morphed)} events) and context_weights' "
                          f"SR simulation ({len(context)}) are not the same events")
     weight = morphed["weight"].to_numpy() if "weight" in morphed else 1.0
-    return morphed.assign(weight=weight * context["context_weight"].to_numpy())
+    return morphed.assign(weight=weight * context["weight"].to_numpy())
 
 
 register(template_reference("morph", "SR data vs the simulation morphed onto the data, weighted in its context "

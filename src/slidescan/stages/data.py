@@ -59,13 +59,14 @@ def prepare_sample(settings: ScanSettings, name: str, out: str | os.PathLike, lo
                    ) -> None:
     """An auxiliary sample (``data.samples.<name>``) in a file of its own, each event with its fold (the same in
     every window), checked like the data: it must hold the scan's features."""
-    from ..data.sources import auxiliary_events
+    from ..data.sources import auxiliary_events, data_selection
     from ..features import require
 
     sample = settings.data.sample(name)
     events = auxiliary_events(settings.data, sample, settings.columns, log)
     require(events.columns, settings.columns, f"data.samples.{name} ({sample.path or 'synthetic'})")
     events = events.assign(fold=assign_folds(len(events), settings.k, rng(settings.data.seed, "folds", "sample", name)))
+    events = data_selection(settings.data, sample, events, log)
     write_tables(out, {"events": events}, attrs={"sample": name})
 
 
