@@ -8,6 +8,7 @@ import pytest
 from slidescan.density.context_weights import context_reweighter
 from slidescan.density.salad import SaladSettings, reweighter, weights
 from slidescan.io import read_attrs, read_table
+from slidescan.report.summary import template_count_text
 from slidescan.windows import REGION_SR
 
 from test_workflow import TINY, make_workdir, snakemake
@@ -37,7 +38,7 @@ def test_reweighting_learned_outside_the_sr_recovers_a_known_w_of_m_inside_it(wh
         columns, model, tolerance = ["ht", "met"], context_reweighter(data_cr, sim_cr, ["ht", "met"], 2), 0.05
     else:  # Reweight's (SALAD's trees), on the features and the context: x is alike, so w depends on m only
         columns = ["x", "ht", "met"]
-        model, tolerance = reweighter(SaladSettings(200, 0.1, 31, 20.0), data_cr, sim_cr, columns, 1), 0.15
+        model, tolerance = reweighter(SaladSettings(200, 0.1, 31, 20.0, 0), data_cr, sim_cr, columns, 1), 0.15
     assert np.std(_true_log_w(sim_sr)) > 0.2
     residual = {what: np.log(weights(model, events, columns)) - _true_log_w(events)
                 for what, events in (("CR", sim_cr.iloc[:20_000]), ("SR", sim_sr))}
@@ -51,8 +52,8 @@ EXTRAPOLATION = {
              # the study's mistuning: met -> met (1 + met / 500 GeV), jet masses, tau21 and mjj distorted
              "samples": {"simulation": {"n_events": 40000, "mismodelling": "strong"}}},
     "windows": {"kind": "thresholds", "thresholds": {"ht": [2.4], "met": [0.15]}},
-    "methods": ["reweight-bdt", "generate-bdt", "morph-bdt"], "injections": [0], "salad": {"max_iter": 50},
-    "feta": {"epochs": 5},
+    "methods": ["reweight-bdt", "generate-bdt", "morph-bdt"], "injections": [0], "salad": {"max_iter": 50, "replicas": 3},
+    "context_weights": {"replicas": 3}, "feta": {"epochs": 5},
 }
 
 
@@ -89,6 +90,16 @@ def test_reweight_generate_and_morph_extrapolate_a_mistuned_simulation_into_the_
     scan = pd.read_csv(results / "pvalue_scan.csv")
     assert set(scan["method"]) == {"reweight-bdt", "generate-bdt", "morph-bdt"}
     assert (scan["fit_message"] == "template count").all() and scan["p0"].between(0, 1).all()
+    # the ensembles of Reweight's and Morph's weights (bootstrap replicas of salad's and w(m)'s fits) widen b's error;
+    # Generate's samples have none, and the report says its b holds the template's statistics only
+    cut = scan[scan["efficiency"] < 1].set_index("method")
+    for method, replicas in (("reweight-bdt", 3), ("morph-bdt", 3), ("generate-bdt", 0)):
+        rows = cut.loc[[method]]
+        assert (rows["template_replicas"] == replicas).all()
+        assert ((rows["n_bkg_err_ensemble"] > 0) == (replicas > 0)).all(), rows
+    assert len(read_table(results / "models/salad_weights/w00/inj0_seed1.h5", "template").filter(like="replica").columns) == 3
+    summary = template_count_text(scan)
+    assert "generate-bdt: the template's statistics ONLY" in summary and "spread of 3 bootstrap replicas" in summary
     for model in ("context_weights", "generate", "feta", "salad_weights"):
         assert (results / f"plots/models/{model}/w00/inj0_seed1.png").stat().st_size > 5000
     for method in ("reweight-bdt", "generate-bdt", "morph-bdt"):

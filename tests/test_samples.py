@@ -185,7 +185,7 @@ def test_salad_reweights_a_mismodelled_simulation_to_the_data_in_the_sidebands()
         frames.append(events.assign(region=np.where(sr, REGION_SR, np.where(events["mjj"] < 3.3, REGION_SB_LOW,
                                                                               REGION_SB_HIGH)),
                                     fold=np.random.default_rng(seed).integers(0, 3, len(events))))
-    settings = SaladSettings.from_config({})
+    settings = SaladSettings.from_config({"replicas": 2})
     ctx = SimpleNamespace(settings=settings, window=Window(0, 3.0, 3.3, 3.7, 4.0), data=frames[0],
                           samples={"simulation": frames[1]}, features=["mj1", "delta_mj", "tau21_j1", "tau21_j2"],
                           seed=lambda *parts: 7, log=lambda message: None)
@@ -199,6 +199,15 @@ def test_salad_reweights_a_mismodelled_simulation_to_the_data_in_the_sidebands()
     sr_data = frames[0][frames[0]["region"] == REGION_SR]
     raw, reweighted = template["tau21_j1"].mean(), np.average(template["tau21_j1"], weights=template["weight"])
     assert abs(reweighted - sr_data["tau21_j1"].mean()) < 0.3 * abs(raw - sr_data["tau21_j1"].mean())
+    # two bootstrap replicas of the weights (the template count's ensemble): each a reweighting of its own, as good
+    # on average, and related to the nominal one event by event but not it
+    replicas = [template[f"weight_replica_{r}"].to_numpy() for r in range(2)]
+    assert result.attrs["replicas"] == 2 and not (replicas[0] == replicas[1]).all()
+    for w in replicas:
+        assert w.mean() == pytest.approx(1.0, abs=0.01)
+        assert 0.3 < np.corrcoef(w, template["weight"])[0, 1] < 0.99  # trees: each event's weight is noisy (0.52)
+        moved = np.average(template["tau21_j1"], weights=w)
+        assert abs(moved - sr_data["tau21_j1"].mean()) < 0.3 * abs(raw - sr_data["tau21_j1"].mean())
 
 
 def test_the_summary_marks_a_template_the_classifier_tells_from_the_sr_background():

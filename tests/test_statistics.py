@@ -7,7 +7,8 @@ import pytest
 from slidescan.config import ConfigError
 from slidescan.registry import STATISTICS, load_builtins
 from slidescan.settings import ScanSettings
-from slidescan.stats.template_count import template_count, template_prediction
+from slidescan.data import REPLICA_WEIGHT
+from slidescan.stats.template_count import ensemble_spread, template_count, template_prediction
 from slidescan.windows import REGION_SR, Window
 
 from test_workflow import TINY, make_workdir, snakemake
@@ -41,6 +42,38 @@ def test_the_template_counts_pulls_on_background_only_toys_have_mean_0_and_width
         # 300 toys: the mean's error 0.06, the width's 0.04
         assert abs(p.mean()) < 0.2, (eff, p.mean())
         assert 0.85 < p.std() < 1.15, (eff, p.std())
+
+
+def test_a_templates_ensemble_of_replicas_enters_its_uncertainty_and_restores_the_pulls():
+    """The template's model is off by a random tilt of the score's tail each pseudo-experiment (a reweighter trained
+    on other events would be off by another): the statistical error alone gives pulls far wider than 1. Replicas
+    off from the nominal as the nominal is from the truth (what a bootstrap of the model's training measures) put
+    that spread into n_bkg_err, and the pulls are standard again."""
+    g = np.random.default_rng(17)
+    pulls = {True: [], False: []}
+    for _ in range(200):
+        events, template = _toy(g)
+        tilt = lambda d: np.exp(d * template["score"].to_numpy())  # noqa: E731
+        delta = g.normal(0, 0.06)
+        template["weight"] = tilt(delta)
+        for with_ensemble in (True, False):
+            replicas = {f"{REPLICA_WEIGHT}{r}": tilt(delta + g.normal(0, 0.06)) for r in range(20)}
+            row = template_count(events, template.assign(**replicas) if with_ensemble else template, WINDOW, [0.02],
+                                 "asymptotic")[0]
+            assert row.template_replicas == (20 if with_ensemble else 0)
+            assert (row.n_bkg_err_ensemble > 0) == with_ensemble
+            pulls[with_ensemble].append((row.n_obs - row.n_bkg) / np.sqrt(row.n_bkg + row.n_bkg_err ** 2))
+    assert np.std(pulls[False]) > 1.25, np.std(pulls[False])  # the model's error, unaccounted for
+    assert abs(np.mean(pulls[True])) < 0.25 and 0.85 < np.std(pulls[True]) < 1.15, np.std(pulls[True])
+
+
+def test_the_ensemble_spread_is_the_standard_deviation_of_each_replicas_prediction():
+    template = pd.DataFrame({"score": np.r_[np.zeros(80), np.ones(20)], "fold": 0})
+    up, down = np.r_[np.ones(80), 2 * np.ones(20)], np.r_[np.ones(80), 0.5 * np.ones(20)]
+    template = template.assign(**{f"{REPLICA_WEIGHT}0": up, f"{REPLICA_WEIGHT}1": down})
+    b = [1000 * 40 / 120, 1000 * 10 / 90]
+    assert ensemble_spread(template, 0.5, {0: 1000}) == pytest.approx(np.std(b, ddof=1))
+    assert ensemble_spread(template.drop(columns=f"{REPLICA_WEIGHT}1"), 0.5, {0: 1000}) == 0.0  # one: no spread
 
 
 def test_the_prediction_sums_each_folds_data_times_its_own_templates_fraction_with_its_statistics():

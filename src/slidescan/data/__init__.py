@@ -32,6 +32,16 @@ def weights_of(events, ones: bool = False):
     return np.ones(len(events)) if ones else None
 
 
+# a template's replica weights: the same events weighted by the model refitted on bootstraps of its training events
+# (``salad.replicas``, ``context_weights.replicas``); the template count's ensemble nuisance is their spread
+REPLICA_WEIGHT = "weight_replica_"
+
+
+def replica_columns(events) -> list[str]:
+    """The names of the events' replica weight columns, in order (none for a template without an ensemble)."""
+    return [c for c in events.columns if str(c).startswith(REPLICA_WEIGHT)]
+
+
 @dataclass(frozen=True)
 class SyntheticSettings:
     n_background: int

@@ -25,7 +25,7 @@ from ..io import content_hash
 from ..settings import Settings, section_schema
 from ..windows import ANY_REGION
 from . import Model, ModelContext, ModelResult, register_model
-from .salad import clip, out_of_fold_weights, reweighter, simulation_regions, weights
+from .salad import clip, out_of_fold_weights, replica_weights, reweighter, simulation_regions, weights
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,12 @@ description: "w(m) = P_data(m) / P_sim(m) of the simulation in the context colum
 properties:
   degree: {type: integer, minimum: 1, maximum: 4, default: 2, description: "the polynomial's degree in m (log w(m) is a polynomial of m)"}
   max_weight: {type: number, exclusiveMinimum: 1, default: 20.0, description: "weights above this (the mean weight is 1) are clipped to it"}
+  replicas: {type: integer, minimum: 0, default: 0, description: "bootstrap replicas of w(m) (refitted on resamples of the events outside the SR): their spread is the template count's ensemble nuisance for Morph; 0: none"}
 """)
 
     degree: int
     max_weight: float
+    replicas: int
 
 
 def context_reweighter(data: pd.DataFrame, simulation: pd.DataFrame, columns: list[str], degree: int):
@@ -55,7 +57,7 @@ def context_reweighter(data: pd.DataFrame, simulation: pd.DataFrame, columns: li
 def _auc(data: pd.DataFrame, simulation: pd.DataFrame, sim_weight: np.ndarray, columns: list[str], seed: int) -> float:
     from .salad import SaladSettings, sideband_auc
 
-    trees = SaladSettings(max_iter=100, learning_rate=0.1, max_leaf_nodes=15, max_weight=20.0)
+    trees = SaladSettings(max_iter=100, learning_rate=0.1, max_leaf_nodes=15, max_weight=20.0, replicas=0)
     return sideband_auc(data, simulation, sim_weight, columns, trees, seed)
 
 
@@ -76,7 +78,9 @@ def fit(ctx: ModelContext) -> ModelResult:
             f"outside the SR; AUC on the context {before:.3f} before, {after:.3f} after reweighting (out of fold); "
             f"{clipped} of {len(sim_sr)} SR weights clipped at {s.max_weight:g}")
     keep = list(dict.fromkeys([*ctx.features, "mjj", *columns, "fold"]))
-    table = sim_sr.reset_index(drop=True)[keep].assign(weight=sr_w)
+    replicas = replica_weights(lambda d, m, r: context_reweighter(d, m, columns, s.degree), data_cr, sim_cr, sim_sr,
+                               columns, s.max_weight, s.replicas, np.random.default_rng(ctx.seed("replicas")))
+    table = sim_sr.reset_index(drop=True)[keep].assign(weight=sr_w, **replicas)
 
     def plot(path):
         from ..plots import feature_histograms
@@ -89,9 +93,10 @@ def fit(ctx: ModelContext) -> ModelResult:
 
     return ModelResult({"sr_simulation": table},
                        {"fingerprint": content_hash(data_cr[columns].to_numpy(float), simulation[columns].to_numpy(float),
-                                                    extra=("context_weights", s.degree, s.max_weight)),
+                                                    extra=("context_weights", s.degree, s.max_weight,
+                                                           *((s.replicas, ctx.seed("replicas")) if s.replicas else ()))),
                         "cr_auc_before": before, "cr_auc_after": after, "clipped": clipped,
-                        "sr_weight_max": float(sr_w.max()), "n_sr_simulation": len(table)},
+                        "sr_weight_max": float(sr_w.max()), "n_sr_simulation": len(table), "replicas": s.replicas},
                        plot=plot)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data import REPLICA_WEIGHT
 from ..settings import Settings, section_schema
 from ..windows import ANY_REGION, REGION_SR
 from . import Model, ModelContext, ModelResult, register_model
@@ -35,12 +36,15 @@ properties:
   learning_rate: {type: number, exclusiveMinimum: 0, default: 0.1}
   max_leaf_nodes: {type: integer, minimum: 2, default: 31}
   max_weight: {type: number, exclusiveMinimum: 1, default: 20.0, description: "weights above this (the mean weight is 1) are clipped to it"}
+  replicas: {type: integer, minimum: 0, default: 0, description: "bootstrap replicas of the template's weights (the reweighter refitted on resamples of its training events): their spread is the template count's ensemble nuisance; 0: none (the template's statistics only)"}
 """)
+    late_defaults = {"replicas": 0}
 
     max_iter: int
     learning_rate: float
     max_leaf_nodes: int
     max_weight: float
+    replicas: int
 
 
 def _classifier(settings: SaladSettings, seed: int):
@@ -95,6 +99,21 @@ def out_of_fold_weights(data: pd.DataFrame, simulation: pd.DataFrame, fit, colum
     return clip(w, max_weight)[0]
 
 
+def replica_weights(fit, data: pd.DataFrame, simulation: pd.DataFrame, apply_to: pd.DataFrame, columns: list[str],
+                    max_weight: float, replicas: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The weights of ``apply_to`` under ``replicas`` reweighters ``fit(data, simulation, r)``, each fitted on a
+    bootstrap (resampled with replacement) of both training sets: the template's ensemble, as replica weight columns.
+
+    Why bootstraps: the template's own statistics (in the template count's variance) miss how much the reweighter
+    itself would change with other training events of the same size; refitting on resamples measures it."""
+    out = {}
+    for r in range(replicas):
+        d = data.iloc[rng.integers(0, len(data), len(data))]
+        m = simulation.iloc[rng.integers(0, len(simulation), len(simulation))]
+        out[f"{REPLICA_WEIGHT}{r}"] = clip(weights(fit(d, m, r), apply_to, columns), max_weight)[0]
+    return out
+
+
 def sideband_auc(data: pd.DataFrame, simulation: pd.DataFrame, sim_weights: np.ndarray, columns: list[str],
                  settings: SaladSettings, seed: int) -> float:
     """AUC of (weighted) simulation vs data on ``columns``, 2-fold out of fold: 0.5 where the simulation is the
@@ -140,8 +159,11 @@ def fit(ctx: ModelContext) -> ModelResult:
     ctx.log(f"{ctx.window.name}: reweighter of {len(sim_sb)} simulated vs {len(data_sb)} data sideband events; "
             f"sideband AUC {before:.3f} before, {after:.3f} after reweighting; {clipped} of {len(sim_sr)} SR weights "
             f"clipped at {s.max_weight:g}")
+    replicas = replica_weights(lambda d, m, r: reweighter(s, d, m, columns, ctx.seed("replica", r)), data_sb, sim_sb,
+                               sim_sr, columns, s.max_weight, s.replicas, np.random.default_rng(ctx.seed("replicas")))
     template = sim_sr.reset_index(drop=True).assign(weight=template_w, label=np.int8(0))
     template = template[list(dict.fromkeys([*features, "mjj", *ctx.window.context, "label", "fold", "weight"]))]
+    template = template.assign(**replicas)
 
     def plot(path):
         import matplotlib
@@ -170,9 +192,10 @@ def fit(ctx: ModelContext) -> ModelResult:
     return ModelResult({"template": template},
                        {"fingerprint": content_hash(_x(data_sb, columns), _x(simulation, columns),
                                                     extra=("salad", s.max_iter, s.learning_rate, s.max_leaf_nodes,
-                                                           s.max_weight, ctx.seed("reweighter"))),
+                                                           s.max_weight, ctx.seed("reweighter"),
+                                                           *((s.replicas,) if s.replicas else ()))),
                         "sideband_auc_before": before, "sideband_auc_after": after, "clipped": clipped,
-                        "n_template": len(template)},
+                        "n_template": len(template), "replicas": s.replicas},
                        plot=plot)
 
 

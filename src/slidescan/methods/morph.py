@@ -7,6 +7,7 @@ context weights w(m) (``context_weights``) make the simulation's distribution of
 """
 
 from . import register
+from ..data import replica_columns
 from ..windows import ANY_REGION
 from .base import WindowInputs, template_reference
 
@@ -19,7 +20,8 @@ def template(inputs: WindowInputs):
         raise ValueError(f"morph, {inputs.window.name}: feta's template ({len(morphed)} events) and context_weights' "
                          f"SR simulation ({len(context)}) are not the same events")
     weight = morphed["weight"].to_numpy() if "weight" in morphed else 1.0
-    return morphed.assign(weight=weight * context["weight"].to_numpy())
+    # w(m)'s bootstrap replicas (context_weights.replicas): the template count's ensemble
+    return morphed.assign(**{c: weight * context[c].to_numpy() for c in ["weight", *replica_columns(context)]})
 
 
 register(template_reference("morph", "SR data vs the simulation morphed onto the data, weighted in its context "

@@ -140,6 +140,30 @@ def templates_text(table: pd.DataFrame) -> str:
             "0.50: the template is the SR background): " + "; ".join(parts) + ".")
 
 
+def template_count_text(table: pd.DataFrame) -> str:
+    """Per method tested by the template count: what b's uncertainty holds. Without an ensemble of templates it is
+    the template's statistics alone, and a template model's own error (a reweighter or a flow trained on other
+    events) is not in it: marked, since its p0 are then too small wherever that error is large."""
+    if "template_replicas" not in table or "fit_message" not in table:
+        return ""
+    counted = table[table["fit_message"] == "template count"]
+    parts = []
+    for method, grp in counted.groupby("method", sort=True):
+        replicas = int(grp["template_replicas"].max())
+        if replicas >= 2:
+            cut = grp[grp["efficiency"] < 1]
+            share = (cut["n_bkg_err_ensemble"] / cut["n_bkg"]).median() if len(cut) else float("nan")
+            parts.append(f"{method}: the template's statistics and the spread of {replicas} bootstrap replicas of "
+                         f"its model (median {100 * share:.1f} % of b after a cut)")
+        else:
+            parts.append(f"{method}: the template's statistics ONLY (no ensemble of templates: its model's own "
+                         "error is not in b; where the model has them, set its ``replicas``)")
+    if not parts:
+        return ""
+    return ("Template count, the background's uncertainty (a constrained nuisance in each p0): " + "; ".join(parts)
+            + ".")
+
+
 def methods_overview_text(table: pd.DataFrame, layout, truth_window: str) -> list[str]:
     """The methods side by side (``report.methods``) and the most sensitive calibrated one."""
     from .methods import OVERVIEW_HEADER, most_sensitive_text, overview, overview_rst
@@ -195,9 +219,9 @@ def summary_text(workdir: Path, configfile: Path) -> str:
                            + ", ".join(f"{r.method} {r.window} (Z {r.z:.1f})" for r in best.itertuples()))
                 parts.append(f"Agreement at injection {injection}{model}: {verdict}.")
                 parts.append("")
-        templates = templates_text(table)
-        if templates:
-            parts += [templates, ""]
+        for text in (templates_text(table), template_count_text(table)):
+            if text:
+                parts += [text, ""]
         parts += methods_overview_text(table, layout, settings.truth_window.name)
     else:
         parts.append("No p-value scan yet (``pvalue_scan.csv`` is missing): see the jobs below.")

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .. import joblog
+from ..data import replica_columns
 from ..features import require
 from ..io import content_hash, has_table, read_attrs, read_table, write_tables
 from ..layout import Layout, PseudoExperiment
@@ -335,6 +336,8 @@ def _score_table(fitted, events: pd.DataFrame) -> pd.DataFrame:
     })
     if "weight" in events:  # weighted inputs only (data.table.weight): the bump hunt counts sums of weights
         table["weight"] = events["weight"].to_numpy()
+    for column in replica_columns(events):  # a template's ensemble (the template count's nuisance)
+        table[column] = events[column].to_numpy()
     return table
 
 

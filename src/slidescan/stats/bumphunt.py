@@ -38,6 +38,10 @@ class BumpHuntResult:
     # (1: the cut keeps the SR like its sidebands), and the Jensen-Shannon divergence of the kept mjj from all events'
     sr_efficiency_ratio: float = float("nan")
     mjj_jsd: float = float("nan")
+    # the template count: the spread of b over the template's ensemble (in n_bkg_err, added in quadrature) and how
+    # many replicas it had (0: none, b's uncertainty is the template's statistics alone)
+    n_bkg_err_ensemble: float = float("nan")
+    template_replicas: int = 0
     fit: FitResult | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:

@@ -14,8 +14,13 @@ the template. The model, per efficiency e:
   (conservative);
 - its uncertainty: the template's own statistics, the variance of each weighted fraction
   (sum over passing events of ((1 - f) w)^2 plus over failing of (f w)^2, over (sum w)^2; f (1 - f) / M for M
-  unweighted events) times N_SR,k^2, summed over folds. The spread of an ensemble of templates (flows of other
-  seeds, bootstraps) is not in it yet: one flow per window and pseudo-experiment is trained;
+  unweighted events) times N_SR,k^2, summed over folds; and, where the template has an ensemble, the spread of
+  its predictions: b computed with each replica's weights (the model refitted on bootstraps of its training events,
+  ``salad.replicas``, ``context_weights.replicas``), their standard deviation added in quadrature
+  (``n_bkg_err_ensemble``; ``template_replicas`` counts them, 0 where the template has none, and then the model's
+  own uncertainty is not in b's: the report says so). The statistical term alone misses how much the template
+  would move with another training of its model, which is what a mistuned simulation or a hard extrapolation makes
+  large;
 - the test: the SR data above the cut, n, against b with that uncertainty as a constrained Gaussian nuisance (the
   one-bin pyhf model of ``pvalue.discovery_p0``, toys below 10 predicted events with ``auto``).
 
@@ -29,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..data import weights_of
+from ..data import replica_columns, weights_of
 from ..windows import REGION_SR
 from .bumphunt import BumpHuntResult, _threshold, sculpting
 from .pvalue import TOYS_BELOW, asimov_z_uncertain, discovery_p0, toy_floor, z_from_p
@@ -58,6 +63,17 @@ def template_prediction(template: pd.DataFrame, threshold: float, n_sr) -> tuple
     return float(b), float(np.sqrt(variance))
 
 
+def ensemble_spread(template: pd.DataFrame, threshold: float, n_sr) -> float:
+    """The standard deviation of b over the template's replica weights (``data.replica_columns``); 0 with fewer
+    than two replicas (no ensemble to measure a spread)."""
+    columns = replica_columns(template)
+    if len(columns) < 2:
+        return 0.0
+    plain = template.drop(columns=[*columns, "weight"], errors="ignore")
+    b = [template_prediction(plain.assign(weight=template[c].to_numpy()), threshold, n_sr)[0] for c in columns]
+    return float(np.std(b, ddof=1))
+
+
 def template_count(events: pd.DataFrame, template: pd.DataFrame, window, efficiencies: list[float],
                    calculator: str = "asymptotic", ntoys: int = 20000, seed: int = 0,
                    bin_width: float = 0.05) -> list[BumpHuntResult]:
@@ -83,7 +99,10 @@ def template_count(events: pd.DataFrame, template: pd.DataFrame, window, efficie
         threshold = -np.inf if eff >= 1 else _threshold(template["score"].to_numpy(), 1 - eff,
                                                         weights_of(template))
         keep = scores > threshold
-        b, b_err = template_prediction(template, threshold, by_fold if by_fold is not None else n_sr)
+        n_sr_of = by_fold if by_fold is not None else n_sr
+        b, b_err = template_prediction(template, threshold, n_sr_of)
+        spread = ensemble_spread(template, threshold, n_sr_of)
+        b_err = float(np.hypot(b_err, spread))
         n_obs = float(w[keep & in_sr].sum())
         n_obs = int(round(n_obs)) if weights is None else n_obs
         used = calculator
@@ -99,5 +118,6 @@ def template_count(events: pd.DataFrame, template: pd.DataFrame, window, efficie
         results.append(BumpHuntResult(eff, threshold, int(keep.sum()), n_obs, b, b_err, p0, z_from_p(p0), b > 0,
                                       "template count", 0, float("nan"), 1, used, bound, n_sig, z_exp, 1.0,
                                       *(sculpting(mjj, keep, in_sr, sideband, edges, weights) if edges is not None
-                                        else (float("nan"), float("nan")))))
+                                        else (float("nan"), float("nan"))),
+                                      n_bkg_err_ensemble=spread, template_replicas=len(replica_columns(template))))
     return results
