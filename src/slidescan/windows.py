@@ -67,6 +67,7 @@ class Window:
     kind = "mjj_window"
     context = ("mjj",)
     statistic = "sideband_fit"  # its default test (bumphunt.statistic)
+    outside = "sidebands"  # what logs and figures call the region a model learns in
 
     @property
     def name(self) -> str:
@@ -179,6 +180,7 @@ class Thresholds:
 
     kind = "thresholds"
     statistic = "template_count"
+    outside = "CR"
 
     @property
     def name(self) -> str:

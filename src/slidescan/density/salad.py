@@ -156,9 +156,10 @@ def fit(ctx: ModelContext) -> ModelResult:
                                     columns, s.max_weight)
     before = sideband_auc(data_sb, sim_sb, np.ones(len(sim_sb)), columns, s, ctx.seed("auc"))
     after = sideband_auc(data_sb, sim_sb, closure_w, columns, s, ctx.seed("auc"))
-    ctx.log(f"{ctx.window.name}: reweighter of {len(sim_sb)} simulated vs {len(data_sb)} data sideband events; "
-            f"sideband AUC {before:.3f} before, {after:.3f} after reweighting; {clipped} of {len(sim_sr)} SR weights "
-            f"clipped at {s.max_weight:g}")
+    outside = ctx.window.outside
+    ctx.log(f"{ctx.window.name}: reweighter of {len(sim_sb)} simulated vs {len(data_sb)} data events in the {outside}; "
+            f"AUC there {before:.3f} before, {after:.3f} after reweighting (out of fold); {clipped} of {len(sim_sr)} "
+            f"SR weights clipped at {s.max_weight:g}" + (f"; {s.replicas} bootstrap replicas" if s.replicas else ""))
     replicas = replica_weights(lambda d, m, r: reweighter(s, d, m, columns, ctx.seed("replica", r)), data_sb, sim_sb,
                                sim_sr, columns, s.max_weight, s.replicas, np.random.default_rng(ctx.seed("replicas")))
     template = sim_sr.reset_index(drop=True).assign(weight=template_w, label=np.int8(0))
@@ -180,8 +181,8 @@ def fit(ctx: ModelContext) -> ModelResult:
         for events, w, label in ((data_sb, None, "data"), (sim_sb, None, "simulation"),
                                  (sim_sb, closure_w, "simulation, reweighted (out of fold)")):
             axes[1].hist(events[feature], bins, weights=w, density=True, histtype="step", label=label)
-        axes[1].set(xlabel=f"{feature} in the sidebands", ylabel="density",
-                    title=f"sideband AUC {before:.3f} -> {after:.3f}")
+        axes[1].set(xlabel=f"{feature} in the {outside}", ylabel="density",
+                    title=f"{outside} AUC {before:.3f} -> {after:.3f}")
         axes[1].legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(path, dpi=80)
