@@ -17,6 +17,10 @@ injection, over seeds (median and range):
   the mjj Jensen-Shannon
   divergence of the kept events (``stats.bumphunt.sculpting``).
 
+A background-only scan (``injections: [0]``, a calibration such as config/methods_unsupervised_calibration.yaml) has
+no signal to measure: it is summarised per method from the p-value scan and the calibration alone (the largest local
+Z of each seed, the template's closure, the calibration and the sculpting).
+
 Every registered method runs through the same stages (models, folds, bump hunt), so a plug-in method
 named in the config is benchmarked the same way. ``--summary-only`` summarises a finished scan.
 
@@ -42,12 +46,50 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 
 
-def summarise(results: Path) -> pd.DataFrame:
+def null_rows(method: str, scan: pd.DataFrame, calibration: pd.DataFrame) -> dict:
+    """Injection 0 of one method: how much the tightest cut sculpts, and the calibration of its p0."""
     from slidescan.report.methods import sculpting_summary
 
-    performance = pd.read_csv(results / "performance.csv")
+    row = {}
+    null = scan[(scan["method"] == method) & (scan["injection"] == 0)]
+    sculpted = sculpting_summary(null) if len(null) else {}
+    if sculpted:
+        row["sculpting"] = [sculpted["sr_efficiency_ratio"], sculpted["sr_efficiency_ratio_min"],
+                            sculpted["sr_efficiency_ratio_max"]]
+        row["sculpting_efficiency"] = sculpted["sculpting_efficiency"]
+        row["sculpting_jsd"] = sculpted["mjj_jsd"]
+    if method in calibration.index:
+        row["null_max_z"] = float(calibration.loc[method, "max_z"])
+        row["null_ks_p"] = float(calibration.loc[method, "ks_pvalue"])
+        row["null_n_p0"] = int(calibration.loc[method, "n"])
+    return row
+
+
+def _spread(values) -> list | None:
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]  # a seed without a value (no fit, no template) is left out; "seeds" counts them all
+    return [float(np.median(v)), float(v.min()), float(v.max())] if len(v) else None
+
+
+def summarise_background_only(scan: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
+    """A scan without injected signal (a calibration): per method, its template's closure, its largest local Z
+    and the calibration of its p0 over the seeds."""
+    out = []
+    for method, grp in scan.groupby("method"):
+        per_seed = grp.groupby("seed")
+        out.append({"method": method, "injection": 0, "seeds": int(grp["seed"].nunique()),
+                    "window": ", ".join(sorted(set(grp["window"]))), "s_over_b": 0.0,
+                    "sr_auc_vs_reference": _spread(per_seed["sr_auc_vs_reference"].first()),
+                    "z_best_window": _spread(per_seed["z"].max()), **null_rows(method, scan, calibration)})
+    return pd.DataFrame(out)
+
+
+def summarise(results: Path) -> pd.DataFrame:
     scan = pd.read_csv(results / "pvalue_scan.csv")
     calibration = pd.read_csv(results / "calibration.csv").set_index("method")
+    if not (scan["injection"] > 0).any():
+        return summarise_background_only(scan, calibration)
+    performance = pd.read_csv(results / "performance.csv")
     window = performance["window"].iloc[0]
     in_window = scan[scan["window"] == window].groupby(["method", "injection", "seed"])
     z = in_window["z"].max().rename("z_true_window")
@@ -67,27 +109,15 @@ def summarise(results: Path) -> pd.DataFrame:
                "s_over_b": float(grp["s_over_b"].median())}
         for key in ("max_sic_20", "sic_at_0.3", "auc", "z_true_window", "sr_auc_vs_reference", "z_best_window",
                     "naive_s_over_sqrt_b"):
-            v = grp[key].to_numpy(float)
-            v = v[np.isfinite(v)]  # a seed without a value (no fit, no template) is left out; "seeds" counts them all
-            row[key] = [float(np.median(v)), float(v.min()), float(v.max())] if len(v) else None
-        null_rows = scan[(scan["method"] == method) & (scan["injection"] == 0)]
-        sculpted = sculpting_summary(null_rows) if len(null_rows) else {}
-        if sculpted:
-            row["sculpting"] = [sculpted["sr_efficiency_ratio"], sculpted["sr_efficiency_ratio_min"],
-                                sculpted["sr_efficiency_ratio_max"]]
-            row["sculpting_efficiency"] = sculpted["sculpting_efficiency"]
-            row["sculpting_jsd"] = sculpted["mjj_jsd"]
-        if method in calibration.index:
-            row["null_max_z"] = float(calibration.loc[method, "max_z"])
-            row["null_ks_p"] = float(calibration.loc[method, "ks_pvalue"])
-            row["null_n_p0"] = int(calibration.loc[method, "n"])
+            row[key] = _spread(grp[key])
+        row.update(null_rows(method, scan, calibration))
         out.append(row)
     return pd.DataFrame(out)
 
 
 def table(summary: pd.DataFrame) -> str:
     def cell(v):
-        return f"{v[0]:.3g} ({v[1]:.3g}-{v[2]:.3g})" if v else "-"
+        return f"{v[0]:.3g} ({v[1]:.3g}-{v[2]:.3g})" if isinstance(v, list) else "-"
 
     lines = ["| method | injection (S/B in SR) | naive S/sqrt(B) | max SIC (>=20 bkg) | SIC at 0.3 | AUC | "
              "Z, true window | Z, best window | AUC SR data vs template | injection 0: largest Z, KS p | "
@@ -99,8 +129,8 @@ def table(summary: pd.DataFrame) -> str:
         sculpted = (f"{cell(sculpted)} at {100 * r['sculpting_efficiency']:g} %, {r['sculpting_jsd']:.4f}"
                     if isinstance(sculpted, list) else "-")
         lines.append(f"| {r['method']} | {r['injection']} ({100 * r['s_over_b']:.2f} %) | "
-                     f"{cell(r['naive_s_over_sqrt_b'])} | {cell(r['max_sic_20'])} | "
-                     f"{cell(r['sic_at_0.3'])} | {cell(r['auc'])} | {cell(r['z_true_window'])} | "
+                     f"{cell(r.get('naive_s_over_sqrt_b'))} | {cell(r.get('max_sic_20'))} | "
+                     f"{cell(r.get('sic_at_0.3'))} | {cell(r.get('auc'))} | {cell(r.get('z_true_window'))} | "
                      f"{cell(r['z_best_window'])} | "
                      f"{cell(r['sr_auc_vs_reference'])} | {null} | {sculpted} |")
     return "\n".join(lines)
@@ -135,8 +165,9 @@ def main() -> None:
         configfiles.append(str(overlay))
     if not args.summary_only:
         started = time.time()
-        targets = [str(path.relative_to(REPO)) for path in (results / "pvalue_scan.csv", results / "performance.csv",
-                                                            results / "calibration.csv")] if args.tables_only else []
+        # a background-only scan (a calibration) has no performance table: no signal to measure SIC on
+        tables = ("pvalue_scan.csv", "calibration.csv", *(("performance.csv",) if max(settings.injections) > 0 else ()))
+        targets = [str((results / name).relative_to(REPO)) for name in tables] if args.tables_only else []
         run = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--profile", "profiles/local", "--cores",
                               str(args.cores), "--configfile", *configfiles], cwd=REPO)
         seconds = round(time.time() - started)
