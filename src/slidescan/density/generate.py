@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..data import replica_columns
 from ..io import content_hash
 from ..settings import Settings, section_schema
 from ..windows import ANY_REGION, REGION_SR
@@ -43,6 +44,11 @@ def fit(ctx: ModelContext) -> ModelResult:
     picked = ctx.rng("condition").choice(len(pool), n, p=weight / weight.sum())
     condition = w.condition(pool.iloc[picked])
     samples = sr_samples(ctx, flow, condition, 1.0 / s.oversampling)
+    # w(m)'s bootstrap replicas (context_weights.replicas) reweight the drawn conditions to each replica's P_sim(m)
+    # w_r(m): the template count's ensemble of w(m), not of the flow (one flow is trained per pseudo-experiment)
+    for column in replica_columns(pool):
+        ratio = pool[column].to_numpy(float)[picked] / weight[picked]
+        samples[column] = samples["weight"].to_numpy() * ratio / ratio.mean()
     closure = float(ctx.models["sideband_flow"].attrs["sb_auc"])
     effective = float(weight.sum() ** 2 / (weight ** 2).sum())
     ctx.log(f"{w.name} ({w.label}) injection {ctx.experiment.injection} seed {ctx.experiment.seed}: {n} flow samples "
@@ -60,7 +66,8 @@ def fit(ctx: ModelContext) -> ModelResult:
                            f"{closure:.3f}", path, xlabel="{} (SR)")
 
     return ModelResult({"samples": samples},
-                       {"fingerprint": content_hash(samples[[*ctx.features]].to_numpy(float), extra=("generate",)),
+                       {"fingerprint": content_hash(samples[[*ctx.features, *replica_columns(samples)]].to_numpy(float),
+                                                    extra=("generate",)),
                         "cr_closure_auc": closure, "n_template": n, "effective_conditions": effective},
                        plot=plot)
 
