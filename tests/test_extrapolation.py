@@ -99,7 +99,7 @@ def test_reweight_generate_and_morph_extrapolate_a_mistuned_simulation_into_the_
         assert ((rows["n_bkg_err_ensemble"] > 0) == (replicas > 0)).all(), rows
     assert len(read_table(results / "models/salad_weights/w00/inj0_seed1.h5", "template").filter(like="replica").columns) == 3
     summary = template_count_text(scan)
-    assert "morph-bdt: the template's statistics and the spread of 3 bootstrap replicas" in summary
+    assert "morph-bdt: the template's statistics and the spread of 3 bootstrap replicas of its reweighting" in summary
     assert "ONLY" in template_count_text(scan.assign(template_replicas=0))
     for model in ("context_weights", "generate", "feta", "salad_weights"):
         assert (results / f"plots/models/{model}/w00/inj0_seed1.png").stat().st_size > 5000

@@ -74,6 +74,9 @@ def test_the_ensemble_spread_is_the_standard_deviation_of_each_replicas_predicti
     b = [1000 * 40 / 120, 1000 * 10 / 90]
     assert ensemble_spread(template, 0.5, {0: 1000}) == pytest.approx(np.std(b, ddof=1))
     assert ensemble_spread(template.drop(columns=f"{REPLICA_WEIGHT}1"), 0.5, {0: 1000}) == 0.0  # one: no spread
+    # folds scored with and without an ensemble (merged, the missing replica weights are NaN): refused, not NaN
+    with pytest.raises(ValueError, match=f"replica weights {REPLICA_WEIGHT}1 are missing or not finite"):
+        ensemble_spread(template.assign(**{f"{REPLICA_WEIGHT}1": np.r_[np.nan, down[1:]]}), 0.5, {0: 1000})
 
 
 def test_the_prediction_sums_each_folds_data_times_its_own_templates_fraction_with_its_statistics():
@@ -160,3 +163,25 @@ def test_scores_merged_without_their_folds_are_refused_by_the_template_count_not
                  attrs={**PseudoExperiment(0, 1).attrs(), "window": "w00", "method": "idealized-nn"})
     table = window_bumphunt(settings, path)
     assert (table["fit_message"] == "template count").all()
+
+
+def test_a_sideband_fit_row_keeps_its_fit_and_no_ensemble():
+    """The fit object is the row's (the spectra figure draws it), never a table column's value."""
+    from slidescan.stats.bumphunt import bump_hunt
+    from slidescan.stats.dijet import FitResult
+
+    g = np.random.default_rng(1)
+    mjj = 3.0 + g.exponential(0.5, 20000)
+    mjj = mjj[mjj < 4.0]
+    row = bump_hunt(mjj, g.random(len(mjj)), WINDOW, [0.5], 0.05)[0]
+    assert isinstance(row.fit, FitResult) and row.fit_ok
+    table = row.as_dict()
+    assert "fit" not in table and np.isnan(table["n_bkg_err_ensemble"]) and table["template_replicas"] == 0
+
+
+def test_an_ensemble_of_one_replica_is_refused_by_name():
+    """One replica has no spread: the template count would say it has an ensemble and add nothing."""
+    with pytest.raises(ConfigError, match=r"salad.replicas: 1 is not allowed \(.*one replica has no spread, so at "
+                                          r"least 2\)"):
+        ScanSettings.from_config({**TINY, "methods": ["salad-nn"], "salad": {"replicas": 1},
+                                  "data": {**TINY["data"], "samples": {"simulation": {}}}})

@@ -59,6 +59,8 @@ def _message(error) -> str:
         return f"unknown key(s) {unexpected}" + (f" ({hints})" if hints else "") + f"; known: {known}"
     if error.validator == "enum" and len(error.validator_value) > 12:
         return f"{error.instance!r} is not one of the {len(error.validator_value)} valid values {error.validator_value}"
+    if error.validator == "not" and error.schema.get("description"):  # a value excluded: the key says why
+        return f"{error.instance!r} is not allowed ({error.schema['description']})"
     return error.message
 
 

@@ -36,22 +36,25 @@ description: "w(m) = P_data(m) / P_sim(m) of the simulation in the context colum
 properties:
   degree: {type: integer, minimum: 1, maximum: 4, default: 2, description: "the polynomial's degree in m (log w(m) is a polynomial of m)"}
   max_weight: {type: number, exclusiveMinimum: 1, default: 20.0, description: "weights above this (the mean weight is 1) are clipped to it"}
-  replicas: {type: integer, minimum: 0, default: 0, description: "bootstrap replicas of w(m) (refitted on resamples of the events outside the SR): their spread is the template count's ensemble nuisance for Morph; 0: none"}
+  replicas: {type: integer, minimum: 0, not: {const: 1}, default: 0, description: "bootstrap replicas of w(m) (refitted on resamples of the events outside the SR): their spread is the template count's ensemble nuisance for Morph and Generate; 0: none; one replica has no spread, so at least 2"}
 """)
+    late_defaults = {"replicas": 0}
 
     degree: int
     max_weight: float
     replicas: int
 
 
-def context_reweighter(data: pd.DataFrame, simulation: pd.DataFrame, columns: list[str], degree: int):
+def context_reweighter(data: pd.DataFrame, simulation: pd.DataFrame, columns: list[str], degree: int,
+                       data_weight: np.ndarray | None = None, sim_weight: np.ndarray | None = None):
     """A classifier of simulation vs data on ``columns`` alone whose odds are w(m): log w a polynomial of m."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
     pipeline = make_pipeline(StandardScaler(), PolynomialFeatures(degree), LogisticRegression(C=1e4, max_iter=2000))
-    return reweighter(None, data, simulation, columns, 0, classifier=pipeline)
+    return reweighter(None, data, simulation, columns, 0, classifier=pipeline, data_weight=data_weight,
+                      sim_weight=sim_weight)
 
 
 def _auc(data: pd.DataFrame, simulation: pd.DataFrame, sim_weight: np.ndarray, columns: list[str], seed: int) -> float:
@@ -78,8 +81,9 @@ def fit(ctx: ModelContext) -> ModelResult:
             f"outside the SR; AUC on the context {before:.3f} before, {after:.3f} after reweighting (out of fold); "
             f"{clipped} of {len(sim_sr)} SR weights clipped at {s.max_weight:g}")
     keep = list(dict.fromkeys([*ctx.features, "mjj", *columns, "fold"]))
-    replicas = replica_weights(lambda d, m, r: context_reweighter(d, m, columns, s.degree), data_cr, sim_cr, sim_sr,
-                               columns, s.max_weight, s.replicas, np.random.default_rng(ctx.seed("replicas")))
+    replicas = replica_weights(lambda d, m, r, dw, mw: context_reweighter(d, m, columns, s.degree, dw, mw), data_cr,
+                               sim_cr, sim_sr, columns, s.max_weight, s.replicas,
+                               np.random.default_rng(ctx.seed("replicas")))
     table = sim_sr.reset_index(drop=True)[keep].assign(weight=sr_w, **replicas)
 
     def plot(path):

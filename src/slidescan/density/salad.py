@@ -36,7 +36,7 @@ properties:
   learning_rate: {type: number, exclusiveMinimum: 0, default: 0.1}
   max_leaf_nodes: {type: integer, minimum: 2, default: 31}
   max_weight: {type: number, exclusiveMinimum: 1, default: 20.0, description: "weights above this (the mean weight is 1) are clipped to it"}
-  replicas: {type: integer, minimum: 0, default: 0, description: "bootstrap replicas of the template's weights (the reweighter refitted on resamples of its training events): their spread is the template count's ensemble nuisance; 0: none (the template's statistics only)"}
+  replicas: {type: integer, minimum: 0, not: {const: 1}, default: 0, description: "bootstrap replicas of the template's weights (the reweighter refitted on resamples of its training events): their spread is the template count's ensemble nuisance; 0: none (the template's statistics only); one replica has no spread, so at least 2"}
 """)
     late_defaults = {"replicas": 0}
 
@@ -64,12 +64,16 @@ def _x(events: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def reweighter(settings: SaladSettings, data: pd.DataFrame, simulation: pd.DataFrame, columns: list[str], seed: int,
-               classifier=None):
+               classifier=None, data_weight: np.ndarray | None = None, sim_weight: np.ndarray | None = None):
     """A classifier of simulation (0) vs data (1) on ``columns``, each class weighted to the same total; its odds
-    are the weights. ``classifier``: an unfitted scikit-learn classifier in place of the boosted trees."""
+    are the weights. ``classifier``: an unfitted scikit-learn classifier in place of the boosted trees;
+    ``data_weight``, ``sim_weight``: per-event multiplicities (a bootstrap's), ones by default."""
     x = np.concatenate([_x(simulation, columns), _x(data, columns)])
     y = np.concatenate([np.zeros(len(simulation)), np.ones(len(data))])
-    balance = np.where(y == 1, len(x) / (2 * len(data)), len(x) / (2 * len(simulation)))
+    count = np.concatenate([np.ones(len(simulation)) if sim_weight is None else sim_weight,
+                            np.ones(len(data)) if data_weight is None else data_weight])
+    balance = count * np.where(y == 1, count.sum() / (2 * count[y == 1].sum()),
+                               count.sum() / (2 * count[y == 0].sum()))
     classifier = classifier if classifier is not None else _classifier(settings, seed)
     fit_weight = {f"{classifier.steps[-1][0]}__sample_weight" if hasattr(classifier, "steps") else "sample_weight":
                   balance}
@@ -101,16 +105,21 @@ def out_of_fold_weights(data: pd.DataFrame, simulation: pd.DataFrame, fit, colum
 
 def replica_weights(fit, data: pd.DataFrame, simulation: pd.DataFrame, apply_to: pd.DataFrame, columns: list[str],
                     max_weight: float, replicas: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """The weights of ``apply_to`` under ``replicas`` reweighters ``fit(data, simulation, r)``, each fitted on a
-    bootstrap (resampled with replacement) of both training sets: the template's ensemble, as replica weight columns.
+    """The weights of ``apply_to`` under ``replicas`` reweighters ``fit(data, simulation, r, data_weight,
+    sim_weight)``, each fitted on a bootstrap of both training sets: the template's ensemble, as replica weight
+    columns.
 
     Why bootstraps: the template's own statistics (in the template count's variance) miss how much the reweighter
-    itself would change with other training events of the same size; refitting on resamples measures it."""
+    itself would change with other training events of the same size; refitting on resamples measures it. The
+    resample is given as multiplicities (how often each event is drawn, as sample weights), not as copied rows: the
+    boosted trees' early stopping holds out a validation split, and copies of one event on both sides of it would
+    stop each replica later than the nominal fit (overfitted, the spread too wide and off-centre)."""
     out = {}
     for r in range(replicas):
-        d = data.iloc[rng.integers(0, len(data), len(data))]
-        m = simulation.iloc[rng.integers(0, len(simulation), len(simulation))]
-        out[f"{REPLICA_WEIGHT}{r}"] = clip(weights(fit(d, m, r), apply_to, columns), max_weight)[0]
+        data_weight = rng.multinomial(len(data), np.full(len(data), 1.0 / len(data))).astype(float)
+        sim_weight = rng.multinomial(len(simulation), np.full(len(simulation), 1.0 / len(simulation))).astype(float)
+        out[f"{REPLICA_WEIGHT}{r}"] = clip(weights(fit(data, simulation, r, data_weight, sim_weight), apply_to,
+                                                   columns), max_weight)[0]
     return out
 
 
@@ -160,8 +169,10 @@ def fit(ctx: ModelContext) -> ModelResult:
     ctx.log(f"{ctx.window.name}: reweighter of {len(sim_sb)} simulated vs {len(data_sb)} data events in the {outside}; "
             f"AUC there {before:.3f} before, {after:.3f} after reweighting (out of fold); {clipped} of {len(sim_sr)} "
             f"SR weights clipped at {s.max_weight:g}" + (f"; {s.replicas} bootstrap replicas" if s.replicas else ""))
-    replicas = replica_weights(lambda d, m, r: reweighter(s, d, m, columns, ctx.seed("replica", r)), data_sb, sim_sb,
-                               sim_sr, columns, s.max_weight, s.replicas, np.random.default_rng(ctx.seed("replicas")))
+    replicas = replica_weights(lambda d, m, r, dw, mw: reweighter(s, d, m, columns, ctx.seed("replica", r),
+                                                                  data_weight=dw, sim_weight=mw),
+                               data_sb, sim_sb, sim_sr, columns, s.max_weight, s.replicas,
+                               np.random.default_rng(ctx.seed("replicas")))
     template = sim_sr.reset_index(drop=True).assign(weight=template_w, label=np.int8(0))
     template = template[list(dict.fromkeys([*features, "mjj", *ctx.window.context, "label", "fold", "weight"]))]
     template = template.assign(**replicas)

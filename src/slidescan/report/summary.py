@@ -154,10 +154,12 @@ def template_count_text(table: pd.DataFrame) -> str:
             cut = grp[grp["efficiency"] < 1]
             share = (cut["n_bkg_err_ensemble"] / cut["n_bkg"]).median() if len(cut) else float("nan")
             parts.append(f"{method}: the template's statistics and the spread of {replicas} bootstrap replicas of "
-                         f"its model (median {100 * share:.1f} % of b after a cut)")
+                         f"its reweighting (median {100 * share:.1f} % of b after a cut; the refitted reweighter or "
+                         "w(m): a flow in the template is not varied)")
         else:
-            parts.append(f"{method}: the template's statistics ONLY (no ensemble of templates: its model's own "
-                         "error is not in b; where the model has them, set its ``replicas``)")
+            parts.append(f"{method}: the template's statistics ONLY (no ensemble of templates: a template model's "
+                         "own error is not in b; ``salad.replicas`` and ``context_weights.replicas`` give one to the "
+                         "templates built on them)")
     if not parts:
         return ""
     return ("Template count, the background's uncertainty (a constrained nuisance in each p0): " + "; ".join(parts)

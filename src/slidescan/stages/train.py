@@ -150,6 +150,11 @@ class FoldJob:
             arrays.append(fd.scored["mjj"].to_numpy())
         if fd.held_out is not None:
             arrays.append(fd.held_out[features].to_numpy())
+            # the template's ensemble is written with its scores (a fold without it, or with other replicas, reruns;
+            # a template without one keeps the fingerprints of before ensembles existed)
+            replicas = replica_columns(fd.held_out)
+            if replicas:
+                arrays.append(fd.held_out[replicas].to_numpy())
         extra = fold_settings(self.settings, self.run, self.window, self.experiment, fold)
         # folds without an epoch length (trees) keep the fingerprints of before network folds were batched
         if self.epoch_key is not None:

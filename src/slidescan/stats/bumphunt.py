@@ -40,9 +40,10 @@ class BumpHuntResult:
     mjj_jsd: float = float("nan")
     # the template count: the spread of b over the template's ensemble (in n_bkg_err, added in quadrature) and how
     # many replicas it had (0: none, b's uncertainty is the template's statistics alone)
-    n_bkg_err_ensemble: float = float("nan")
-    template_replicas: int = 0
-    fit: FitResult | None = field(default=None, repr=False, compare=False)
+    # (these and the fit by keyword only: a field added before them would silently take a positional argument's value)
+    n_bkg_err_ensemble: float = field(default=float("nan"), kw_only=True)
+    template_replicas: int = field(default=0, kw_only=True)
+    fit: FitResult | None = field(default=None, repr=False, compare=False, kw_only=True)
 
     def as_dict(self) -> dict:
         """The table row: every field but the fit object itself."""
@@ -118,7 +119,7 @@ def bump_hunt(
             z_exp = asimov_z_uncertain(scale * n_sig, scale * b, scale * b_err) if fit.ok and b > 0 else float("nan")
         results.append(BumpHuntResult(eff, threshold, len(sel), n_obs, b, b_err, p0, z_from_p(p0), fit.ok, fit.message,
                                       fit.n_params, fit.deviance, fit.n_bins, used, bound, n_sig, z_exp, scale,
-                                      *sculpting(mjj, keep, in_sr, sideband, edges, weights), fit))
+                                      *sculpting(mjj, keep, in_sr, sideband, edges, weights), fit=fit))
     return results
 
 

@@ -69,6 +69,11 @@ def ensemble_spread(template: pd.DataFrame, threshold: float, n_sr) -> float:
     columns = replica_columns(template)
     if len(columns) < 2:
         return 0.0
+    bad = [c for c in columns if not np.isfinite(template[c].to_numpy(float)).all()]
+    if bad:
+        raise ValueError(f"the template's replica weights {', '.join(bad)} are missing or not finite for some events "
+                         "(its folds were scored with different ensembles of the template): rerun the method's "
+                         "training job, e.g. after deleting its scores file")
     plain = template.drop(columns=[*columns, "weight"], errors="ignore")
     b = [template_prediction(plain.assign(weight=template[c].to_numpy()), threshold, n_sr)[0] for c in columns]
     return float(np.std(b, ddof=1))
