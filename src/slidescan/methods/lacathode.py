@@ -5,6 +5,12 @@ classifier learns there; every event it scores is mapped the same way (``InputMa
 z a standard normal at every mjj, so a cut on the classifier keeps the same fraction of background at every mass and
 does not sculpt the sidebands into a bump (CATHODE's classifier, trained in the SR only, may read x's dependence on
 mjj). The price in the paper: a little less sensitivity than CATHODE where CATHODE does not sculpt.
+
+The premise holds only as far as the flow maps the SR's background like the sidebands': the bump hunt reads the
+sidebands' efficiency of a latent cut as the SR's, and the classifier learns whatever the flow's interpolation into
+the SR gets wrong. With the scaled-down default flow and both jet masses as features, that flaw (SR against sideband
+data in the latent space: AUC 0.51) made LaCATHODE's injection-0 calibration fail on 20 independent backgrounds
+(largest local Z 4.3) where CATHODE's passed (docs/benchmarks.md, issue 30): run the calibration before trusting it.
 """
 
 from . import register
