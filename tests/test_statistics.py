@@ -8,6 +8,7 @@ from slidescan.config import ConfigError
 from slidescan.registry import STATISTICS, load_builtins
 from slidescan.settings import ScanSettings
 from slidescan.data import REPLICA_WEIGHT
+from slidescan.report.summary import template_count_text
 from slidescan.stats.template_count import ensemble_spread, template_count, template_prediction
 from slidescan.windows import REGION_SR, Window
 
@@ -185,3 +186,14 @@ def test_an_ensemble_of_one_replica_is_refused_by_name():
                                           r"least 2\)"):
         ScanSettings.from_config({**TINY, "methods": ["salad-nn"], "salad": {"replicas": 1},
                                   "data": {**TINY["data"], "samples": {"simulation": {}}}})
+
+
+def test_the_summary_marks_a_template_models_missing_error_but_not_the_idealized_true_background():
+    rows = [{"method": m, "fit_message": "template count", "efficiency": e, "template_replicas": r,
+             "n_bkg": 100.0, "n_bkg_err_ensemble": 2.0 if r else 0.0}
+            for m, r in (("idealized-nn", 0), ("cathode-nn", 0), ("reweight-nn", 5)) for e in (1.0, 0.1)]
+    text = template_count_text(pd.DataFrame(rows), {"idealized-nn"})
+    assert "idealized-nn: the template's statistics (a held-out sample of the true background" in text
+    assert "cathode-nn: the template's statistics ONLY" in text
+    assert "reweight-nn: the template's statistics and the spread of 5 bootstrap replicas" in text
+    assert "(median 2.0 % of b after a cut" in text

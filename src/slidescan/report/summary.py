@@ -140,17 +140,21 @@ def templates_text(table: pd.DataFrame) -> str:
             "0.50: the template is the SR background): " + "; ".join(parts) + ".")
 
 
-def template_count_text(table: pd.DataFrame) -> str:
+def template_count_text(table: pd.DataFrame, true_templates=()) -> str:
     """Per method tested by the template count: what b's uncertainty holds. Without an ensemble of templates it is
     the template's statistics alone, and a template model's own error (a reweighter or a flow trained on other
-    events) is not in it: marked, since its p0 are then too small wherever that error is large."""
+    events) is not in it: marked, since its p0 are then too small wherever that error is large. The methods named in
+    ``true_templates`` (the idealized reference) hold out a sample of the true background: no model, nothing to add."""
     if "template_replicas" not in table or "fit_message" not in table:
         return ""
     counted = table[table["fit_message"] == "template count"]
     parts = []
     for method, grp in counted.groupby("method", sort=True):
         replicas = int(grp["template_replicas"].max())
-        if replicas >= 2:
+        if method in true_templates:
+            parts.append(f"{method}: the template's statistics (a held-out sample of the true background: no model "
+                         "whose error could be missing)")
+        elif replicas >= 2:
             cut = grp[grp["efficiency"] < 1]
             share = (cut["n_bkg_err_ensemble"] / cut["n_bkg"]).median() if len(cut) else float("nan")
             parts.append(f"{method}: the template's statistics and the spread of {replicas} bootstrap replicas of "
@@ -221,7 +225,8 @@ def summary_text(workdir: Path, configfile: Path) -> str:
                            + ", ".join(f"{r.method} {r.window} (Z {r.z:.1f})" for r in best.itertuples()))
                 parts.append(f"Agreement at injection {injection}{model}: {verdict}.")
                 parts.append("")
-        for text in (templates_text(table), template_count_text(table)):
+        truth = {name for name, run in settings.methods.items() if run.method.needs_truth}
+        for text in (templates_text(table), template_count_text(table, truth)):
             if text:
                 parts += [text, ""]
         parts += methods_overview_text(table, layout, settings.truth_window.name)
