@@ -205,6 +205,8 @@ def test_limits_table_gives_a_row_per_cut_and_background_only_seed():
     # a tighter cut with a background 10 times smaller sets a lower limit on the same signal
     w00 = table[table["window"] == "w00"].set_index("efficiency")
     assert w00.loc[0.1, "limit_exp_median"] < w00.loc[1.0, "limit_exp_median"]
+    # the limits job's two worker processes give the same rows in the same order
+    pd.testing.assert_frame_equal(limits_table(settings, scan, workers=2), table)
 
 
 def test_limits_need_both_background_only_and_injected_experiments():

@@ -16,7 +16,7 @@ from ..io import write_csv
 from ..settings import ScanSettings
 
 
-def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
+def limits_table(settings: ScanSettings, scan: pd.DataFrame, workers: int = 1) -> pd.DataFrame:
     """One row per signal model, method, window, efficiency and background-only seed (the p-value scan's rows).
 
     Every model is tested against the same background-only pseudo-experiments; its efficiency comes from its own
@@ -29,6 +29,10 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
     observed limit holds as a nuisance (NaN: one seed, not measured); ``declared`` marks the cut declared in advance
     (``limits.efficiency``). ``note`` says why a row has
     no limit, or that its efficiency was held at the nearest injected strength (``extrapolated``).
+
+    ``workers`` > 1 computes the cuts' limits in that many processes: each asymptotic limit is a root search of
+    about 45 pyhf fits (a second or more), the default scan has about 80 of them, and the job runs alone at the end
+    of the DAG, where a serial loop leaves the other core idle. The rows are the same, in the same order.
     """
     from ..stats.limits import Efficiency
 
@@ -45,7 +49,7 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
     # right only if the signal's weights average 1, which slidescan cannot know (rows say so)
     weighted = ("weighted events: the efficiency is the selected signal's sum of weights over injected events"
                 if settings.data.table is not None and settings.data.table.weight else "")
-    rows = []
+    tasks = []  # one per model, method, window and cut: _limit_rows's arguments
     scan = scan.reset_index(drop=True)
     null = scan[scan["injection"] == 0]
     cuts = ["method", "window", "efficiency"]  # a window's bounds follow from it (and are empty for thresholds)
@@ -70,22 +74,33 @@ def limits_table(settings: ScanSettings, scan: pd.DataFrame) -> pd.DataFrame:
             if key not in efficiencies:
                 continue
             notes = [weighted, other if key[0] in trained_on and other else ""]
-            rows += _limit_rows(settings, model.name, key, group, efficiencies[key], notes)
-    return pd.DataFrame(rows)
+            tasks.append((settings.limits, settings.limit_efficiency, model.name, key, group, efficiencies[key], notes))
+    if workers > 1 and len(tasks) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # fork: a spawned worker would re-run the job's main module (a Snakemake script, no main guard); the workers
+        # run pyhf and numpy only, never torch, whose threads a fork leaves unusable
+        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("fork")) as pool:
+            results = list(pool.map(_limit_rows, *zip(*tasks)))
+    else:
+        results = [_limit_rows(*task) for task in tasks]
+    return pd.DataFrame([row for rows in results for row in rows])
 
 
-def _limit_rows(settings: ScanSettings, signal: str, key: tuple, group: pd.DataFrame, efficiency,
+def _limit_rows(lim, declared_efficiency: float, signal: str, key: tuple, group: pd.DataFrame, efficiency,
                 notes: list[str]) -> list[dict]:
-    """The rows of one model, method, window and cut: one per background-only seed."""
+    """The rows of one model, method, window and cut: one per background-only seed (``lim``: the limits
+    settings; what a worker process is sent, so no method objects)."""
     from ..stats.limits import BANDS, injected_limit
 
-    lim, rows = settings.limits, []
+    rows = []
     for _, row in group.sort_values("seed").iterrows():
         method, window, eff = key
         out = {"signal": signal, "method": method, "window": window, "sr_lo": row["sr_lo"], "sr_hi": row["sr_hi"],
                "efficiency": eff}
         out.update(seed=int(row["seed"]), n_obs=row["n_obs"], n_bkg=row["n_bkg"], n_bkg_err=row["n_bkg_err"],
-                   declared=bool(np.isclose(key[-1], settings.limit_efficiency)))
+                   declared=bool(np.isclose(key[-1], declared_efficiency)))
         if not (bool(row["fit_ok"]) and np.isfinite(row["n_bkg"]) and row["n_bkg"] > 0):
             out.update(note=f"no limit: the sideband fit failed ({row.get('fit_message', '')})")
             rows.append(out)
@@ -124,12 +139,12 @@ def _note(n: float, scatter: float, efficiency) -> str:
 
 
 def run_limits(settings: ScanSettings, scan_csv: str | os.PathLike, out: str | os.PathLike,
-               plots: dict | None = None) -> pd.DataFrame:
+               plots: dict | None = None, workers: int = 1) -> pd.DataFrame:
     """``limits.csv`` from the p-value scan; ``plots`` ((method, signal model) -> png) get the limit-vs-window
     figures."""
     from .scan import read_scan
 
-    table = limits_table(settings, read_scan(scan_csv))
+    table = limits_table(settings, read_scan(scan_csv), workers)
     write_csv(out, table)
     if plots:
         from ..plots import limit_plot
