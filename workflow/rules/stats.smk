@@ -75,8 +75,6 @@ rule limits:
                    labels={"method": m, "signal model": s or "the one"}, caption="../report/limits.rst")
             for m in METHODS for s in SIGNALS
         ],
-    # its limits in 2 processes (stages.limits.limits_table): it runs alone at the end of the DAG
-    threads: 2
     resources:
         **SLURM,
     log:
