@@ -10,7 +10,7 @@ from slidescan.config import ConfigError
 from slidescan.data.synthetic import add_context, mismodel_context
 from slidescan.settings import ScanSettings
 from slidescan.io import read_table
-from slidescan.windows import REGION_CR, REGION_SR, Thresholds, Window, check_windows, region_grid, window_table
+from slidescan.windows import REGION_CR, REGION_OUTSIDE, REGION_SR, Thresholds, Window, check_windows, region_grid, window_table
 
 from test_workflow import REPO
 
@@ -39,6 +39,38 @@ def test_a_one_sided_grid_is_every_combination_of_thresholds_and_its_sr_the_high
     assert one.condition(events).shape == (len(events),) and one.label == "SR met >= 0.2"
     with pytest.raises(ValueError, match="one or two context columns"):
         region_grid({"kind": "thresholds", "thresholds": {}})
+
+
+def test_a_validation_region_is_the_lowered_corner_less_its_sr_which_it_leaves_outside():
+    regions = region_grid({**GRID, "validation": {"ht": 0.3}})
+    assert [w.name for w in regions] == ["w00", "w01", "w02", "w03", "v00", "v01", "v02", "v03"]
+    vr = regions[7]
+    assert vr.thresholds == pytest.approx((2.7, 0.25)) and vr.validated == "w03" and regions[3].validated is None
+    assert vr.label == "VR ht >= 2.7, met >= 0.25, below w03" and vr.statistic == "template_count"
+    events = _events()
+    region = vr.assign(events)
+    ht, met = events["ht"].to_numpy(), events["met"].to_numpy()
+    # the VR: the band 2.7 <= ht < 3.0 at met >= 0.25; the SR it validates is outside (blinded), the rest its CR
+    np.testing.assert_array_equal(region == REGION_SR, (ht >= 2.7) & (ht < 3.0) & (met >= 0.25))
+    np.testing.assert_array_equal(region == REGION_OUTSIDE, (ht >= 3.0) & (met >= 0.25))
+    assert ((region == REGION_CR) == ~((ht >= 2.7) & (met >= 0.25))).all()
+    # its conditions are drawn in the band, never in the SR
+    drawn = vr.sample_condition(events[region == REGION_SR], 5000, seed=1)
+    assert ((drawn[:, 0] >= 2.7) & (drawn[:, 0] < 3.0) & (drawn[:, 1] >= 0.25)).all()
+    table = window_table(regions)
+    assert table["validates"].iloc[:4].isna().all() and table["validates"].iloc[4:].tolist() == ["w00", "w01", "w02",
+                                                                                                 "w03"]
+    # an L around the corner: both columns lowered
+    ell = region_grid({**GRID, "validation": {"ht": 0.3, "met": 0.05}})[7]
+    np.testing.assert_array_equal(ell.assign(events) == REGION_SR,
+                                  (ht >= 2.7) & (met >= 0.2) & ~((ht >= 3.0) & (met >= 0.25)))
+    with pytest.raises(ValueError, match=r"windows.validation: mjj is not a context column of windows.thresholds "
+                                         r"\(ht, met\)"):
+        region_grid({**GRID, "validation": {"mjj": 0.3}})
+    with pytest.raises(ValueError, match="windows.validation: validation regions are for kind thresholds"):
+        region_grid({"first_sr_lo": 3.0, "last_sr_lo": 3.3, "sr_width": 0.3, "step": 0.3, "sb_width": 0.2,
+                     "validation": {"ht": 0.3}})
+    assert [w.name for w in region_grid(GRID)] == ["w00", "w01", "w02", "w03"]  # no VR unless asked for
 
 
 def test_the_mjj_window_assigns_from_mjj_as_before_and_conditions_on_it():
@@ -109,27 +141,37 @@ def test_a_threshold_scan_runs_end_to_end_with_its_template_count_limits_and_win
 
     config = {**TINY, "scan": "corner", "data": {**TINY["data"], "synthetic": {**TINY["data"]["synthetic"],
                                                                                "context": True}},
-              "windows": {"kind": "thresholds", "thresholds": {"ht": [2.4], "met": [0.1, 0.15]}},
+              "windows": {"kind": "thresholds", "thresholds": {"ht": [2.4], "met": [0.15]}, "validation": {"met": 0.05}},
               "methods": ["cathode-nn", "idealized-nn"], "injections": [0, 200]}
     workdir = make_workdir(tmp_path, config)
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-4000:]
     results = workdir / "results/corner"
     windows = pd.read_csv(results / "windows.csv")
-    assert windows.to_dict("list") == {"window": ["w00", "w01"], "ht_min": [2.4, 2.4], "met_min": [0.1, 0.15]}
+    assert windows.astype(object).where(windows.notna(), None).to_dict("list") == {
+        "window": ["w00", "v00"], "ht_min": [2.4, 2.4], "met_min": [0.15, 0.1], "validates": [None, "w00"]}
     scan = pd.read_csv(results / "pvalue_scan.csv")
     assert (scan["fit_message"] == "template count").all() and scan["sr_lo"].isna().all()
-    assert set(scan["met_min"]) == {0.1, 0.15}
+    # the validation region is no search region: its non-closure is in the SR's rows, and it has none of its own
+    assert set(scan["window"]) == {"w00"} and scan["nonclosure"].notna().all()
+    assert (scan["n_bkg_err"] >= scan["n_bkg_err_nonclosure"] * 0.999).all()
     # the SR is the high corner: no cut predicts exactly the SR's events, which the split counted
-    split = read_table(results / "split/w01/inj0_seed1.h5", "data")
+    split = read_table(results / "split/w00/inj0_seed1.h5", "data")
     in_sr = (split["ht"] >= 2.4) & (split["met"] >= 0.15)
     assert ((split["region"] == REGION_SR) == in_sr).all() and set(split["region"]) == {REGION_SR, REGION_CR}
-    full = scan[(scan["window"] == "w01") & (scan["efficiency"] == 1.0) & (scan["injection"] == 0)]
+    full = scan[(scan["efficiency"] == 1.0) & (scan["injection"] == 0)]
     assert (full["n_obs"] == in_sr.sum()).all()
+    # the VR's split: the band 0.1 <= met < 0.15 its SR, the SR it validates blinded (not in it at all)
+    vr = read_table(results / "split/v00/inj0_seed1.h5", "data")
+    assert not ((vr["ht"] >= 2.4) & (vr["met"] >= 0.15)).any()
+    assert ((vr["region"] == REGION_SR) == ((vr["ht"] >= 2.4) & (vr["met"] >= 0.1))).all()
     # the classifiers never saw the context columns: the flow's samples carry them only as its condition
-    samples = read_table(results / "flows/w01/inj0_seed1.h5", "samples")
+    samples = read_table(results / "flows/w00/inj0_seed1.h5", "samples")
     assert (samples["ht"] >= 2.4).all() and (samples["met"] >= 0.15).all()
+    samples = read_table(results / "flows/v00/inj0_seed1.h5", "samples")
+    assert (samples["met"] >= 0.1).all() and (samples["met"] < 0.15).all()
     limits = pd.read_csv(results / "limits.csv")
-    assert set(limits["window"]) == {"w00", "w01"} and limits["limit_obs"].notna().any()
+    assert set(limits["window"]) == {"w00"} and limits["limit_obs"].notna().any()
     assert (results / "plots/window_map.png").stat().st_size > 10_000
     assert (results / "plots/spectra/cathode-nn/inj200_seed1/w00.png").exists()
+    assert (results / "plots/spectra/cathode-nn/inj200_seed1/v00.png").exists()

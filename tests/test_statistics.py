@@ -197,3 +197,79 @@ def test_the_summary_marks_a_template_models_missing_error_but_not_the_idealized
     assert "cathode-nn: the template's statistics ONLY" in text
     assert "reweight-nn: the template's statistics and the spread of 5 bootstrap replicas" in text
     assert "(median 2.0 % of b after a cut" in text
+    rows = [{**r, "nonclosure": 0.2 if r["efficiency"] < 1 else 0.0, "n_bkg_err_nonclosure": 25.0}
+            for r in rows]
+    text = template_count_text(pd.DataFrame(rows), {"idealized-nn"})
+    assert "cathode-nn: the template's statistics and the non-closure in its validation region (windows.validation; " \
+           "median +20.0 % observed over predicted there, a systematic of median 25.0 % of b after a cut)" in text
+    assert "ONLY" not in text
+
+
+def test_a_validation_regions_non_closure_covers_a_template_biased_in_both_regions():
+    """The template's model is off by the same tilt of the score's tail in the SR and in its validation region (an
+    extrapolation's bias, which no replica sees): the statistical error alone gives pulls far from 0 and Z above 3 on
+    background-only toys; the VR's non-closure with its statistical error covers it (no Z above 3)."""
+    g = np.random.default_rng(23)
+    tilt = 0.12  # the template's fraction above the 2 % cut about 25 % under the truth's (exp(-0.12 x 2.4))
+    pulls, z, off = {True: [], False: []}, {True: [], False: []}, []
+    for _ in range(200):
+        vr_events, vr_template = _toy(g, n_sr=6000)
+        vr = pd.DataFrame([r.as_dict() for r in template_count(
+            vr_events, vr_template.assign(weight=np.exp(-tilt * vr_template["score"])), WINDOW, [0.02])])
+        events, template = _toy(g)
+        template["weight"] = np.exp(-tilt * template["score"])
+        for validated in (True, False):
+            row = template_count(events, template, WINDOW, [0.02], validation=vr if validated else None)[0]
+            pulls[validated].append((row.n_obs - row.n_bkg) / np.sqrt(row.n_bkg + row.n_bkg_err ** 2))
+            z[validated].append(row.z)
+        assert row.nonclosure != row.nonclosure  # NaN: no validation region, no non-closure
+        row = template_count(events, template, WINDOW, [0.02], validation=vr)[0]
+        assert row.vr_n_obs == vr["n_obs"].iloc[0] and row.vr_n_bkg == vr["n_bkg"].iloc[0]
+        assert row.nonclosure == pytest.approx(row.vr_n_obs / row.vr_n_bkg - 1)
+        sigma_r = np.sqrt(row.vr_n_obs / row.vr_n_bkg ** 2
+                          + (row.vr_n_obs * vr["n_bkg_err"].iloc[0] / row.vr_n_bkg ** 2) ** 2)
+        assert row.n_bkg_err_nonclosure == pytest.approx(np.hypot(row.nonclosure, sigma_r) * row.n_bkg)
+        off.append(row.nonclosure)
+    assert 0.25 < np.mean(off) < 0.45, np.mean(off)  # the VR measures the bias: its data about 34 % above its template
+    assert np.mean(pulls[False]) > 1.5 and max(z[False]) > 3, (np.mean(pulls[False]), max(z[False]))
+    # a bias about the size of the systematic is a pull below 1 (one standard deviation of the nuisance), never 3
+    assert np.mean(pulls[True]) < 1 and np.std(pulls[True]) < 1, (np.mean(pulls[True]), np.std(pulls[True]))
+    assert max(z[True]) < 3, max(z[True])
+
+
+def test_a_validation_region_without_a_prediction_at_a_cut_leaves_that_cut_untested_and_says_so():
+    events, template = _toy(np.random.default_rng(2))
+    vr = pd.DataFrame({"efficiency": [0.1, 0.02], "n_obs": [410.0, 3.0], "n_bkg": [400.0, 0.0]})
+    loose, tight = template_count(events, template, WINDOW, EFFICIENCIES, validation=vr)
+    assert loose.fit_ok and np.isfinite(loose.p0) and loose.nonclosure == pytest.approx(0.025)
+    assert not tight.fit_ok and np.isnan(tight.p0) and "validation region predicts no events" in tight.fit_message
+    with pytest.raises(ValueError, match="the validation region's template count has 0 rows at efficiency 0.1"):
+        template_count(events, template, WINDOW, EFFICIENCIES, validation=vr.iloc[1:])
+
+
+def test_the_bump_hunt_stage_puts_a_validation_regions_non_closure_into_its_sr_and_not_its_rows(tmp_path):
+    from slidescan.io import write_tables
+    from slidescan.layout import PseudoExperiment
+    from slidescan.stages.bumphunt import run_bumphunt
+
+    settings = ScanSettings.from_config({
+        **TINY, "methods": ["idealized-nn"], "data": {**TINY["data"], "synthetic": {**TINY["data"]["synthetic"],
+                                                                                     "context": True}},
+        "windows": {"kind": "thresholds", "thresholds": {"ht": [2.4]}, "validation": {"ht": 0.3}},
+        "bumphunt": {"efficiencies": [1.0, 0.1]}})
+    assert [w.name for w in settings.windows] == ["w00", "v00"]
+    g = np.random.default_rng(5)
+    files = {}
+    for name, scale in (("w00", 1.0), ("v00", 0.9)):  # the VR's template 10 % high above any cut
+        events, template = _toy(g)
+        events = events.assign(event_id=np.arange(len(events)), fold=g.integers(0, 3, len(events)))
+        files[name] = tmp_path / f"{name}.h5"
+        write_tables(files[name], {"scores": events, "reference_scores": template.assign(
+            weight=np.where(template["score"] > np.quantile(template["score"], 0.9), 1 / scale, 1.0))},
+            attrs={**PseudoExperiment(0, 1).attrs(), "window": name, "method": "idealized-nn"})
+    table = run_bumphunt(settings, [files["v00"], files["w00"]], tmp_path / "scan.csv")
+    assert set(table["window"]) == {"w00"}  # the VR is no search region: not in the scan's rows
+    cut = table[table["efficiency"] == 0.1].iloc[0]
+    assert -0.2 < cut["nonclosure"] < 0 and cut["n_bkg_err"] > abs(cut["nonclosure"]) * cut["n_bkg"] * 0.999
+    with pytest.raises(ValueError, match=r"no scores of the validation region\(s\) v00 \(validating w00\)"):
+        run_bumphunt(settings, [files["w00"]], tmp_path / "scan.csv")

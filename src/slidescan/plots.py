@@ -331,7 +331,7 @@ def threshold_map(events: pd.DataFrame, regions: list, out: str | os.PathLike) -
         ax.hist(x, bins=100, histtype="stepfilled", color="grey", alpha=0.6, label="events")
         ax.set_yscale("log")
         for w in regions:
-            ax.axvline(w.thresholds[0], color="gold", lw=2)
+            ax.axvline(w.thresholds[0], color="gold", lw=2, ls="--" if w.validates else "-")
             ax.text(w.thresholds[0], ax.get_ylim()[1], f" {w.name}", rotation=90, va="top", fontsize=10)
         ax.set_ylabel("events")
     else:
@@ -341,14 +341,16 @@ def threshold_map(events: pd.DataFrame, regions: list, out: str | os.PathLike) -
         mesh = ax.pcolormesh(xe, ye, np.ma.masked_equal(counts.T, 0), norm=matplotlib.colors.LogNorm(),
                              cmap="Greys")
         fig.colorbar(mesh, ax=ax, label="events")
-        for i, w in enumerate(regions):
+        for w in regions:  # a validation region dashed, in the colour of the SR it validates
             tx, ty = w.thresholds
-            ax.plot([tx, hi[0]], [ty, ty], color=f"C{i % 10}", lw=2)
-            ax.plot([tx, tx], [ty, hi[1]], color=f"C{i % 10}", lw=2, label=f"{w.name}: {w.label}")
+            style = dict(color=f"C{w.index % 10}", lw=2, ls="--" if w.validates else "-")
+            ax.plot([tx, hi[0]], [ty, ty], **style)
+            ax.plot([tx, tx], [ty, hi[1]], **style, label=f"{w.name}: {w.label}")
         ax.set_ylabel(f"{context[1]} [TeV]")
         ax.legend(fontsize=9, loc="upper right")
     ax.set_xlabel(f"{context[0]} [TeV]")
-    ax.set_title("signal regions (the high corner of each) and control regions (the rest)", fontsize=12)
+    ax.set_title("signal regions (the high corner of each) and control regions (the rest)"
+                 + ("; validation regions dashed" if any(w.validates for w in regions) else ""), fontsize=12)
     _save(fig, out)
 
 

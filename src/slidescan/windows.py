@@ -13,7 +13,12 @@ Two kinds:
   SR is the high corner (every context column at or above its threshold), the control region (CR) everything
   else; a grid of thresholds is the "sliding" of this search. Density models are conditioned on the context
   columns, and a selection is tested against the method's template (``template_count``): there is no sideband
-  on the far side to interpolate from.
+  on the far side to interpolate from. With ``windows.validation`` each SR gets a validation region (VR): the
+  corner lowered by the given widths, less the SR (which is outside it, blinded). The VR is scanned as a region of
+  its own, the method extrapolating into it from a CR further away; what its template count misses there (the
+  non-closure) is the systematic of the SR's prediction (``stats.template_count``). Why: the template count's
+  statistical and ensemble errors cover how much the template would move with another training, not how far the
+  extrapolation itself is off, which a mistuned simulation makes the larger (docs/benchmarks.md).
 
 Every event of a region has a code (``REGION_*``) in the column ``region``: stages downstream read that column,
 never the edges. Folds are assigned once per pseudo-dataset, so an event has the same fold in every region, and
@@ -65,6 +70,7 @@ class Window:
     sb_hi: float
 
     kind = "mjj_window"
+    validated = None  # the name of the SR a region validates (``Thresholds``); an mjj window validates none
     context = ("mjj",)
     statistic = "sideband_fit"  # its default test (bumphunt.statistic)
     outside = "sidebands"  # what logs and figures call the region a model learns in
@@ -177,6 +183,9 @@ class Thresholds:
     index: int
     context: tuple[str, ...]
     thresholds: tuple[float, ...]
+    # a validation region: the thresholds of the SR it validates (``validation_regions``), whose events lie outside
+    # it; its own SR is its corner less that one
+    validates: tuple[float, ...] | None = None
 
     kind = "thresholds"
     statistic = "template_count"
@@ -184,22 +193,38 @@ class Thresholds:
 
     @property
     def name(self) -> str:
-        return f"w{self.index:02d}"
+        return f"{'v' if self.validates else 'w'}{self.index:02d}"
+
+    @property
+    def validated(self) -> str | None:
+        """The name of the SR whose prediction this region validates (None: a search region)."""
+        return f"w{self.index:02d}" if self.validates else None
 
     @property
     def label(self) -> str:
-        return "SR " + ", ".join(f"{c} >= {t:g}" for c, t in zip(self.context, self.thresholds))
+        corner = ", ".join(f"{c} >= {t:g}" for c, t in zip(self.context, self.thresholds))
+        return f"VR {corner}, below {self.validated}" if self.validates else f"SR {corner}"
 
     def row(self) -> dict:
-        return dict(window=self.name, **{f"{c}_min": t for c, t in zip(self.context, self.thresholds)})
+        row = dict(window=self.name, **{f"{c}_min": t for c, t in zip(self.context, self.thresholds)})
+        return {**row, "validates": self.validated} if self.validates else row
+
+    @staticmethod
+    def _in_corner(values: np.ndarray, thresholds: tuple[float, ...]) -> np.ndarray:
+        values = np.asarray(values, float).reshape(len(values), -1)
+        return np.all(values >= np.asarray(thresholds), axis=1)
 
     def _in_sr(self, values: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, float).reshape(len(values), -1)
-        return np.all(values >= np.asarray(self.thresholds), axis=1)
+        inside = self._in_corner(values, self.thresholds)
+        return inside & ~self._in_corner(values, self.validates) if self.validates else inside
 
     def assign(self, events: pd.DataFrame) -> np.ndarray:
+        """SR or CR; a validation region's validated SR is outside it (neither its SR nor what it trains on)."""
+        values = events[list(self.context)].to_numpy()
         region = np.full(len(events), REGION_CR, dtype=np.int8)
-        region[self._in_sr(events[list(self.context)].to_numpy())] = REGION_SR
+        region[self._in_sr(values)] = REGION_SR
+        if self.validates:
+            region[self._in_corner(values, self.validates)] = REGION_OUTSIDE
         return region
 
     def condition(self, events: pd.DataFrame) -> np.ndarray:
@@ -254,6 +279,9 @@ def region_grid(config: dict) -> list:
         missing = [k for k in ("first_sr_lo", "last_sr_lo", "sr_width", "step", "sb_width") if k not in config]
         if missing:
             raise ValueError(f"windows: kind mjj_window needs {', '.join(missing)}")
+        if config.get("validation"):
+            raise ValueError("windows.validation: validation regions are for kind thresholds (a non-resonant search's "
+                             "template count); an mjj window's sideband fit is validated by its sidebands")
         return window_grid(config)
     # the mjj window's keys are not read: a config of kind thresholds may overlay one of mjj windows
     grid = config.get("thresholds") or {}
@@ -264,8 +292,24 @@ def region_grid(config: dict) -> list:
     for column, values in grid.items():
         if not values:
             raise ValueError(f"windows.thresholds.{column}: no thresholds")
-    return [Thresholds(i, context, tuple(float(v) for v in values))
-            for i, values in enumerate(product(*(sorted(set(grid[c])) for c in context)))]
+    regions = [Thresholds(i, context, tuple(float(v) for v in values))
+               for i, values in enumerate(product(*(sorted(set(grid[c])) for c in context)))]
+    return regions + validation_regions(regions, config.get("validation"))
+
+
+def validation_regions(regions: list, widths: dict | None) -> list:
+    """One validation region per SR (``windows.validation``: per context column, how far below the SR's threshold
+    the VR reaches): the corner of the lowered thresholds less the SR, named ``v<i>`` after the SR ``w<i>``."""
+    if not widths:
+        return []
+    unknown = sorted(set(widths) - set(regions[0].context))
+    if unknown:
+        raise ValueError(f"windows.validation: {', '.join(unknown)} is not a context column of windows.thresholds "
+                         f"({', '.join(regions[0].context)})")
+    # rounded: 0.15 - 0.05 is 0.09999999999999999, which windows.csv and the labels would show
+    return [Thresholds(r.index, r.context, tuple(round(t - float(widths.get(c, 0.0)), 9)
+                                                 for c, t in zip(r.context, r.thresholds)),
+                       validates=r.thresholds) for r in regions]
 
 
 def window_grid(config: dict) -> list[Window]:

@@ -32,7 +32,7 @@ SLURM_GPU = _known_signatures(slurm_resources(SETTINGS.cluster, gpu=True))
 
 
 wildcard_constraints:
-    window="w[0-9]+",
+    window="[wv][0-9]+",  # a search region w<i>, its validation region v<i> (windows.validation)
     method="|".join(re.escape(m) for m in METHODS),
     injection="[0-9]+",
     seed="[0-9]+",

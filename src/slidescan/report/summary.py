@@ -147,15 +147,23 @@ def template_count_text(table: pd.DataFrame, true_templates=()) -> str:
     ``true_templates`` (the idealized reference) hold out a sample of the true background: no model, nothing to add."""
     if "template_replicas" not in table or "fit_message" not in table:
         return ""
-    counted = table[table["fit_message"] == "template count"]
+    counted = table[table["fit_message"].astype(str).str.startswith("template count")]
     parts = []
     for method, grp in counted.groupby("method", sort=True):
         replicas = int(grp["template_replicas"].max())
-        if method in true_templates:
+        cut = grp[grp["efficiency"] < 1]
+        validated = "n_bkg_err_nonclosure" in grp and cut["n_bkg_err_nonclosure"].notna().any()
+        if validated:
+            parts.append(f"{method}: the template's statistics"
+                         + (f", the spread of {replicas} bootstrap replicas" if replicas >= 2 else "")
+                         + " and the non-closure in its validation region (windows.validation; median "
+                         f"{100 * (cut['nonclosure']).median():+.1f} % observed over predicted there, a systematic "
+                         f"of median {100 * (cut['n_bkg_err_nonclosure'] / cut['n_bkg']).median():.1f} % of b after "
+                         "a cut)")
+        elif method in true_templates:
             parts.append(f"{method}: the template's statistics (a held-out sample of the true background: no model "
                          "whose error could be missing)")
         elif replicas >= 2:
-            cut = grp[grp["efficiency"] < 1]
             share = (cut["n_bkg_err_ensemble"] / cut["n_bkg"]).median() if len(cut) else float("nan")
             parts.append(f"{method}: the template's statistics and the spread of {replicas} bootstrap replicas of "
                          f"its reweighting (median {100 * share:.1f} % of b after a cut; the refitted reweighter or "
@@ -163,7 +171,7 @@ def template_count_text(table: pd.DataFrame, true_templates=()) -> str:
         else:
             parts.append(f"{method}: the template's statistics ONLY (no ensemble of templates: a template model's "
                          "own error is not in b; ``salad.replicas`` and ``context_weights.replicas`` give one to the "
-                         "templates built on them)")
+                         "templates built on them, ``windows.validation`` a non-closure systematic)")
     if not parts:
         return ""
     return ("Template count, the background's uncertainty (a constrained nuisance in each p0): " + "; ".join(parts)

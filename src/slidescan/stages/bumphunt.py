@@ -25,17 +25,34 @@ SCAN_COLUMNS = ["window", "sr_lo", "sr_hi", "method", "signal", "injection", "se
 
 def run_bumphunt(settings: ScanSettings, scores: list[str | os.PathLike], out: str | os.PathLike,
                  spectra_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The bump hunts of one scan in every window; ``spectra_dir`` gets ``<window>.png`` per window."""
-    table = pd.concat([window_bumphunt(settings, f, spectra_dir) for f in scores], ignore_index=True)
+    """The bump hunts of one scan in every window; ``spectra_dir`` gets ``<window>.png`` per window.
+
+    A validation region (``windows.validation``) is tested first and its rows are not the scan's (it is no search
+    region: no look-elsewhere, calibration or limit counts it): its non-closure goes into the rows of the SR it
+    validates (``stats.template_count``), and its selection figure is drawn like any region's.
+    """
+    by_window = {read_attrs(f)["window"]: f for f in scores}
+    regions = [settings.window(name) for name in by_window]
+    validations = {w.validated: window_bumphunt(settings, by_window[w.name], spectra_dir)
+                   for w in regions if w.validated}
+    expected = {w.validated: w.name for w in settings.windows if w.validated}
+    missing = [f"{vr} (validating {sr})" for sr, vr in expected.items() if sr in by_window and sr not in validations]
+    if missing:
+        raise ValueError(f"{out}: no scores of the validation region(s) {', '.join(missing)}, whose non-closure is "
+                         "part of their SR's background uncertainty")
+    table = pd.concat([window_bumphunt(settings, by_window[w.name], spectra_dir, validations.get(w.name))
+                       for w in regions if not w.validated], ignore_index=True)
     write_csv(out, table)
     return table
 
 
 def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
-                    spectra_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+                    spectra_dir: str | os.PathLike | None = None, validation: pd.DataFrame | None = None
+                    ) -> pd.DataFrame:
     """The bump hunt of one window, method and pseudo-experiment, one row per efficiency.
 
-    With ``spectra_dir``, the selected spectra are drawn to ``spectra_dir/<window>.png``.
+    With ``spectra_dir``, the selected spectra are drawn to ``spectra_dir/<window>.png``. ``validation``: the rows
+    of its validation region, for the test's non-closure systematic.
     """
     from ..registry import STATISTICS, load_builtins
 
@@ -57,7 +74,8 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
                          f"older slidescan), which {b.statistic} needs; rerun with --forcerun train (finished folds "
                          "are merged again, not retrained)")
     results = statistic.test(df, template, w, b,
-                             derive_seed(settings.data.seed, "p0", w.name, attrs["method"], *experiment.key) % (2**32))
+                             derive_seed(settings.data.seed, "p0", w.name, attrs["method"], *experiment.key) % (2**32),
+                             validation=validation)
     table = pd.DataFrame([r.as_dict() for r in results])
     table.insert(0, "window", w.name)
     columns = w.scan_columns()  # sr_lo and sr_hi first, then a threshold region's own bounds (<context>_min)

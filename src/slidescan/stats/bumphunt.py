@@ -43,6 +43,13 @@ class BumpHuntResult:
     # (these and the fit by keyword only: a field added before them would silently take a positional argument's value)
     n_bkg_err_ensemble: float = field(default=float("nan"), kw_only=True)
     template_replicas: int = field(default=0, kw_only=True)
+    # the template count with a validation region (windows.validation): its observed and predicted events at this
+    # efficiency, its non-closure r - 1 (observed / predicted - 1) and the systematic it gives b (in n_bkg_err in
+    # quadrature: b sqrt((r - 1)^2 + sigma_r^2), stats.template_count)
+    vr_n_obs: float = field(default=float("nan"), kw_only=True)
+    vr_n_bkg: float = field(default=float("nan"), kw_only=True)
+    nonclosure: float = field(default=float("nan"), kw_only=True)
+    n_bkg_err_nonclosure: float = field(default=float("nan"), kw_only=True)
     fit: FitResult | None = field(default=None, repr=False, compare=False, kw_only=True)
 
     def as_dict(self) -> dict:

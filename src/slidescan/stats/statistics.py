@@ -20,9 +20,10 @@ from ..registry import STATISTICS
 
 @dataclass(frozen=True)
 class Statistic:
-    """``test(events, template, window, settings, seed)``: one ``BumpHuntResult`` per efficiency. ``events``: the
-    window's out-of-fold scores (mjj, region, label, score, weight); ``template``: the method's held-out SR
-    template scored out of fold (None for a method without one; a test that ``needs_template`` refuses those)."""
+    """``test(events, template, window, settings, seed, validation)``: one ``BumpHuntResult`` per efficiency.
+    ``events``: the window's out-of-fold scores (mjj, region, label, score, weight); ``template``: the method's
+    held-out SR template scored out of fold (None for a method without one; a test that ``needs_template`` refuses
+    those); ``validation``: the rows of the region's validation region (``windows.validation``), None without one."""
 
     name: str
     description: str
@@ -35,8 +36,12 @@ def register_statistic(statistic: Statistic) -> Statistic:
     return STATISTICS.register(statistic)
 
 
-def _sideband_fit(events: pd.DataFrame, template, window, settings, seed: int) -> list:
+def _sideband_fit(events: pd.DataFrame, template, window, settings, seed: int, validation=None) -> list:
     from ..data import weights_of
+
+    if validation is not None:
+        raise ValueError(f"window {window.name}: the sideband fit takes no validation region (windows.validation is "
+                         "for the template count)")
     from .bumphunt import bump_hunt
 
     return bump_hunt(events["mjj"].to_numpy(), events["score"].to_numpy(), window, settings.efficiencies,
@@ -45,11 +50,11 @@ def _sideband_fit(events: pd.DataFrame, template, window, settings, seed: int) -
                      weights=weights_of(events), region=events["region"].to_numpy())
 
 
-def _template_count(events: pd.DataFrame, template, window, settings, seed: int) -> list:
+def _template_count(events: pd.DataFrame, template, window, settings, seed: int, validation=None) -> list:
     from .template_count import template_count
 
     return template_count(events, template, window, settings.efficiencies, settings.p0_calculator,
-                          settings.p0_toys, seed, settings.bin_width)
+                          settings.p0_toys, seed, settings.bin_width, validation)
 
 
 register_statistic(Statistic("sideband_fit", "dijet function fitted to the selected sidebands, interpolated into "
