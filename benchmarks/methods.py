@@ -61,6 +61,8 @@ def null_rows(method: str, scan: pd.DataFrame, calibration: pd.DataFrame) -> dic
     if method in calibration.index:
         row["null_max_z"] = float(calibration.loc[method, "max_z"])
         row["null_ks_p"] = float(calibration.loc[method, "ks_pvalue"])
+        if "ks_pvalue_excess" in calibration:  # one-sided: too many small p0 (report.methods' verdict)
+            row["null_ks_p_excess"] = float(calibration.loc[method, "ks_pvalue_excess"])
         row["null_n_p0"] = int(calibration.loc[method, "n"])
     return row
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import scipy.stats as sps
 
 from slidescan.report.methods import OVERVIEW_HEADER, most_sensitive_text, overview, overview_rst
 
@@ -100,3 +101,24 @@ def test_the_methods_figure_draws_every_method_and_marks_the_uncalibrated(tmp_pa
     assert methods_z(table, out) == ["a", "b, NOT CALIBRATED"]
     image = matplotlib.image.imread(out)
     assert image.shape[0] > 400 and image.shape[1] > 1000 and image.std() > 0.05
+
+
+def test_p0_larger_than_uniform_are_conservative_and_too_many_small_ones_not_calibrated():
+    from slidescan.report.methods import calibration_verdicts
+    from slidescan.stages.scan import calibration as calibration_table
+
+    g = np.random.default_rng(3)
+    p0 = {"uniform": g.uniform(0, 1, 400),  # a test that is right
+          "covering": g.uniform(0, 1, 400) ** 0.5,  # a systematic larger than the bias: p0 pushed towards 1
+          "excessive": g.uniform(0, 1, 400) ** 2}  # a template off in the SR: too many small p0
+    scan = pd.DataFrame([{"method": m, "injection": 0, "p0": p, "z": float(sps.norm.isf(min(p, 0.5)))}
+                         for m, values in p0.items() for p in values])
+    table = calibration_table(scan).set_index("method")
+    assert table.loc["covering", "ks_pvalue"] < 0.01 and table.loc["covering", "ks_pvalue_excess"] > 0.5
+    assert table.loc["excessive", "ks_pvalue_excess"] < 0.01 and table.loc["uniform", "ks_pvalue"] > 0.01
+    verdicts = calibration_verdicts(table.reset_index())
+    assert {m: v[0] for m, v in verdicts.items()} == {"uniform": "calibrated", "covering": "conservative",
+                                                      "excessive": "NOT CALIBRATED"}
+    # a table from before the one-sided column: judged by the two-sided KS alone, never called conservative
+    old = calibration_verdicts(table.reset_index().drop(columns="ks_pvalue_excess"))
+    assert old["covering"][0] == "NOT CALIBRATED" and old["uniform"][0] == "calibrated"

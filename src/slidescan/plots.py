@@ -157,7 +157,9 @@ def calibration(table: pd.DataFrame, ks: pd.DataFrame, out: str | os.PathLike) -
         expected = len(p0) * 0.5 / 10  # half the p0 uniform on (0, 0.5), 10 bins
         ax.axhline(expected, color="red", ls="--", label="uniform (half the fits)")
         row = ks[ks["method"] == method].iloc[0]
-        ax.set_title(f"{method}: {int(row['n'])} p0, KS p = {row['ks_pvalue']:.2f}\n"
+        one_sided = row.get("ks_pvalue_excess", float("nan"))
+        ax.set_title(f"{method}: {int(row['n'])} p0, KS p = {row['ks_pvalue']:.2f}"
+                     + ("" if pd.isna(one_sided) else f" (excess only {one_sided:.2f})") + "\n"
                      f"{int(row['n_deficit'])} deficits (p0 = 0.5), min p0 = {row['min_p0']:.2g}", fontsize=13)
         ax.set_xlabel("local $p_0$ (injection 0)", fontsize=14)
     axes[0, 0].set_ylabel("windows x efficiencies x seeds", fontsize=13)

@@ -249,10 +249,14 @@ def summary_text(workdir: Path, configfile: Path) -> str:
         judged = calibration_verdicts(cal)
         verdicts = []
         for r in cal.itertuples():
-            ok, chance = judged[r.method]
+            verdict, chance = judged[r.method]
             largest = z_text(r.max_z, bool(getattr(r, "max_z_bound", False)))
-            verdicts.append(f"{r.method}: {'calibrated' if ok else 'NOT CALIBRATED'} (largest injection-0 Z "
-                            f"{largest} of {r.n} p0, {chance:.0%} likely by chance; KS p {r.ks_pvalue:.2f})")
+            excess = getattr(r, "ks_pvalue_excess", float("nan"))
+            verdicts.append(f"{r.method}: {verdict} (largest injection-0 Z {largest} of {r.n} p0, {chance:.0%} likely "
+                            f"by chance; KS p {r.ks_pvalue:.2f}"
+                            + ("" if pd.isna(excess) else f", against false excesses {excess:.2f}")
+                            + ("; its p0 larger than uniform: its Z are lower bounds" if verdict == "conservative"
+                               else "") + ")")
         if verdicts:
             parts.append("Calibration (background-only pseudo-experiments): " + "; ".join(verdicts) + ".")
         else:
