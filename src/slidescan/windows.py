@@ -18,7 +18,9 @@ Two kinds:
   its own, the method extrapolating into it from a CR further away; what its template count misses there (the
   non-closure) is the systematic of the SR's prediction (``stats.template_count``). Why: the template count's
   statistical and ensemble errors cover how much the template would move with another training, not how far the
-  extrapolation itself is off, which a mistuned simulation makes the larger (docs/benchmarks.md).
+  extrapolation itself is off (a mistuned simulation reweighted, a flow applied past where it was trained). It
+  assumes the extrapolation is as far off in the SR as one step before it, which holds for Reweight and not for
+  the flows of Morph and Generate, whose bias grows with the distance (docs/benchmarks.md, the calibration).
 
 Every event of a region has a code (``REGION_*``) in the column ``region``: stages downstream read that column,
 never the edges. Folds are assigned once per pseudo-dataset, so an event has the same fold in every region, and
