@@ -4,6 +4,10 @@ data by a flow learned outside the SR and weighted to the data's context.
 FETA's morphing (arXiv:2212.11285, the ``feta`` model) moves the simulated features onto the data's at each m; the
 context weights w(m) (``context_weights``) make the simulation's distribution of m the data's, as the study's
 "FETA + SALAD". Needs ``data.samples.simulation``.
+
+Calibration (docs/benchmarks.md): the morphed template is 20-40 % off in the SR after a cut whichever the
+simulation, the FETA flow's bias past the CR; with ``windows.validation`` it is calibrated for the mistuned
+simulation (largest injection-0 Z 3.44 of 80 p0) and not for the tuned one (6.60). Run the calibration first.
 """
 
 from . import register
