@@ -99,9 +99,28 @@ def test_a_killed_fold_resumes_from_lightnings_last_checkpoint(inputs, tmp_path)
     assert resumed, log[-2000:]
     after = int(resumed.group(2))
     # every epoch that had finished at the kill is kept, bar at most the last one (logged before its checkpoint)
-    assert after >= seen - 1 and resumed.group(1).endswith("member0/last.ckpt")
+    # last.ckpt, or the newest epoch kept where the kill left that link dangling (backends.lightning.resume_point)
+    assert after >= seen - 1 and re.search(r"member0/(last|epoch=\d+-step=\d+)\.ckpt$", resumed.group(1))
     epochs = [int(e) for e in re.findall(r"^epoch (\d+)/40: member 0", log.split(resumed.group(0))[1], re.M)]
     assert epochs == list(range(after + 1, 41))
     scores = read_table(inputs.scores("w00", "idealized-lightning", E), "scores")
     assert np.isfinite(scores["score"]).all() and len(read_table(inputs.fold("w00", "idealized-lightning", E, 0),
                                                                  "history")) == 40
+
+
+def test_a_member_killed_while_lightning_relinks_its_last_checkpoint_resumes_from_its_newest_epoch(tmp_path):
+    """Lightning removes the previous epoch before it relinks last.ckpt: a kill in between leaves the link
+    dangling, and the member resumes from the newest epoch saved, not from scratch."""
+    from slidescan.backends.lightning import resume_point
+
+    member = tmp_path / "member0"
+    member.mkdir()
+    assert resume_point(member) is None and resume_point(None) is None
+    (member / "epoch=2-step=30.ckpt").write_bytes(b"2")
+    os.utime(member / "epoch=2-step=30.ckpt", (1, 1))
+    (member / "epoch=3-step=40.ckpt").write_bytes(b"3")
+    (member / "last.ckpt").symlink_to("epoch=1-step=20.ckpt")  # removed before the relink
+    assert resume_point(member) == member / "epoch=3-step=40.ckpt"
+    (member / "last.ckpt").unlink()
+    (member / "last.ckpt").symlink_to("epoch=3-step=40.ckpt")
+    assert resume_point(member) == member / "last.ckpt"

@@ -102,6 +102,22 @@ class LightningEnsemble:
         return per if per_member else per.mean(0)
 
 
+def resume_point(directory: Path | None) -> Path | None:
+    """The checkpoint a member resumes from: ``last.ckpt``, or where that link dangles, the newest epoch kept.
+
+    Why not ``last.ckpt`` alone: Lightning's ModelCheckpoint (save_top_k=1, save_last="link") saves the new epoch,
+    removes the previous one, then relinks ``last.ckpt``; a job killed between the removal and the link leaves it
+    pointing at nothing, and the member would start over although its newest epoch is saved whole (it was written
+    before the removal). Seen once in the test suite under load."""
+    if directory is None:
+        return None
+    last = directory / "last.ckpt"
+    if last.exists():
+        return last
+    kept = sorted(directory.glob("epoch=*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return kept[-1] if kept else None
+
+
 def _history_callback(log, member: int, epochs: int, last: Path | None):
     import lightning as L
 
@@ -179,7 +195,7 @@ class LightningBackend(Backend):
                                   shuffle=shuffle, generator=torch.Generator().manual_seed(int(seed) % (2**63)))
                        for idx, shuffle in ((train, True), (val, False))]
             module = module_class(n_features=x.shape[1], **settings.module_args)
-            last = root / f"member{member}" / "last.ckpt" if root is not None else None
+            last = resume_point(root / f"member{member}" if root is not None else None)
             history = _history_callback(log, member, settings.epochs, last)
             callbacks = [history]
             if root is not None:
@@ -190,7 +206,7 @@ class LightningBackend(Backend):
                                 precision=settings.precision, logger=False, enable_progress_bar=False,
                                 enable_model_summary=False, num_sanity_val_steps=0, callbacks=callbacks,
                                 plugins=[LightningEnvironment()], default_root_dir=root or ".")
-            trainer.fit(module, *loaders, ckpt_path="last" if last is not None and last.exists() else None)
+            trainer.fit(module, *loaders, ckpt_path=str(last) if last is not None else None)
             modules.append(module.to("cpu").eval())
             histories.append(history)
         epochs = min(len(h.val) for h in histories)
