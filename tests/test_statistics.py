@@ -273,3 +273,27 @@ def test_the_bump_hunt_stage_puts_a_validation_regions_non_closure_into_its_sr_a
     assert -0.2 < cut["nonclosure"] < 0 and cut["n_bkg_err"] > abs(cut["nonclosure"]) * cut["n_bkg"] * 0.999
     with pytest.raises(ValueError, match=r"no scores of the validation region\(s\) v00 \(validating w00\)"):
         run_bumphunt(settings, [files["w00"]], tmp_path / "scan.csv")
+
+
+def test_a_plugin_test_written_before_validation_regions_still_runs_a_scan_without_them(tmp_path, monkeypatch):
+    from slidescan.io import write_tables
+    from slidescan.layout import PseudoExperiment
+    from slidescan.stages.bumphunt import window_bumphunt
+    from slidescan.stats.statistics import Statistic
+    from slidescan.stats.template_count import template_count as count
+
+    def five_arguments(events, template, window, settings, seed):  # the signature docs/architecture.md gave
+        return count(events, template, window, settings.efficiencies)
+
+    load_builtins()
+    monkeypatch.setitem(STATISTICS._items, "five_arguments",
+                        Statistic("five_arguments", "a plug-in's test", five_arguments, needs_template=True))
+    settings = ScanSettings.from_config({**TINY, "methods": ["idealized-nn"],
+                                         "bumphunt": {"statistic": "five_arguments"}})
+    events, template = _toy(np.random.default_rng(4))
+    path = tmp_path / "w00.h5"
+    write_tables(path, {"scores": events.assign(event_id=np.arange(len(events)), fold=np.arange(len(events)) % 3),
+                        "reference_scores": template},
+                 attrs={**PseudoExperiment(0, 1).attrs(), "window": "w00", "method": "idealized-nn"})
+    table = window_bumphunt(settings, path)
+    assert (table["fit_message"] == "template count").all() and table["nonclosure"].isna().all()

@@ -73,9 +73,11 @@ def window_bumphunt(settings: ScanSettings, scores: str | os.PathLike,
         raise ValueError(f"{scores}: its scores do not say which fold's classifier scored each event (merged by an "
                          f"older slidescan), which {b.statistic} needs; rerun with --forcerun train (finished folds "
                          "are merged again, not retrained)")
+    # the validation region's rows only where there are some: a plug-in test written before them takes five arguments
+    extra = {} if validation is None else {"validation": validation}
     results = statistic.test(df, template, w, b,
                              derive_seed(settings.data.seed, "p0", w.name, attrs["method"], *experiment.key) % (2**32),
-                             validation=validation)
+                             **extra)
     table = pd.DataFrame([r.as_dict() for r in results])
     table.insert(0, "window", w.name)
     columns = w.scan_columns()  # sr_lo and sr_hi first, then a threshold region's own bounds (<context>_min)

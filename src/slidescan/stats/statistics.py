@@ -23,7 +23,8 @@ class Statistic:
     """``test(events, template, window, settings, seed, validation)``: one ``BumpHuntResult`` per efficiency.
     ``events``: the window's out-of-fold scores (mjj, region, label, score, weight); ``template``: the method's
     held-out SR template scored out of fold (None for a method without one; a test that ``needs_template`` refuses
-    those); ``validation``: the rows of the region's validation region (``windows.validation``), None without one."""
+    those); ``validation``, by keyword and only in a scan with validation regions (``windows.validation``): the rows
+    of the region's validation region. A test without that keyword still runs every scan without them."""
 
     name: str
     description: str
