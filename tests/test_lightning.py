@@ -116,6 +116,9 @@ def test_a_member_killed_while_lightning_relinks_its_last_checkpoint_resumes_fro
     member = tmp_path / "member0"
     member.mkdir()
     assert resume_point(member) is None and resume_point(None) is None
+    (member / "epoch=0-step=10.ckpt").write_bytes(b"0")  # the first save, killed before its link: maybe cut off
+    assert resume_point(member) is None
+    (member / "epoch=0-step=10.ckpt").unlink()
     (member / "epoch=2-step=30.ckpt").write_bytes(b"2")
     os.utime(member / "epoch=2-step=30.ckpt", (1, 1))
     (member / "epoch=3-step=40.ckpt").write_bytes(b"3")

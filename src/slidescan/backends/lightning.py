@@ -114,6 +114,9 @@ def resume_point(directory: Path | None) -> Path | None:
     last = directory / "last.ckpt"
     if last.exists():
         return last
+    if not last.is_symlink():
+        # no link yet: the first epoch's save may have been cut off mid-write, so nothing is known to be whole
+        return None
     kept = sorted(directory.glob("epoch=*.ckpt"), key=lambda p: p.stat().st_mtime)
     return kept[-1] if kept else None
 
