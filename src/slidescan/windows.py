@@ -74,6 +74,7 @@ class Window:
     kind = "mjj_window"
     validated = None  # the name of the SR a region validates (``Thresholds``); an mjj window validates none
     context = ("mjj",)
+    condition_columns = context  # what its density models are conditioned on
     statistic = "sideband_fit"  # its default test (bumphunt.statistic)
     outside = "sidebands"  # what logs and figures call the region a model learns in
 
@@ -188,6 +189,8 @@ class Thresholds:
     # a validation region: the thresholds of the SR it validates (``validation_regions``), whose events lie outside
     # it; its own SR is its corner less that one
     validates: tuple[float, ...] | None = None
+    # the context columns the density models are conditioned on (``windows.condition``); None: all of them
+    conditioned: tuple[str, ...] | None = None
 
     kind = "thresholds"
     statistic = "template_count"
@@ -229,14 +232,25 @@ class Thresholds:
             region[self._in_corner(values, self.validates)] = REGION_OUTSIDE
         return region
 
+    @property
+    def condition_columns(self) -> tuple[str, ...]:
+        """The context columns a density model of this region is conditioned on (``windows.condition``)."""
+        return self.conditioned or self.context
+
     def condition(self, events: pd.DataFrame) -> np.ndarray:
-        """The context columns, shape (n,) for one and (n, d) for several."""
-        values = events[list(self.context)].to_numpy(float)
-        return values[:, 0] if len(self.context) == 1 else values
+        """The conditioning context columns, shape (n,) for one and (n, d) for several."""
+        values = events[list(self.condition_columns)].to_numpy(float)
+        return values[:, 0] if len(self.condition_columns) == 1 else values
 
     def sample_condition(self, sr: pd.DataFrame, n: int, seed: int, weight: np.ndarray | None = None) -> np.ndarray:
-        """``n`` SR conditions from a KDE of the SR events' context columns, kept inside the SR."""
-        return sample_kde(self.condition(sr), n, self._in_sr, seed, weight, f"{self.name} ({self.label})")
+        """``n`` SR conditions from a KDE of the SR events' conditioning columns, kept inside the SR (inside its
+        projection onto those columns, where the models see fewer than all)."""
+        if self.condition_columns == self.context:
+            inside = self._in_sr
+        else:
+            at = [self.context.index(c) for c in self.condition_columns]
+            inside = lambda values: self._in_corner(values, tuple(self.thresholds[i] for i in at))  # noqa: E731
+        return sample_kde(self.condition(sr), n, inside, seed, weight, f"{self.name} ({self.label})")
 
     def counts(self, region: np.ndarray) -> dict[str, int]:
         return {"SR": int((region == REGION_SR).sum()), "CR": int((region == REGION_CR).sum())}
@@ -284,6 +298,9 @@ def region_grid(config: dict) -> list:
         if config.get("validation"):
             raise ValueError("windows.validation: validation regions are for kind thresholds (a non-resonant search's "
                              "template count); an mjj window's sideband fit is validated by its sidebands")
+        if config.get("condition"):
+            raise ValueError("windows.condition: for kind thresholds (which of its context columns the density "
+                             "models are conditioned on); an mjj window's models are conditioned on mjj")
         return window_grid(config)
     # the mjj window's keys are not read: a config of kind thresholds may overlay one of mjj windows
     grid = config.get("thresholds") or {}
@@ -294,7 +311,15 @@ def region_grid(config: dict) -> list:
     for column, values in grid.items():
         if not values:
             raise ValueError(f"windows.thresholds.{column}: no thresholds")
-    regions = [Thresholds(i, context, tuple(float(v) for v in values))
+    conditioned = config.get("condition")
+    unknown = sorted(set(conditioned or ()) - set(context))
+    if unknown:
+        raise ValueError(f"windows.condition: {', '.join(unknown)} is not a context column of windows.thresholds "
+                         f"({', '.join(context)})")
+    # in the thresholds' order, and None where it names them all: such a scan is the scan without the key
+    conditioned = tuple(c for c in context if c in conditioned) if conditioned else None
+    conditioned = None if conditioned == context else conditioned
+    regions = [Thresholds(i, context, tuple(float(v) for v in values), conditioned=conditioned)
                for i, values in enumerate(product(*(sorted(set(grid[c])) for c in context)))]
     return regions + validation_regions(regions, config.get("validation"))
 
@@ -311,7 +336,7 @@ def validation_regions(regions: list, widths: dict | None) -> list:
     # rounded: 0.15 - 0.05 is 0.09999999999999999, which windows.csv and the labels would show
     return [Thresholds(r.index, r.context, tuple(round(t - float(widths.get(c, 0.0)), 9)
                                                  for c, t in zip(r.context, r.thresholds)),
-                       validates=r.thresholds) for r in regions]
+                       validates=r.thresholds, conditioned=r.conditioned) for r in regions]
 
 
 def window_grid(config: dict) -> list[Window]:

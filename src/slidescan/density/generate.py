@@ -42,8 +42,8 @@ def fit(ctx: ModelContext) -> ModelResult:
     weight = pool["weight"].to_numpy(float)
     # P_sim(m) w(m): the reweighted simulation's SR conditions, drawn with replacement by weight
     picked = ctx.rng("condition").choice(len(pool), n, p=weight / weight.sum())
-    condition = w.condition(pool.iloc[picked])
-    samples = sr_samples(ctx, flow, condition, 1.0 / s.oversampling)
+    rows = pool.iloc[picked]
+    samples = sr_samples(ctx, flow, w.condition(rows), 1.0 / s.oversampling, rows)
     # w(m)'s bootstrap replicas (context_weights.replicas) reweight the drawn conditions to each replica's P_sim(m)
     # w_r(m): the template count's ensemble of w(m), not of the flow (one flow is trained per pseudo-experiment)
     for column in replica_columns(pool):

@@ -108,15 +108,18 @@ def fit_many(contexts: list[ModelContext], members: int) -> list[ModelResult]:
     return [_result(ctx, flow, sb, sr) for ctx, flow, sb, (_, sr) in zip(contexts, flows, events, regions)]
 
 
-def sr_samples(ctx: ModelContext, flow, condition: np.ndarray, weight: float) -> pd.DataFrame:
-    """A template of the SR: the flow sampled at ``condition`` (one per event), each sample with the condition's
-    context columns, ``weight``, a fold of its own and a negative event id (no data event has one)."""
+def sr_samples(ctx: ModelContext, flow, condition: np.ndarray, weight: float,
+               rows: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A template of the SR: the flow sampled at ``condition`` (one per event), each sample with the context columns
+    of ``rows`` (the events whose condition it is, one per sample) or else those of the condition, ``weight``, a fold
+    of its own and a negative event id (no data event has one)."""
     w, n = ctx.window, len(condition)
     samples = pd.DataFrame(flow.sample(condition, ctx.seed("sr")), columns=ctx.features)
-    context = [c for c in w.context if c not in ctx.features]
-    values = condition.reshape(n, -1)
+    if rows is None:  # a condition drawn on its own: only the conditioning columns are known
+        rows = pd.DataFrame(condition.reshape(n, -1), columns=list(w.condition_columns))
+    context = [c for c in w.context if c not in ctx.features and c in rows]
     for i, column in enumerate(context):
-        samples.insert(i, column, values[:, list(w.context).index(column)])
+        samples.insert(i, column, rows[column].to_numpy())
     if "mjj" not in samples:  # a region not in mjj, without mjj among the features: the samples have none
         samples.insert(0, "mjj", np.full(n, np.nan))
     samples["label"] = np.zeros(n, dtype=np.int8)
