@@ -73,6 +73,30 @@ def test_a_validation_region_is_the_lowered_corner_less_its_sr_which_it_leaves_o
     assert [w.name for w in region_grid(GRID)] == ["w00", "w01", "w02", "w03"]  # no VR unless asked for
 
 
+def test_the_density_models_condition_on_the_context_columns_named_and_regions_still_use_every_one():
+    regions = region_grid({**GRID, "condition": ["ht"], "validation": {"met": 0.05}})
+    events = _events()
+    sr, vr = regions[3], regions[7]
+    # the condition is ht alone, for the SR and its VR; the regions are the corners in both columns as before
+    np.testing.assert_array_equal(sr.condition(events), events["ht"].to_numpy())
+    np.testing.assert_array_equal(vr.condition(events), events["ht"].to_numpy())
+    assert sr.condition_columns == ("ht",) and vr.condition_columns == ("ht",)
+    np.testing.assert_array_equal(sr.assign(events), region_grid(GRID)[3].assign(events))
+    # SR conditions are drawn in the SR's projection onto ht: at or above its ht threshold, shaped like its events
+    inside = events[sr.assign(events) == REGION_SR]
+    drawn = sr.sample_condition(inside, 5000, seed=2)
+    assert drawn.shape == (5000,) and (drawn >= 3.0).all()
+    assert drawn.mean() == pytest.approx(inside["ht"].mean(), rel=0.05)
+    # naming every column is the scan without the key (its models and fingerprints unchanged)
+    assert region_grid({**GRID, "condition": ["met", "ht"]}) == region_grid(GRID)
+    with pytest.raises(ValueError, match=r"windows.condition: mjj is not a context column of windows.thresholds "
+                                         r"\(ht, met\)"):
+        region_grid({**GRID, "condition": ["mjj"]})
+    with pytest.raises(ValueError, match="windows.condition: for kind thresholds"):
+        region_grid({"first_sr_lo": 3.0, "last_sr_lo": 3.3, "sr_width": 0.3, "step": 0.3, "sb_width": 0.2,
+                     "condition": ["ht"]})
+
+
 def test_the_mjj_window_assigns_from_mjj_as_before_and_conditions_on_it():
     w = Window(1, 2.7, 3.3, 3.7, 4.3)
     events = _events()

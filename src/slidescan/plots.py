@@ -241,7 +241,8 @@ def flow_closure(sb_data: pd.DataFrame, sb_samples: pd.DataFrame, sr_data: pd.Da
     The top row is the closure test: the flow must reproduce the sidebands it was trained on. In the
     bottom row data and samples agree without signal; a signal shows as an excess in a narrow range.
     """
-    features = features or [c for c in sb_samples.columns if c != "mjj"]
+    # a column the SR samples lack (a context column the flow is not conditioned on) has no SR row to draw
+    features = features or [c for c in sb_samples.columns if c != "mjj" and c in sr_samples]
     if len(features) > MAX_CLOSURE_FEATURES:  # an extended set (56) would make a figure no one can read
         title = f"{title}\n(the first {MAX_CLOSURE_FEATURES} of {len(features)} features)"
         features = features[:MAX_CLOSURE_FEATURES]
