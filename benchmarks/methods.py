@@ -178,11 +178,16 @@ def main() -> None:
     summary = summarise(results)
     print(table(summary))
     if args.json:
+        import yaml
+
+        # the region settings that change what a calibration means, recorded with its figures
+        windows = (yaml.safe_load((REPO / args.configfile).read_text()) or {}).get("windows") or {}
+        regions = {key: windows[key] for key in ("validation", "condition") if key in windows}
         with open(args.json, "a") as handle:
             for row in summary.to_dict("records"):
                 handle.write(json.dumps({"date": time.strftime("%Y-%m-%d"), "host": platform.node(),
                                          "configfile": args.configfile, "preset": args.preset, "wall_seconds": seconds,
-                                         **row}) + "\n")
+                                         **row, **regions}) + "\n")
 
 
 if __name__ == "__main__":
