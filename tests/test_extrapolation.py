@@ -51,7 +51,9 @@ EXTRAPOLATION = {
     "data": {**TINY["data"], "synthetic": {**TINY["data"]["synthetic"], "context": True},
              # the study's mistuning: met -> met (1 + met / 500 GeV), jet masses, tau21 and mjj distorted
              "samples": {"simulation": {"n_events": 40000, "mismodelling": "strong"}}},
-    "windows": {"kind": "thresholds", "thresholds": {"ht": [2.4], "met": [0.15]}},
+    # the flows conditioned on ht alone, as the shipped configs: Generate's samples take met from the simulated
+    # events whose ht they are drawn at
+    "windows": {"kind": "thresholds", "thresholds": {"ht": [2.4], "met": [0.15]}, "condition": ["ht"]},
     "methods": ["reweight-bdt", "generate-bdt", "morph-bdt"], "injections": [0], "salad": {"max_iter": 50, "replicas": 3},
     "context_weights": {"replicas": 3}, "feta": {"epochs": 5},
 }
@@ -79,6 +81,9 @@ def test_reweight_generate_and_morph_extrapolate_a_mistuned_simulation_into_the_
     # Generate: the CR flow sampled at those conditions, inside the corner, with the reweighted met
     samples = read_table(results / "models/generate/w00/inj0_seed1.h5", "samples")
     assert len(samples) == 4 * len(data_sr) and (samples["ht"] >= 2.4).all() and (samples["met"] >= 0.15).all()
+    # each sample's ht and met are one reweighted simulated SR event's (the flow saw only its ht)
+    drawn = samples[["ht", "met"]].merge(pool[["ht", "met"]].drop_duplicates(), how="left", indicator=True)
+    assert (drawn["_merge"] == "both").all()
     assert abs(_weighted_mean(samples, "met") - _weighted_mean(data_sr, "met")) < 0.3 * raw_gap
     assert read_attrs(results / "models/generate/w00/inj0_seed1.h5")["cr_closure_auc"] < 0.6
     # Morph: FETA's morphed SR simulation times w(m); Reweight: SALAD's weights on the features and the context
