@@ -20,7 +20,10 @@ Two kinds:
   statistical and ensemble errors cover how much the template would move with another training, not how far the
   extrapolation itself is off (a mistuned simulation reweighted, a flow applied past where it was trained). It
   assumes the extrapolation is as far off in the SR as one step before it, which holds for Reweight and not for
-  the flows of Morph and Generate, whose bias grows with the distance (docs/benchmarks.md, the calibration).
+  flows conditioned on met, whose bias grows with the distance extrapolated (docs/benchmarks.md, the calibration).
+  ``windows.condition`` names the context columns the density models are conditioned on (all by default): a
+  column the features depend on only through the others (met, given ht, for QCD) left out, the flows interpolate
+  in the rest instead of extrapolating into the corner, and the VR tests that assumption.
 
 Every event of a region has a code (``REGION_*``) in the column ``region``: stages downstream read that column,
 never the edges. Folds are assigned once per pseudo-dataset, so an event has the same fold in every region, and
