@@ -429,7 +429,9 @@ def feature_histograms(samples: list[tuple[pd.DataFrame, str]], features: list[s
     axes = np.atleast_1d(axes)
     for ax, feature in zip(axes, features):
         bins = np.linspace(*np.quantile(samples[0][0][feature], [0.005, 0.995]), 40)
-        for events, label in samples:
+        # a sample without the column (CATHODE's template lacks a context column its flow is not conditioned on,
+        # windows.condition) is left out of that panel
+        for events, label in [(e, lab) for e, lab in samples if feature in e]:
             ax.hist(events[feature], bins, density=True, histtype="step", label=label, weights=weights_of(events))
         ax.set_xlabel(xlabel.format(feature))
     axes[0].legend(fontsize=7)
